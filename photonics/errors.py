@@ -1,0 +1,224 @@
+"""The error model of a fabricated mesh and its detectors.
+
+:class:`ErrorModel` holds the *statistics* (standard deviations, losses, bit depths).
+:meth:`ErrorModel.sample` draws one device's *static* errors (:class:`DeviceErrors`): a
+splitting error per coupler, an amplitude transmission per arm, a static offset per phase
+shifter. Dynamic errors (tap detector noise, I/O generation and readout error) are drawn
+where a measurement happens, from a generator the caller passes in
+(:func:`read_tap_powers`, :func:`perturb_io`).
+
+Units: splitting error and phase errors in radians, losses in dB (power), amplitudes scale
+as ``10**(-dB/20)``. Idle waveguide positions (a mode with no MZI in a column) are lossless.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from .layout import MeshLayout
+
+TWO_PI = 2.0 * np.pi
+
+
+@dataclass(frozen=True)
+class ErrorModel:
+    """Statistics of fabrication errors and measurement noise.
+
+    Args:
+        bs_error: std of the coupler splitting error ``e`` (rad), drawn per coupler;
+            ``B(e)`` splits power ``sin^2(pi/4 + e) : cos^2(pi/4 + e)``.
+        loss_db: insertion loss per MZI (dB), applied to both internal arms.
+        loss_imbalance_db: scale (dB) of the extra loss of each internal arm, drawn per arm
+            as ``loss_imbalance_db * |n|`` (half-normal, so no arm has gain).
+        phase_error: std of the static offset of every phase shifter (rad).
+        crosstalk: thermal crosstalk coefficient kappa: a shifter set to ``p`` also shifts
+            each neighbouring shifter in its column by ``kappa * p``.
+        dac_bits: phase-DAC resolution; every written phase is rounded to a multiple of
+            ``2 pi / 2**dac_bits``. ``None`` is a continuous DAC.
+        tap_noise: relative tap-detector noise ``s``: a reading of power ``p`` is
+            ``p + s sqrt(p) n``.
+        io_amp_error: std ``s_a`` of the amplitude error ``(1 + s_a n)`` of every generated
+            and every read complex amplitude.
+        io_phase_error: std ``s_phi`` (rad) of the phase error ``exp(i s_phi n)`` of every
+            generated and every read complex amplitude.
+        tap_fraction: share of power a grating tap removes from its arm (0 = ideal taps).
+    """
+
+    bs_error: float = 0.0
+    loss_db: float = 0.0
+    loss_imbalance_db: float = 0.0
+    phase_error: float = 0.0
+    crosstalk: float = 0.0
+    dac_bits: int | None = None
+    tap_noise: float = 0.0
+    io_amp_error: float = 0.0
+    io_phase_error: float = 0.0
+    tap_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "dac_bits":
+                if value is None:
+                    continue
+                if isinstance(value, bool) or int(value) != value or not 1 <= value <= 32:
+                    raise ValueError(f"dac_bits must be an integer in 1..32 or None, got {value!r}")
+                object.__setattr__(self, f.name, int(value))
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+                raise ValueError(f"{f.name} must be a real number, got {value!r}")
+            if not math.isfinite(value):
+                raise ValueError(f"{f.name} must be finite, got {value!r}")
+            if value < 0:
+                raise ValueError(f"{f.name} must be >= 0, got {value!r}")
+            object.__setattr__(self, f.name, float(value))
+        if self.tap_fraction >= 1:
+            raise ValueError(f"tap_fraction must be < 1, got {self.tap_fraction!r}")
+
+    @property
+    def is_ideal(self) -> bool:
+        """True when the model has no error and no noise at all."""
+        return all(getattr(self, f.name) in (0.0, None) for f in fields(self))
+
+    def without_noise(self) -> "ErrorModel":
+        """The same static device errors with ideal detectors and I/O."""
+        return replace(self, tap_noise=0.0, io_amp_error=0.0, io_phase_error=0.0)
+
+    def sample(self, layout: MeshLayout, rng: np.random.Generator, n_outputs: int | None = None) -> "DeviceErrors":
+        """Draw the static errors of one device with this layout.
+
+        The draw order is fixed (couplers, arms, phase offsets) and every array is drawn even
+        when its std is 0, so changing one parameter never reshuffles the others' draws.
+        """
+        m = layout.n_mzis
+        n = layout.n_ports if n_outputs is None else n_outputs
+        bs = rng.standard_normal((2, m)) * self.bs_error
+        extra = np.abs(rng.standard_normal((2, m))) * self.loss_imbalance_db
+        arm_db = self.loss_db + extra
+        offsets = rng.standard_normal((2, m)) * self.phase_error
+        gamma_offset = rng.standard_normal(n) * self.phase_error
+        tap_amp = math.sqrt(1.0 - self.tap_fraction)
+        return DeviceErrors(
+            bs1=bs[0],
+            bs2=bs[1],
+            arm_top=10.0 ** (-arm_db[0] / 20.0) * tap_amp,
+            arm_bottom=10.0 ** (-arm_db[1] / 20.0),
+            arm_input=np.full(m, tap_amp),
+            theta_offset=offsets[0],
+            phi_offset=offsets[1],
+            gamma_offset=gamma_offset,
+            model=self,
+            neighbour_pairs=layout.neighbours(),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class DeviceErrors:
+    """Static errors of one sampled device (arrays over MZIs, or over ports for ``gamma``).
+
+    ``arm_top`` / ``arm_bottom`` are amplitude transmissions of the internal arms (insertion
+    loss, imbalance and the theta tap), ``arm_input`` of the top input arm (the phi tap).
+    Arrays may carry a leading device axis (an ensemble of devices).
+    """
+
+    bs1: np.ndarray
+    bs2: np.ndarray
+    arm_top: np.ndarray
+    arm_bottom: np.ndarray
+    arm_input: np.ndarray
+    theta_offset: np.ndarray
+    phi_offset: np.ndarray
+    gamma_offset: np.ndarray
+    model: ErrorModel
+    neighbour_pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+
+    @staticmethod
+    def ideal(layout: MeshLayout) -> "DeviceErrors":
+        """An error-free device."""
+        m, n = layout.n_mzis, layout.n_ports
+        z, one = np.zeros(m), np.ones(m)
+        return DeviceErrors(z, z, one, one, one, z, z, np.zeros(n), ErrorModel(), layout.neighbours())
+
+    @staticmethod
+    def stack(devices: list["DeviceErrors"]) -> "DeviceErrors":
+        """An ensemble: the devices' arrays stacked on a leading axis (same model)."""
+        model = devices[0].model
+        arrays = {
+            f.name: np.stack([getattr(d, f.name) for d in devices])
+            for f in fields(DeviceErrors)
+            if f.name not in ("model", "neighbour_pairs")
+        }
+        return DeviceErrors(**arrays, model=model, neighbour_pairs=devices[0].neighbour_pairs)
+
+    @property
+    def n_devices(self) -> int | None:
+        """Size of the leading device axis, or ``None`` for a single device."""
+        return None if self.bs1.ndim == 1 else self.bs1.shape[0]
+
+    def program(self, theta, phi, gamma=None):
+        """Write programmed phases to the device; return the phases it actually holds.
+
+        Order of effects, as on a chip: DAC quantisation of each written value, thermal
+        crosstalk between neighbouring heaters, then the static offset of each shifter.
+        """
+        return program_phases(self, theta, phi, gamma)
+
+
+def quantize_phase(phase: np.ndarray, dac_bits: int | None) -> np.ndarray:
+    """Round phases to the DAC grid ``2 pi / 2**dac_bits`` (identity when ``None``)."""
+    if dac_bits is None:
+        return phase
+    step = TWO_PI / (1 << dac_bits)
+    return np.round(np.asarray(phase) / step) * step
+
+
+def apply_crosstalk(phase: np.ndarray, pairs: np.ndarray, kappa: float) -> np.ndarray:
+    """``phase_j + kappa * sum_{i neighbour of j} phase_i`` over the last axis.
+
+    ``pairs`` holds (i, i+1) index pairs of neighbouring heaters; within each side of the
+    pairs no index repeats, so two fancy-indexed additions are exact.
+    """
+    if kappa == 0 or pairs.size == 0:
+        return phase
+    out = np.array(phase, dtype=float, copy=True)
+    i, j = pairs[:, 0], pairs[:, 1]
+    out[..., i] += kappa * phase[..., j]
+    out[..., j] += kappa * phase[..., i]
+    return out
+
+
+def program_phases(errors: DeviceErrors | None, theta, phi, gamma=None):
+    """Programmed phases -> actual phases of a device (see :meth:`DeviceErrors.program`)."""
+    theta = np.asarray(theta, dtype=float)
+    phi = np.asarray(phi, dtype=float)
+    if errors is None:
+        return theta, phi, None if gamma is None else np.asarray(gamma, dtype=float)
+    model = errors.model
+    theta = quantize_phase(theta, model.dac_bits)
+    phi = quantize_phase(phi, model.dac_bits)
+    theta = apply_crosstalk(theta, errors.neighbour_pairs, model.crosstalk)
+    phi = apply_crosstalk(phi, errors.neighbour_pairs, model.crosstalk)
+    theta = theta + errors.theta_offset
+    phi = phi + errors.phi_offset
+    if gamma is not None:
+        gamma = quantize_phase(np.asarray(gamma, dtype=float), model.dac_bits) + errors.gamma_offset
+    return theta, phi, gamma
+
+
+def read_tap_powers(power: np.ndarray, tap_noise: float, rng: np.random.Generator | None) -> np.ndarray:
+    """What a tap detector reads for true power ``p``: ``p + s sqrt(p) n``, n ~ N(0, 1)."""
+    if tap_noise == 0 or rng is None:
+        return power
+    return power + tap_noise * np.sqrt(power) * rng.standard_normal(power.shape)
+
+
+def perturb_io(field: np.ndarray, model: ErrorModel, rng: np.random.Generator | None) -> np.ndarray:
+    """Generation or readout of complex amplitudes: ``x (1 + s_a n1) exp(i s_phi n2)``."""
+    if rng is None or (model.io_amp_error == 0 and model.io_phase_error == 0):
+        return field
+    amp = 1.0 + model.io_amp_error * rng.standard_normal(field.shape)
+    phase = model.io_phase_error * rng.standard_normal(field.shape)
+    return field * amp * np.exp(1j * phase)

@@ -1,0 +1,285 @@
+"""What a mesh *does*: propagation kernels, transfer matrices, tap fields and the adjoint gradient.
+
+Conventions (DESIGN.md section 2). Fields are complex batches of shape ``(batch, ports)``;
+an ensemble of devices adds a leading axis to phases, error arrays and fields. One MZI on
+modes ``(k, k+1)`` with splitting errors ``e1, e2``, arm amplitudes ``a_in, a_top,
+a_bottom`` and actual phases ``theta, phi`` is
+
+    T = B(e2) diag(a_top e^{i theta}, a_bottom) B(e1) diag(a_in e^{i phi}, 1),
+    B(e) = [[cos(pi/4 + e), i sin(pi/4 + e)], [i sin(pi/4 + e), cos(pi/4 + e)]],
+
+and an optional output phase screen multiplies port ``k`` by ``e^{i gamma_k}``.
+``y = U x`` for a column vector, so a batch propagates as ``Y = X @ U.T``.
+
+Backward propagation is reciprocal: light launched from the output side meets the
+*transpose* of every element in reverse order, so a batch ``G`` comes out as ``G @ U``.
+
+Tap monitors sit next to every phase shifter: the phi tap on the top input arm right after
+the phi shifter, the theta tap on the top internal arm right after the theta shifter
+(before the arm's lumped loss), the gamma tap right after the output screen. A tap field is
+the field at that point; the forward and backward tap fields give the gradient
+
+    dL/d eta = -Im(x_eta * x_adj_eta),
+
+with ``x_adj`` launched at the output as ``g = 2 dL/dy`` (Wirtinger).
+
+Internally fields are stored mode-major, ``(..., ports, batch)``, so that every MZI column
+updates contiguous rows.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import DeviceErrors, program_phases
+from .layout import MeshLayout
+
+QUARTER_PI = np.pi / 4
+
+
+class TapFields(NamedTuple):
+    """Fields at every tap, each of shape ``(..., batch, shifters)``.
+
+    ``theta`` and ``phi`` have one entry per MZI (flat parameter order), ``gamma`` one per
+    output port (``None`` without an output phase screen).
+    """
+
+    theta: np.ndarray
+    phi: np.ndarray
+    gamma: np.ndarray | None
+
+
+class _MZIElements(NamedTuple):
+    """Per-MZI factors of ``T`` (arrays over MZIs, maybe with a device axis)."""
+
+    phase_in: np.ndarray  # a_in e^{i phi}
+    phase_top: np.ndarray  # e^{i theta}
+    c1: np.ndarray
+    s1: np.ndarray
+    c2: np.ndarray
+    s2: np.ndarray
+    a_in: np.ndarray
+    a_top: np.ndarray
+    a_bottom: np.ndarray
+    e_phi: np.ndarray  # e^{i phi}
+
+
+def _elements(theta, phi, errors: DeviceErrors | None) -> _MZIElements:
+    e_phi = np.exp(1j * phi)
+    e_theta = np.exp(1j * theta)
+    if errors is None:
+        ones = np.ones(np.shape(theta))
+        c = np.full(np.shape(theta), np.cos(QUARTER_PI))
+        return _MZIElements(e_phi, e_theta, c, c, c, c, ones, ones, ones, e_phi)
+    return _MZIElements(
+        phase_in=errors.arm_input * e_phi,
+        phase_top=e_theta,
+        c1=np.cos(QUARTER_PI + errors.bs1),
+        s1=np.sin(QUARTER_PI + errors.bs1),
+        c2=np.cos(QUARTER_PI + errors.bs2),
+        s2=np.sin(QUARTER_PI + errors.bs2),
+        a_in=errors.arm_input,
+        a_top=errors.arm_top,
+        a_bottom=errors.arm_bottom,
+        e_phi=e_phi,
+    )
+
+
+def mzi_blocks(theta, phi, errors: DeviceErrors | None = None):
+    """The 2x2 transfer blocks ``(t11, t12, t21, t22)`` of every MZI (actual phases).
+
+    With ``p = a_in e^{i phi}``, ``q = a_top e^{i theta}``, ``b = a_bottom``:
+    ``t11 = p (c2 c1 q - s2 s1 b)``, ``t12 = i (c2 s1 q + s2 c1 b)``,
+    ``t21 = i p (s2 c1 q + c2 s1 b)``, ``t22 = c2 c1 b - s2 s1 q``.
+    """
+    el = _elements(theta, phi, errors)
+    q = el.a_top * el.phase_top
+    b = el.a_bottom
+    p = el.phase_in
+    t11 = p * (el.c2 * el.c1 * q - el.s2 * el.s1 * b)
+    t12 = 1j * (el.c2 * el.s1 * q + el.s2 * el.c1 * b)
+    t21 = 1j * p * (el.s2 * el.c1 * q + el.c2 * el.s1 * b)
+    t22 = el.c2 * el.c1 * b - el.s2 * el.s1 * q
+    return t11, t12, t21, t22
+
+
+def _col(arr: np.ndarray, layout: MeshLayout, c: int) -> np.ndarray:
+    """Column ``c`` of a per-MZI array, shaped to broadcast over mode-major fields."""
+    return arr[..., layout.column_range(c), None]
+
+
+def _actual(layout, theta, phi, errors, gamma):
+    theta = np.asarray(theta, dtype=float)
+    phi = np.asarray(phi, dtype=float)
+    if theta.shape[-1] != layout.n_mzis or phi.shape[-1] != layout.n_mzis:
+        raise ValueError(
+            f"theta and phi need {layout.n_mzis} entries for {layout!r}, got {theta.shape[-1]} and {phi.shape[-1]}"
+        )
+    if gamma is not None and np.shape(gamma)[-1] != layout.n_ports:
+        raise ValueError(f"gamma needs {layout.n_ports} entries, got {np.shape(gamma)[-1]}")
+    return program_phases(errors, theta, phi, gamma)
+
+
+def _to_mode_major(x: np.ndarray, n_ports: int) -> np.ndarray:
+    x = np.asarray(x)
+    if x.ndim < 2 or x.shape[-1] != n_ports:
+        raise ValueError(f"fields must have shape (..., batch, {n_ports}), got {x.shape}")
+    return np.ascontiguousarray(np.swapaxes(x, -1, -2), dtype=complex)
+
+
+def _run_blocks(layout: MeshLayout, blocks, xt: np.ndarray, backward: bool) -> None:
+    """Apply all columns in place to mode-major fields ``xt`` (transposed blocks if backward)."""
+    t11, t12, t21, t22 = blocks
+    if backward:
+        t12, t21 = t21, t12
+    order = range(layout.depth - 1, -1, -1) if backward else range(layout.depth)
+    for c in order:
+        top, bot = layout.column_modes(c)
+        a = xt[..., top, :]
+        b = xt[..., bot, :]
+        new_top = _col(t11, layout, c) * a + _col(t12, layout, c) * b
+        xt[..., bot, :] = _col(t21, layout, c) * a + _col(t22, layout, c) * b
+        xt[..., top, :] = new_top
+
+
+def transfer_matrix(layout: MeshLayout, theta, phi, errors: DeviceErrors | None = None, gamma=None) -> np.ndarray:
+    """Transfer matrix ``U`` (``y = U x``) of the device with programmed phases.
+
+    Built by pushing the identity through the columns (``O(depth N^2)``). With ensemble
+    inputs the result has shape ``(devices, N, N)``.
+    """
+    theta, phi, gamma = _actual(layout, theta, phi, errors, gamma)
+    n = layout.n_ports
+    lead = np.broadcast_shapes(theta.shape[:-1], phi.shape[:-1])
+    # Mode-major identity: row = mode, column = launched basis vector; it becomes U itself.
+    u = np.broadcast_to(np.eye(n, dtype=complex), lead + (n, n)).copy()
+    _run_blocks(layout, mzi_blocks(theta, phi, errors), u, backward=False)
+    if gamma is not None:
+        u *= np.exp(1j * gamma)[..., :, None]
+    return u
+
+
+def propagate(
+    layout: MeshLayout,
+    theta,
+    phi,
+    x,
+    errors: DeviceErrors | None = None,
+    gamma=None,
+    backward: bool = False,
+    taps: bool = False,
+):
+    """Propagate a batch of fields ``x`` (shape ``(..., B, N)``) through the device.
+
+    Forward returns ``x @ U.T``; ``backward=True`` launches from the output side through the
+    transposed elements and returns ``x @ U``. With ``taps=True`` returns ``(out, TapFields)``
+    with the field at every phase shifter.
+    """
+    if not taps:
+        x = np.asarray(x)
+        if x.shape[-2] >= layout.n_ports:
+            u = transfer_matrix(layout, theta, phi, errors, gamma)
+            return x @ u if backward else x @ np.swapaxes(u, -1, -2)
+        theta, phi, gamma = _actual(layout, theta, phi, errors, gamma)
+        xt = _to_mode_major(x, layout.n_ports)
+        if backward and gamma is not None:
+            xt *= np.exp(1j * gamma)[..., :, None]
+        _run_blocks(layout, mzi_blocks(theta, phi, errors), xt, backward)
+        if not backward and gamma is not None:
+            xt *= np.exp(1j * gamma)[..., :, None]
+        return np.swapaxes(xt, -1, -2)
+    theta, phi, gamma = _actual(layout, theta, phi, errors, gamma)
+    return _propagate_taps(layout, theta, phi, x, errors, gamma, backward)
+
+
+def _propagate_taps(layout, theta, phi, x, errors, gamma, backward):
+    """Per-sample field propagation that records the field at every tap (actual phases)."""
+    el = _elements(theta, phi, errors)
+    xt = _to_mode_major(x, layout.n_ports)
+    lead = xt.shape[:-2]
+    batch = xt.shape[-1]
+    m = layout.n_mzis
+    tap_theta = np.empty(lead + (m, batch), dtype=complex)
+    tap_phi = np.empty(lead + (m, batch), dtype=complex)
+    tap_gamma = None
+    if backward:
+        if gamma is not None:
+            tap_gamma = xt.copy()
+            xt *= np.exp(1j * gamma)[..., :, None]
+        for c in range(layout.depth - 1, -1, -1):
+            top, bot = layout.column_modes(c)
+            rng_c = layout.column_range(c)
+            col = lambda arr: _col(arr, layout, c)  # noqa: E731
+            a = xt[..., top, :]
+            b = xt[..., bot, :]
+            c1, s1, c2, s2 = col(el.c1), col(el.s1), col(el.c2), col(el.s2)
+            u = c2 * a + 1j * s2 * b
+            v = 1j * s2 * a + c2 * b
+            t_theta = col(el.a_top) * u
+            tap_theta[..., rng_c, :] = t_theta
+            u = col(el.phase_top) * t_theta
+            v = col(el.a_bottom) * v
+            a1 = c1 * u + 1j * s1 * v
+            xt[..., bot, :] = 1j * s1 * u + c1 * v
+            t_phi = col(el.a_in) * a1
+            tap_phi[..., rng_c, :] = t_phi
+            xt[..., top, :] = col(el.e_phi) * t_phi
+    else:
+        for c in range(layout.depth):
+            top, bot = layout.column_modes(c)
+            rng_c = layout.column_range(c)
+            col = lambda arr: _col(arr, layout, c)  # noqa: E731
+            a = xt[..., top, :]
+            b = xt[..., bot, :]
+            c1, s1, c2, s2 = col(el.c1), col(el.s1), col(el.c2), col(el.s2)
+            t_phi = col(el.e_phi) * a
+            tap_phi[..., rng_c, :] = t_phi
+            a1 = col(el.a_in) * t_phi
+            u = c1 * a1 + 1j * s1 * b
+            v = 1j * s1 * a1 + c1 * b
+            t_theta = col(el.phase_top) * u
+            tap_theta[..., rng_c, :] = t_theta
+            u = col(el.a_top) * t_theta
+            v = col(el.a_bottom) * v
+            xt[..., top, :] = c2 * u + 1j * s2 * v
+            xt[..., bot, :] = 1j * s2 * u + c2 * v
+        if gamma is not None:
+            xt *= np.exp(1j * gamma)[..., :, None]
+            tap_gamma = xt.copy()
+    out = np.swapaxes(xt, -1, -2)
+    sw = lambda t: None if t is None else np.swapaxes(t, -1, -2)  # noqa: E731
+    return out, TapFields(sw(tap_theta), sw(tap_phi), sw(tap_gamma))
+
+
+def ideal_gradient(layout: MeshLayout, theta, phi, x, x_adj, errors: DeviceErrors | None = None, gamma=None):
+    """Exact gradient of a real loss with respect to every actual phase, summed over the batch.
+
+    ``x`` is the input batch ``(..., B, N)`` and ``x_adj`` the adjoint field launched at the
+    output, ``g = 2 dL/dy`` (shape ``(..., B, N)``). Returns ``(d_theta, d_phi)``, plus
+    ``d_gamma`` when ``gamma`` is given, from ``dL/d eta = -Im(sum_b x_eta x_adj_eta)``.
+
+    The batch enters only through ``C = X^T G`` (one BLAS call, ``N x N``): the summed
+    product of tap fields equals ``sum_j (P C)_{eta j} Q_{eta j}``, where ``P`` maps inputs
+    and ``Q`` output launches to a tap. So ``N`` columns of ``C`` go forward and ``N`` basis
+    vectors go backward, whatever the batch size. Small batches use their own fields.
+    """
+    x = np.asarray(x, dtype=complex)
+    x_adj = np.asarray(x_adj, dtype=complex)
+    n = layout.n_ports
+    theta, phi, gamma = _actual(layout, theta, phi, errors, gamma)
+    if x.shape[-2] > n:
+        corr = np.swapaxes(x, -1, -2) @ x_adj  # C[i, j] = sum_b x_bi g_bj
+        probes = np.swapaxes(corr, -1, -2)  # rows: columns of C
+        basis = np.broadcast_to(np.eye(n, dtype=complex), corr.shape)
+        _, fwd = _propagate_taps(layout, theta, phi, probes, errors, gamma, backward=False)
+        _, bwd = _propagate_taps(layout, theta, phi, basis, errors, gamma, backward=True)
+    else:
+        _, fwd = _propagate_taps(layout, theta, phi, x, errors, gamma, backward=False)
+        _, bwd = _propagate_taps(layout, theta, phi, x_adj, errors, gamma, backward=True)
+    d_theta = -np.imag(np.sum(fwd.theta * bwd.theta, axis=-2))
+    d_phi = -np.imag(np.sum(fwd.phi * bwd.phi, axis=-2))
+    if gamma is None:
+        return d_theta, d_phi
+    return d_theta, d_phi, -np.imag(np.sum(fwd.gamma * bwd.gamma, axis=-2))
