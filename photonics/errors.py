@@ -208,17 +208,33 @@ def program_phases(errors: DeviceErrors | None, theta, phi, gamma=None):
     return theta, phi, gamma
 
 
-def read_tap_powers(power: np.ndarray, tap_noise: float, rng: np.random.Generator | None) -> np.ndarray:
-    """What a tap detector reads for true power ``p``: ``p + s sqrt(p) n``, n ~ N(0, 1)."""
+def standard_normal(rng, shape: tuple[int, ...]) -> np.ndarray:
+    """Standard normal draws of ``shape`` from one generator, or from one per device.
+
+    With a sequence of generators (a device ensemble), device ``k`` draws ``shape[1:]`` from
+    its own generator, so an ensemble draws exactly what its devices would draw one by one.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng.standard_normal(shape)
+    if len(rng) != shape[0]:
+        raise ValueError(f"{len(rng)} generators for a device axis of {shape[0]}")
+    return np.stack([r.standard_normal(shape[1:]) for r in rng])
+
+
+def read_tap_powers(power: np.ndarray, tap_noise: float, rng) -> np.ndarray:
+    """What a tap detector reads for true power ``p``: ``p + s sqrt(p) n``, n ~ N(0, 1).
+
+    ``p`` is in units of the launch power (vectors are generated at unit power).
+    """
     if tap_noise == 0 or rng is None:
         return power
-    return power + tap_noise * np.sqrt(power) * rng.standard_normal(power.shape)
+    return power + tap_noise * np.sqrt(power) * standard_normal(rng, power.shape)
 
 
-def perturb_io(field: np.ndarray, model: ErrorModel, rng: np.random.Generator | None) -> np.ndarray:
+def perturb_io(field: np.ndarray, model: ErrorModel, rng) -> np.ndarray:
     """Generation or readout of complex amplitudes: ``x (1 + s_a n1) exp(i s_phi n2)``."""
     if rng is None or (model.io_amp_error == 0 and model.io_phase_error == 0):
         return field
-    amp = 1.0 + model.io_amp_error * rng.standard_normal(field.shape)
-    phase = model.io_phase_error * rng.standard_normal(field.shape)
+    amp = 1.0 + model.io_amp_error * standard_normal(rng, field.shape)
+    phase = model.io_phase_error * standard_normal(rng, field.shape)
     return field * amp * np.exp(1j * phase)

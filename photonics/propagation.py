@@ -126,7 +126,9 @@ def _to_mode_major(x: np.ndarray, n_ports: int) -> np.ndarray:
     x = np.asarray(x)
     if x.ndim < 2 or x.shape[-1] != n_ports:
         raise ValueError(f"fields must have shape (..., batch, {n_ports}), got {x.shape}")
-    return np.ascontiguousarray(np.swapaxes(x, -1, -2), dtype=complex)
+    # Always a fresh array: the kernels update it in place, and a caller's (B, N) array that
+    # is itself a transposed view would otherwise be overwritten.
+    return np.array(np.swapaxes(x, -1, -2), dtype=complex, order="C", copy=True)
 
 
 def _run_blocks(layout: MeshLayout, blocks, xt: np.ndarray, backward: bool) -> None:

@@ -243,3 +243,14 @@ def test_bad_shapes_are_named(rng):
         transfer_matrix(lay, np.zeros(5), np.zeros(5))
     with pytest.raises(ValueError, match="shape"):
         propagate(lay, np.zeros(6), np.zeros(6), np.zeros((3, 5)), taps=True)
+
+
+@pytest.mark.parametrize("taps", [False, True])
+def test_propagate_never_writes_into_its_input(taps, rng):
+    lay = rectangular(6)
+    theta, phi = init_phases(lay, rng)
+    x = np.asfortranarray(random_fields(rng, 4, 6))  # a transposed view is C-contiguous
+    kept = x.copy()
+    propagate(lay, theta, phi, x, taps=taps)
+    propagate(lay, theta, phi, x, backward=True, taps=taps)
+    np.testing.assert_array_equal(x, kept)

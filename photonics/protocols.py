@@ -1,0 +1,201 @@
+"""Simulated in situ gradient measurements (Pai et al. 2023; Hughes et al. 2018).
+
+Every gradient here is computed from fields that were actually propagated through the
+erroneous device and read through modelled detectors, never from the adjoint formula:
+
+* **forward pass**: generate ``x`` (at unit power, rescaled by its stored norm), record the
+  tap powers ``p``, read the output amplitudes ``y``;
+* **adjoint pass**: generate the adjoint seed ``g`` from the output side, record ``p_adj``,
+  read ``x_adj`` at the input ports;
+* **sum pass**: generate ``x - i conj(x_adj)`` from the input side, record ``p_sum``.
+
+Protocols:
+
+* ``three_pass`` (digital subtraction): ``dL/d eta = (p_sum - p - p_adj) / 2``, each example
+  measured on its own and the results summed digitally;
+* ``analog`` (toggle): launch ``x - i e^{i zeta} conj(x_adj)`` for ``zeta = 0, pi``;
+  ``dL/d eta = (p(0) - p(pi)) / 4``. The photocurrents of a batch are integrated, so every
+  example shares one launch scale ``d`` (the largest norm in the batch) and the tap noise
+  of the integrated reading is that of the summed power;
+* ``ideal``: the exact gradient of the device (what an oracle would measure).
+
+For a lossless device the sum pass reproduces ``conj`` of the backward field at every tap,
+so both protocols equal ``-Im(x x_adj)`` exactly; loss imbalance, I/O error and tap noise
+make them deviate, by amounts that come out of this simulation.
+
+Tap powers are in units of the launch power: a tap reading ``p`` carries detector noise
+``s sqrt(p) n`` before it is rescaled by the launch norm squared.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import DeviceErrors, ErrorModel, perturb_io, read_tap_powers, standard_normal
+from .network import (
+    PhotonicNetwork,
+    exact_gradient,
+    loss_and_seed,
+    nonlinearity,
+    nonlinearity_adjoint,
+)
+from .propagation import propagate
+
+PROTOCOLS = ("three_pass", "analog", "ideal")
+_IDEAL_MODEL = ErrorModel()
+
+
+class PassReadout(NamedTuple):
+    """What one pass of light through a mesh gives the controller.
+
+    ``field``: amplitudes read at the far side (after readout error), in true units.
+    ``tap_powers``: tap readings ``(..., B, 2M)`` (theta taps then phi taps), or ``None``.
+    """
+
+    field: np.ndarray
+    tap_powers: np.ndarray | None
+
+
+def _model(dev: DeviceErrors | None) -> ErrorModel:
+    return _IDEAL_MODEL if dev is None else dev.model
+
+
+def _unit_launch(v: np.ndarray, scale: np.ndarray | None = None):
+    """Split launch vectors into unit-power vectors and their norms (or a common scale)."""
+    norm = np.linalg.norm(v, axis=-1, keepdims=True) if scale is None else scale
+    unit = np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
+    return unit, norm
+
+
+def tap_powers(taps) -> np.ndarray:
+    """``|x|^2`` at every theta and phi tap, concatenated to ``(..., B, 2M)``."""
+    return np.concatenate([np.abs(taps.theta) ** 2, np.abs(taps.phi) ** 2], axis=-1)
+
+
+def _pass(layout, theta, phi, v, dev, rng, backward, record_taps, scale=None, integrate=False):
+    """Launch ``v`` (generation error), propagate, read taps (noise) and far-side field."""
+    model = _model(dev)
+    unit, norm = _unit_launch(v, scale)
+    launched = perturb_io(unit, model, rng)
+    if record_taps:
+        out, taps = propagate(layout, theta, phi, launched, dev, backward=backward, taps=True)
+        power = tap_powers(taps)
+        if integrate:
+            # Integrated photocurrent of the whole batch (common launch scale): independent
+            # per-example noise sums to variance s^2 * sum(p), the noise of the summed power.
+            total = power.sum(axis=-2)
+            readings = read_tap_powers(total, model.tap_noise, rng) * norm[..., 0, :] ** 2
+        else:
+            readings = read_tap_powers(power, model.tap_noise, rng) * norm**2
+    else:
+        out = propagate(layout, theta, phi, launched, dev, backward=backward)
+        readings = None
+    field = perturb_io(out, model, rng) * norm
+    return PassReadout(field, readings)
+
+
+def forward_pass(layout, theta, phi, x, dev=None, rng=None, record_taps=True) -> PassReadout:
+    """Forward pass: launch ``x`` from the input side; read taps ``p`` and output ``y``."""
+    return _pass(layout, theta, phi, x, dev, rng, backward=False, record_taps=record_taps)
+
+
+def adjoint_pass(layout, theta, phi, g, dev=None, rng=None, record_taps=True) -> PassReadout:
+    """Adjoint pass: launch ``g`` from the output side; read taps ``p_adj`` and ``x_adj``."""
+    return _pass(layout, theta, phi, g, dev, rng, backward=True, record_taps=record_taps)
+
+
+def sum_pass(layout, theta, phi, x, x_adj, dev=None, rng=None, zeta: float = 0.0, scale=None, integrate=False):
+    """Sum pass: launch ``x - i e^{i zeta} conj(x_adj)`` from the input side; tap readings."""
+    w = x - 1j * np.exp(1j * zeta) * np.conj(x_adj)
+    return _pass(layout, theta, phi, w, dev, rng, backward=False, record_taps=True, scale=scale, integrate=integrate).tap_powers
+
+
+def three_pass_gradient(p: np.ndarray, p_adj: np.ndarray, p_sum: np.ndarray) -> np.ndarray:
+    """Digital subtraction, summed over the batch: ``sum_b (p_sum - p - p_adj) / 2``."""
+    return 0.5 * np.sum(p_sum - p - p_adj, axis=-2)
+
+
+def analog_gradient(p_plus: np.ndarray, p_minus: np.ndarray) -> np.ndarray:
+    """Analog toggle on integrated readings: ``(p(0) - p(pi)) / 4``."""
+    return 0.25 * (p_plus - p_minus)
+
+
+def analog_scale(x: np.ndarray, x_adj: np.ndarray) -> np.ndarray:
+    """Common launch scale of a batch: the largest norm of ``x -+ i conj(x_adj)`` in it."""
+    w_plus = x - 1j * np.conj(x_adj)
+    w_minus = x + 1j * np.conj(x_adj)
+    norms = np.maximum(np.linalg.norm(w_plus, axis=-1), np.linalg.norm(w_minus, axis=-1))
+    return norms.max(axis=-1)[..., None, None]
+
+
+class MeasuredGradient(NamedTuple):
+    """Result of one gradient measurement of a network on a device."""
+
+    loss: np.ndarray  # batch-mean loss computed from the measured outputs
+    grad: np.ndarray  # flat, like the parameters
+    probs: np.ndarray  # class probabilities from the measured outputs
+
+
+def measure_gradient(
+    net: PhotonicNetwork,
+    params: np.ndarray,
+    x: np.ndarray,
+    labels: np.ndarray,
+    devices=None,
+    protocol: str = "three_pass",
+    rng=None,
+) -> MeasuredGradient:
+    """Measure the gradient of the batch-mean loss of a network on a device, in situ.
+
+    Runs the forward passes layer by layer (the nonlinearity and loss are applied digitally
+    to the read outputs), the adjoint passes from the last layer back, and the sum passes
+    of ``protocol``. ``rng`` (a Generator, or one per device for an ensemble) drives tap
+    noise and I/O error; ``None`` measures noise-free.
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: expected one of {PROTOCOLS}")
+    if protocol == "ideal":
+        loss, grad, probs = exact_gradient(net, params, x, labels, devices)
+        return MeasuredGradient(loss, grad, probs)
+    devs = [None] * net.n_layers if devices is None else devices
+    record = protocol == "three_pass"
+    phases = [net.layer_phases(params, layer) for layer in range(net.n_layers)]
+
+    inputs, outputs, p_fwd = [], [], []
+    current = np.asarray(x, dtype=complex)
+    for layer, lay in enumerate(net.layouts):
+        fwd = forward_pass(lay, *phases[layer], current, devs[layer], rng, record_taps=record)
+        inputs.append(current)
+        outputs.append(fwd.field)
+        p_fwd.append(fwd.tap_powers)
+        current = nonlinearity(fwd.field).astype(complex)
+
+    loss, _, g, probs = loss_and_seed(net, outputs[-1], labels)
+    grads = [None] * net.n_layers
+    for layer in range(net.n_layers - 1, -1, -1):
+        lay, dev = net.layouts[layer], devs[layer]
+        theta, phi = phases[layer]
+        adj = adjoint_pass(lay, theta, phi, g, dev, rng, record_taps=record)
+        x_in = inputs[layer]
+        if protocol == "three_pass":
+            p_sum = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng)
+            flat = three_pass_gradient(p_fwd[layer], adj.tap_powers, p_sum)
+        else:
+            scale = analog_scale(x_in, adj.field)
+            p_plus = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, zeta=0.0, scale=scale, integrate=True)
+            p_minus = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, zeta=np.pi, scale=scale, integrate=True)
+            flat = analog_gradient(p_plus, p_minus)
+        m = lay.n_mzis
+        grads[layer] = (flat[..., :m], flat[..., m:])
+        if layer > 0:
+            g = nonlinearity_adjoint(adj.field, outputs[layer - 1])
+    return MeasuredGradient(loss, net.join(grads), probs)
+
+
+def gradient_error(measured: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """``1 - cos(measured, true)`` over the last axis (0 = perfect direction)."""
+    num = np.sum(measured * true, axis=-1)
+    den = np.linalg.norm(measured, axis=-1) * np.linalg.norm(true, axis=-1)
+    return 1.0 - np.divide(num, den, out=np.zeros_like(num), where=den > 0)
