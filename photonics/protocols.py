@@ -44,6 +44,8 @@ from .network import (
 from .propagation import propagate
 
 PROTOCOLS = ("three_pass", "analog", "ideal")
+# Batches at least this many times the port count use the aggregated-statistics path.
+AGGREGATE_MIN_RATIO = 2
 _IDEAL_MODEL = ErrorModel()
 
 
@@ -74,12 +76,25 @@ def tap_powers(taps) -> np.ndarray:
     return np.concatenate([np.abs(taps.theta) ** 2, np.abs(taps.phi) ** 2], axis=-1)
 
 
-def _pass(layout, theta, phi, v, dev, rng, backward, record_taps, scale=None, integrate=False):
-    """Launch ``v`` (generation error), propagate, read taps (noise) and far-side field."""
+def _pass(layout, theta, phi, v, dev, rng, backward, record_taps, scale=None, integrate=False, aggregate=False):
+    """Launch ``v`` (generation error), propagate, read taps (noise) and far-side field.
+
+    ``integrate``: the tap readings of the batch are one integrated photocurrent per tap
+    (analog protocol) instead of one reading per example. ``aggregate``: compute the summed
+    tap readings from the batch's second-moment matrix instead of per-example fields (see
+    :func:`_aggregated_tap_sums`); the readings then carry a batch axis of length 1.
+    """
     model = _model(dev)
     unit, norm = _unit_launch(v, scale)
     launched = perturb_io(unit, model, rng)
-    if record_taps:
+    readings = None
+    if record_taps and aggregate:
+        out = propagate(layout, theta, phi, launched, dev, backward=backward)
+        weights = np.broadcast_to(norm**2, launched.shape[:-1] + (1,))
+        total, second = _aggregated_tap_sums(layout, theta, phi, launched, weights, dev, backward, model.tap_noise > 0)
+        readings = _noisy_sum(total, second, model.tap_noise, rng)
+        readings = readings if integrate else readings[..., None, :]
+    elif record_taps:
         out, taps = propagate(layout, theta, phi, launched, dev, backward=backward, taps=True)
         power = tap_powers(taps)
         if integrate:
@@ -91,25 +106,63 @@ def _pass(layout, theta, phi, v, dev, rng, backward, record_taps, scale=None, in
             readings = read_tap_powers(power, model.tap_noise, rng) * norm**2
     else:
         out = propagate(layout, theta, phi, launched, dev, backward=backward)
-        readings = None
     field = perturb_io(out, model, rng) * norm
     return PassReadout(field, readings)
 
 
-def forward_pass(layout, theta, phi, x, dev=None, rng=None, record_taps=True) -> PassReadout:
+def _probes(moment: np.ndarray) -> np.ndarray:
+    """Rows ``w_j`` with ``sum_j w_j w_j^H = moment`` (Hermitian PSD), from its eigenvectors."""
+    values, vectors = np.linalg.eigh(moment)
+    return np.swapaxes(vectors * np.sqrt(np.clip(values, 0.0, None))[..., None, :], -1, -2)
+
+
+def _aggregated_tap_sums(layout, theta, phi, launched, weights, dev, backward, with_second):
+    """Batch sums of tap powers without per-example fields.
+
+    For launched unit vectors ``u_b`` with power weights ``q_b`` (their squared norms), the
+    summed power at a tap with linear map ``a`` is ``sum_b q_b |a u_b|^2 = a C a^H`` with
+    ``C = sum_b q_b u_b u_b^H`` (one BLAS call). Writing ``C = W W^H`` turns the sum into
+    ``sum_j |a w_j|^2``: ``N`` probe vectors through the mesh, whatever the batch size.
+    The noise of per-example readings ``q_b s sqrt(p_b) n_b`` sums to a Gaussian of variance
+    ``s^2 sum_b q_b^2 p_b``, the same construction with weights ``q_b^2``.
+
+    Returns ``(sum_b q_b p_b, sum_b q_b^2 p_b or None)``, each ``(..., 2M)``.
+    """
+    conj = np.conj(launched)
+    moments = [np.swapaxes(launched * weights, -1, -2) @ conj]
+    if with_second:
+        moments.append(np.swapaxes(launched * weights**2, -1, -2) @ conj)
+    probes = np.concatenate([_probes(m) for m in moments], axis=-2)
+    _, taps = propagate(layout, theta, phi, probes, dev, backward=backward, taps=True)
+    power = tap_powers(taps)
+    n = layout.n_ports
+    total = power[..., :n, :].sum(axis=-2)
+    second = power[..., n:, :].sum(axis=-2) if with_second else None
+    return total, second
+
+
+def _noisy_sum(total, second, tap_noise, rng):
+    """Summed readings ``sum q p + s sqrt(sum q^2 p) n`` (exact in distribution)."""
+    if tap_noise == 0 or rng is None:
+        return total
+    return total + tap_noise * np.sqrt(np.clip(second, 0.0, None)) * standard_normal(rng, total.shape)
+
+
+def forward_pass(layout, theta, phi, x, dev=None, rng=None, record_taps=True, aggregate=False) -> PassReadout:
     """Forward pass: launch ``x`` from the input side; read taps ``p`` and output ``y``."""
-    return _pass(layout, theta, phi, x, dev, rng, backward=False, record_taps=record_taps)
+    return _pass(layout, theta, phi, x, dev, rng, False, record_taps, aggregate=aggregate)
 
 
-def adjoint_pass(layout, theta, phi, g, dev=None, rng=None, record_taps=True) -> PassReadout:
+def adjoint_pass(layout, theta, phi, g, dev=None, rng=None, record_taps=True, aggregate=False) -> PassReadout:
     """Adjoint pass: launch ``g`` from the output side; read taps ``p_adj`` and ``x_adj``."""
-    return _pass(layout, theta, phi, g, dev, rng, backward=True, record_taps=record_taps)
+    return _pass(layout, theta, phi, g, dev, rng, True, record_taps, aggregate=aggregate)
 
 
-def sum_pass(layout, theta, phi, x, x_adj, dev=None, rng=None, zeta: float = 0.0, scale=None, integrate=False):
+def sum_pass(layout, theta, phi, x, x_adj, dev=None, rng=None, zeta: float = 0.0, scale=None, integrate=False,
+             aggregate=False):
     """Sum pass: launch ``x - i e^{i zeta} conj(x_adj)`` from the input side; tap readings."""
     w = x - 1j * np.exp(1j * zeta) * np.conj(x_adj)
-    return _pass(layout, theta, phi, w, dev, rng, backward=False, record_taps=True, scale=scale, integrate=integrate).tap_powers
+    return _pass(layout, theta, phi, w, dev, rng, False, True, scale, integrate, aggregate).tap_powers
 
 
 def three_pass_gradient(p: np.ndarray, p_adj: np.ndarray, p_sum: np.ndarray) -> np.ndarray:
@@ -146,6 +199,7 @@ def measure_gradient(
     devices=None,
     protocol: str = "three_pass",
     rng=None,
+    aggregate: bool | None = None,
 ) -> MeasuredGradient:
     """Measure the gradient of the batch-mean loss of a network on a device, in situ.
 
@@ -161,12 +215,14 @@ def measure_gradient(
         return MeasuredGradient(loss, grad, probs)
     devs = [None] * net.n_layers if devices is None else devices
     record = protocol == "three_pass"
+    if aggregate is None:
+        aggregate = np.shape(x)[-2] >= AGGREGATE_MIN_RATIO * net.n_ports
     phases = [net.layer_phases(params, layer) for layer in range(net.n_layers)]
 
     inputs, outputs, p_fwd = [], [], []
     current = np.asarray(x, dtype=complex)
     for layer, lay in enumerate(net.layouts):
-        fwd = forward_pass(lay, *phases[layer], current, devs[layer], rng, record_taps=record)
+        fwd = forward_pass(lay, *phases[layer], current, devs[layer], rng, record, aggregate)
         inputs.append(current)
         outputs.append(fwd.field)
         p_fwd.append(fwd.tap_powers)
@@ -177,15 +233,15 @@ def measure_gradient(
     for layer in range(net.n_layers - 1, -1, -1):
         lay, dev = net.layouts[layer], devs[layer]
         theta, phi = phases[layer]
-        adj = adjoint_pass(lay, theta, phi, g, dev, rng, record_taps=record)
+        adj = adjoint_pass(lay, theta, phi, g, dev, rng, record, aggregate)
         x_in = inputs[layer]
         if protocol == "three_pass":
-            p_sum = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng)
+            p_sum = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, aggregate=aggregate)
             flat = three_pass_gradient(p_fwd[layer], adj.tap_powers, p_sum)
         else:
             scale = analog_scale(x_in, adj.field)
-            p_plus = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, zeta=0.0, scale=scale, integrate=True)
-            p_minus = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, zeta=np.pi, scale=scale, integrate=True)
+            p_plus = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, 0.0, scale, True, aggregate)
+            p_minus = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, np.pi, scale, True, aggregate)
             flat = analog_gradient(p_plus, p_minus)
         m = lay.n_mzis
         grads[layer] = (flat[..., :m], flat[..., m:])
@@ -198,4 +254,5 @@ def gradient_error(measured: np.ndarray, true: np.ndarray) -> np.ndarray:
     """``1 - cos(measured, true)`` over the last axis (0 = perfect direction)."""
     num = np.sum(measured * true, axis=-1)
     den = np.linalg.norm(measured, axis=-1) * np.linalg.norm(true, axis=-1)
-    return 1.0 - np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+    # clipped at 0: rounding can push a perfect match a hair below
+    return np.maximum(0.0, 1.0 - np.divide(num, den, out=np.zeros_like(num), where=den > 0))

@@ -1,0 +1,67 @@
+"""Aggregated-statistics measurement equals the per-example reference (exactly, or in law)."""
+
+import numpy as np
+import pytest
+
+from photonics import ErrorModel
+from photonics.network import build_network, sample_devices
+from photonics.protocols import measure_gradient
+
+
+def _case(seed, n_ports=4, n_layers=2, batch=40, **errors):
+    rng = np.random.default_rng(seed)
+    net = build_network(n_ports, n_layers, 2, logit_scale=3.0)
+    params = net.init_params(rng)
+    x = rng.standard_normal((batch, n_ports)) + 1j * rng.standard_normal((batch, n_ports))
+    labels = rng.integers(0, 2, batch)
+    devices = sample_devices(net, ErrorModel(**errors), rng)
+    return net, params, x, labels, devices
+
+
+@pytest.mark.parametrize("protocol", ["three_pass", "analog"])
+@pytest.mark.parametrize("n_ports,batch", [(4, 40), (8, 9), (6, 200)])
+def test_noise_free_aggregated_equals_per_example(protocol, n_ports, batch):
+    net, params, x, labels, devices = _case(1, n_ports, 2, batch, bs_error=0.05, loss_db=0.1, loss_imbalance_db=0.3)
+    ref = measure_gradient(net, params, x, labels, devices, protocol, None, aggregate=False).grad
+    agg = measure_gradient(net, params, x, labels, devices, protocol, None, aggregate=True).grad
+    assert np.linalg.norm(agg - ref) / np.linalg.norm(ref) < 1e-10
+
+
+def test_io_error_enters_both_paths_identically():
+    # Same generator state -> same I/O draws before the taps are read; with no tap noise
+    # the two paths then agree exactly even though the launched vectors are perturbed.
+    net, params, x, labels, devices = _case(2, io_amp_error=0.05, io_phase_error=0.05)
+    ref = measure_gradient(net, params, x, labels, devices, "three_pass", np.random.default_rng(9), aggregate=False)
+    agg = measure_gradient(net, params, x, labels, devices, "three_pass", np.random.default_rng(9), aggregate=True)
+    assert np.linalg.norm(agg.grad - ref.grad) / np.linalg.norm(ref.grad) < 1e-10
+
+
+@pytest.mark.parametrize("protocol", ["three_pass", "analog"])
+def test_tap_noise_statistics_agree(protocol):
+    """Mean and variance of every gradient component over 2000 noise draws, both paths."""
+    net, params, x, labels, devices = _case(3, 4, 1, 24, loss_imbalance_db=0.1, tap_noise=0.02)
+    draws = 2000
+    ref = np.array([measure_gradient(net, params, x, labels, devices, protocol, np.random.default_rng(i),
+                                     aggregate=False).grad for i in range(draws)])
+    agg = np.array([measure_gradient(net, params, x, labels, devices, protocol, np.random.default_rng(10**6 + i),
+                                     aggregate=True).grad for i in range(draws)])
+    var_ref, var_agg = ref.var(0, ddof=1), agg.var(0, ddof=1)
+    z_mean = (ref.mean(0) - agg.mean(0)) / np.sqrt((var_ref + var_agg) / draws)
+    assert np.abs(z_mean).max() < 4.5
+    # sample variances of 2000 Gaussian draws have relative sd sqrt(2/1999) ~ 3.2 %
+    assert np.all(np.abs(var_agg / var_ref - 1) < 0.15)
+    assert np.abs(np.mean(var_agg / var_ref) - 1) < 0.03
+
+
+def test_automatic_choice_uses_aggregation_for_large_batches(monkeypatch):
+    import photonics.protocols as protocols
+
+    calls = []
+    original = protocols._aggregated_tap_sums
+    monkeypatch.setattr(protocols, "_aggregated_tap_sums", lambda *a, **k: calls.append(1) or original(*a, **k))
+    net, params, x, labels, devices = _case(4, 4, 1, 3)
+    measure_gradient(net, params, x, labels, devices, "three_pass")
+    assert not calls
+    net, params, x, labels, devices = _case(4, 4, 1, 64)
+    measure_gradient(net, params, x, labels, devices, "three_pass")
+    assert calls
