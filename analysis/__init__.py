@@ -1,0 +1,16 @@
+"""Analysis of insitu result stores: tables, figures and reports from Parquet alone.
+
+Modules, one concept each:
+
+* :mod:`analysis.load`     read a store (unified schema, newest launch per trial, errors apart)
+* :mod:`analysis.axes`     parameter labels with units, error axes, axes that vary
+* :mod:`analysis.summary`  means and Student t intervals over seeds, paired mode gaps, export
+* :mod:`analysis.figures`  seaborn figures, each a function returning a matplotlib Figure
+* :mod:`analysis.plan`     which figures a store supports, axes chosen from its spec
+* :mod:`analysis.report`   one self-contained HTML page
+* :mod:`analysis.commands` the ``insitu summary | figures | report`` entry points
+* :mod:`analysis.errors`   :class:`AnalysisInputError`, the one-line bad-input error
+
+The package imports neither ``photonics`` nor ``sweeps``: a store copied off a cluster can be
+analysed anywhere. Importing this package imports nothing heavy; import the modules you use.
+"""

@@ -8,13 +8,14 @@ The public surface used by sweeps, analysis and users:
 - initialisation: :func:`init_phases`
 """
 
-from .errors import DeviceErrors, ErrorModel, program_phases, quantize_phase
+from .errors import DeviceErrors, DeviceNoise, ErrorModel, program_phases, quantize_phase
 from .initialization import init_phases
 from .layout import MeshLayout, from_columns, make_layout, rectangular, triangular
 from .propagation import TapFields, ideal_gradient, mzi_blocks, propagate, transfer_matrix
 
 __all__ = [
     "DeviceErrors",
+    "DeviceNoise",
     "ErrorModel",
     "MeshLayout",
     "TapFields",

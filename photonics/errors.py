@@ -208,13 +208,48 @@ def program_phases(errors: DeviceErrors | None, theta, phi, gamma=None):
     return theta, phi, gamma
 
 
+class DeviceNoise:
+    """Independent random streams of an ensemble of devices, drawn in blocks.
+
+    Device ``k`` draws only from its own generator, so an ensemble sees exactly the numbers
+    its devices would see one by one. Draws are served from a per-device buffer of
+    ``block`` numbers refilled when exhausted: one generator call per device per block,
+    instead of one per device per noise draw, which keeps large ensembles cheap. Requests
+    larger than a block are drawn directly. The refill points depend only on the sequence
+    of requested shapes, which every device of an ensemble shares.
+    """
+
+    def __init__(self, generators, block: int = 4096):
+        self.generators = list(generators)
+        self.block = int(block)
+        self._buffer = np.empty((len(self.generators), 0))
+        self._pos = 0
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
+        k = len(self.generators)
+        if shape[0] != k:
+            raise ValueError(f"{k} device streams for a device axis of {shape[0]}")
+        n = int(np.prod(shape[1:], dtype=np.int64))
+        if n > self.block:
+            return np.stack([g.standard_normal(shape[1:]) for g in self.generators])
+        if self._pos + n > self._buffer.shape[1]:
+            self._buffer = np.stack([g.standard_normal(self.block) for g in self.generators])
+            self._pos = 0
+        out = self._buffer[:, self._pos : self._pos + n]
+        self._pos += n
+        return out.reshape(shape)
+
+
 def standard_normal(rng, shape: tuple[int, ...]) -> np.ndarray:
     """Standard normal draws of ``shape`` from one generator, or from one per device.
 
-    With a sequence of generators (a device ensemble), device ``k`` draws ``shape[1:]`` from
-    its own generator, so an ensemble draws exactly what its devices would draw one by one.
+    ``rng`` is a ``numpy.random.Generator``, a :class:`DeviceNoise`, or a sequence of
+    generators (one per device: device ``k`` draws ``shape[1:]`` from its own).
     """
-    if isinstance(rng, np.random.Generator):
+    if hasattr(rng, "standard_normal"):
         return rng.standard_normal(shape)
     if len(rng) != shape[0]:
         raise ValueError(f"{len(rng)} generators for a device axis of {shape[0]}")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .datasets import Task, boundary_grid, load_task
-from .errors import DeviceErrors, ErrorModel
+from .errors import DeviceErrors, DeviceNoise, ErrorModel
 from .network import PhotonicNetwork, build_network, exact_gradient, loss_and_seed, network_forward, sample_devices
 from .optim import make_optimizer
 from .protocols import gradient_error, measure_gradient
@@ -135,7 +135,8 @@ def train_ensemble(
     seeds = [int(s) for s in seeds]
     k = len(seeds)
     streams = [_streams(s) for s in seeds]
-    dev_rng, init_rng, order_rng, meas_rng, eval_rng = ([st[i] for st in streams] for i in range(5))
+    dev_rng, init_rng, order_rng, meas_gens, eval_gens = ([st[i] for st in streams] for i in range(5))
+    meas_rng, eval_rng = DeviceNoise(meas_gens), DeviceNoise(eval_gens)
 
     per_seed_devices = [sample_devices(net, errors, r) for r in dev_rng]
     devices = [DeviceErrors.stack([d[layer] for d in per_seed_devices]) for layer in range(net.n_layers)]

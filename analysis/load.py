@@ -1,0 +1,404 @@
+"""Read an insitu result store (docs/store.md, format 1) into pandas.
+
+A store is a directory of Parquet parts written by the sweep driver, plus ``spec.json``,
+``store.json`` and ``launches.jsonl``. This module is the only place that knows that layout;
+everything else in :mod:`analysis` works on the DataFrames it returns.
+
+What :func:`read_store` guarantees, and why:
+
+* **All parts, one schema.** Later parts may add columns; the schemas of all parts are unified
+  (permissively, so a column typed ``null`` in an early part takes its real type from a later
+  one) and a part that lacks a column reads it as null. Nothing is dropped.
+* **Newest launch wins.** A resumed sweep can store a trial twice (a part was written, then
+  the driver died before recording it; ``retry-failed`` reruns error trials; a compaction
+  rewrites rows). For each trial ``key`` only the rows of its newest launch count. The
+  newest launch is the one with the greatest ``launch_id``: the sweep engine makes launch
+  ids start with the UTC start time (``20240101T120000123456-1a2b3c``), so string order is
+  start order, and this is the rule the engine itself applies when it resumes. When that
+  launch holds the trial in two parts (a compaction copies rows), the later part in name
+  order (``part-<launch_id>-<chunk>``) counts. The winner is chosen per *trial* (key), not
+  per (key, mode): an error trial is one row with a null ``mode``, and it must disappear
+  when a retry succeeds. The number of rows so superseded is reported.
+* **Errors are separated, never lost.** Rows with ``status != "ok"`` go to
+  :attr:`LoadedStore.errors`; the counts travel with the result.
+* **Proper dtypes.** Parameter columns get the dtype declared in ``store.json``
+  (float64, int64, str, bool; the nullable Int64 / boolean when a later-added parameter is
+  missing from old parts).
+* **Push-down.** ``columns`` and ``filters`` are handed to :mod:`pyarrow.dataset`, so a large
+  store is read only as far as needed. The duplicate check always scans the (small) ``key``
+  and ``launch_id`` columns of every row, so a filter never lets a superseded row through.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from analysis.axes import varying_axes  # re-exported: the helper for the axes that vary
+from analysis.errors import AnalysisInputError
+
+__all__ = [
+    "LoadedStore",
+    "IDENTITY_COLUMNS",
+    "load",
+    "load_errors",
+    "load_spec",
+    "load_store_meta",
+    "part_files",
+    "read_store",
+    "store_columns",
+    "varying_axes",
+]
+
+# Columns every row carries besides parameters and metrics (docs/store.md, "Rows").
+IDENTITY_COLUMNS: tuple[str, ...] = (
+    "key",
+    "trial_seed",
+    "seed",
+    "experiment",
+    "experiment_version",
+    "launch_id",
+    "status",
+    "error",
+    "mode",
+    "elapsed_s",
+)
+# Always read, whatever ``columns`` asks for: deduplication, error separation, pairing.
+_ALWAYS = ("key", "seed", "mode", "status", "error", "launch_id")
+
+_PART_NAME = re.compile(r"^part-(?P<launch>.+)-(?P<chunk>\d+)\.parquet$")
+_PANDAS_DTYPES = {"float": "float64", "int": "int64", "bool": "bool", "str": "str"}
+_NULLABLE_DTYPES = {"float": "float64", "int": "Int64", "bool": "boolean", "str": "str"}
+
+
+@dataclass
+class LoadedStore:
+    """One store read into memory: successful rows, error rows, and what was dropped.
+
+    ``rows`` holds the rows with ``status == "ok"``, ``errors`` all others; both have the
+    same columns. ``n_superseded`` counts rows dropped because a newer launch stored the
+    same trial again (see the module docstring). ``launches`` lists the launch ids recorded
+    in ``launches.jsonl``, in file order (for reporting; precedence uses the ids themselves).
+    """
+
+    path: Path
+    spec: dict
+    meta: dict
+    rows: pd.DataFrame
+    errors: pd.DataFrame
+    n_parts: int
+    n_superseded: int
+    launches: list[str] = field(default_factory=list)
+
+    @property
+    def params(self) -> dict[str, str]:
+        """Declared parameters and their kinds (``float``/``int``/``str``/``bool``)."""
+        return dict(self.meta.get("params") or {})
+
+    @property
+    def n_trials_ok(self) -> int:
+        """Distinct trials (keys) with at least one successful row."""
+        return int(self.rows["key"].nunique()) if len(self.rows) else 0
+
+    @property
+    def n_trials_error(self) -> int:
+        """Distinct trials (keys) that ended in an error."""
+        return int(self.errors["key"].nunique()) if len(self.errors) else 0
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the store holds no row at all (no parts, or only empty ones)."""
+        return len(self.rows) == 0 and len(self.errors) == 0
+
+    def varying_axes(self, include_seed: bool = False) -> list[str]:
+        """Grid axes with more than one value among the successful rows."""
+        return varying_axes(self.spec, self.rows, include_seed=include_seed)
+
+    def error_summary(self) -> pd.DataFrame:
+        """Error messages grouped: one row per distinct message with its trial and row counts."""
+        if not len(self.errors):
+            return pd.DataFrame(columns=["error", "trials", "rows"])
+        errs = self.errors.assign(error=self.errors["error"].fillna("(no message)"))
+        table = errs.groupby("error", sort=False).agg(
+            trials=("key", "nunique"), rows=("key", "size")
+        )
+        return table.sort_values("trials", ascending=False).reset_index()
+
+
+# ---------------------------------------------------------------------------------------
+# Store metadata
+
+
+def _store_path(store_dir: str | Path) -> Path:
+    path = Path(store_dir)
+    if not path.exists():
+        raise AnalysisInputError(f"no such store directory: {path}")
+    if not path.is_dir():
+        raise AnalysisInputError(f"not a store directory (it is a file): {path}")
+    if not (path / "store.json").is_file():
+        raise AnalysisInputError(f"not an insitu store (no store.json): {path}")
+    return path
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise AnalysisInputError(f"unreadable {path.name} in store {path.parent}: {exc}") from None
+    if not isinstance(value, dict):
+        raise AnalysisInputError(f"{path.name} in store {path.parent} is not a JSON object")
+    return value
+
+
+def load_store_meta(store_dir: str | Path) -> dict:
+    """``store.json`` of a store: format, experiment, declared parameters and their kinds."""
+    path = _store_path(store_dir)
+    meta = _read_json(path / "store.json")
+    if meta.get("format") != 1:
+        raise AnalysisInputError(
+            f"unsupported store format {meta.get('format')!r} in {path} (this version reads format 1)"
+        )
+    return meta
+
+
+def load_spec(store_dir: str | Path) -> dict:
+    """``spec.json`` of a store: name, experiment, fixed parameters, grid, seeds."""
+    path = _store_path(store_dir)
+    if not (path / "spec.json").is_file():
+        raise AnalysisInputError(f"store has no spec.json: {path}")
+    return _read_json(path / "spec.json")
+
+
+def _launch_order(path: Path) -> list[str]:
+    """Launch ids in the order of ``launches.jsonl``; a torn or unparsable line is skipped."""
+    file = path / "launches.jsonl"
+    order: list[str] = []
+    if not file.is_file():
+        return order
+    for line in file.read_text().splitlines():
+        try:
+            launch = json.loads(line).get("launch_id")
+        except (ValueError, AttributeError):
+            continue
+        if launch is not None and str(launch) not in order:
+            order.append(str(launch))
+    return order
+
+
+def part_files(store_dir: str | Path) -> list[Path]:
+    """Visible parts (``parts/part-*.parquet``) in name order: launch id, then chunk number.
+
+    Temporary ``.part-*.tmp`` files and quarantined parts are never included.
+    """
+    path = _store_path(store_dir)
+    return _parts(path)
+
+
+def _parts(path: Path) -> list[Path]:
+    parts = path / "parts"
+    return sorted(parts.glob("part-*.parquet"), key=lambda f: f.name) if parts.is_dir() else []
+
+
+# ---------------------------------------------------------------------------------------
+# Reading
+
+
+def _unified_schema(files: list[Path]) -> pa.Schema:
+    schemas = []
+    for f in files:
+        try:
+            schemas.append(pq.read_schema(f))
+        except (pa.ArrowException, OSError) as exc:
+            raise AnalysisInputError(
+                f"unreadable part {f} ({exc}); run `insitu verify` to quarantine it"
+            ) from None
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except pa.ArrowException as exc:
+        raise AnalysisInputError(f"parts of store {files[0].parent.parent} disagree on column types: {exc}") from None
+
+
+def store_columns(store_dir: str | Path) -> list[str]:
+    """Every column name of the store (union over all parts), in schema order."""
+    files = part_files(store_dir)
+    return list(_unified_schema(files).names) if files else []
+
+
+def _to_expression(filters: Any, names: Sequence[str]) -> ds.Expression | None:
+    """Accept a pyarrow Expression, DNF tuples ``[(col, op, value), ...]`` or ``{col: value(s)}``."""
+    if filters is None:
+        return None
+    if isinstance(filters, ds.Expression):
+        return filters
+    if isinstance(filters, Mapping):
+        expr = None
+        for column, value in filters.items():
+            _check_names([column], names, "filter column")
+            if isinstance(value, (list, tuple, set)):
+                term = pc.is_in(ds.field(column), value_set=pa.array(list(value)))
+            else:
+                term = ds.field(column) == value
+            expr = term if expr is None else expr & term
+        return expr
+    if isinstance(filters, Sequence) and not isinstance(filters, str):
+        flat = [f for group in filters for f in (group if isinstance(group, list) else [group])]
+        _check_names([f[0] for f in flat], names, "filter column")
+        return pq.filters_to_expression(filters)
+    raise AnalysisInputError(f"unsupported filters of type {type(filters).__name__}")
+
+
+def _check_names(asked: Sequence[str], names: Sequence[str], what: str) -> None:
+    missing = [c for c in asked if c not in names]
+    if missing:
+        shown = ", ".join(names[:40]) + (", ..." if len(names) > 40 else "")
+        raise AnalysisInputError(f"unknown {what} {missing[0]!r}; the store has: {shown}")
+
+
+def _apply_param_dtypes(frame: pd.DataFrame, params: Mapping[str, str]) -> pd.DataFrame:
+    """Give every declared parameter column the pandas dtype its kind calls for."""
+    for name, kind in params.items():
+        if name not in frame.columns or kind not in _PANDAS_DTYPES:
+            continue
+        has_null = bool(frame[name].isna().any())
+        dtype = (_NULLABLE_DTYPES if has_null else _PANDAS_DTYPES)[kind]
+        try:
+            frame[name] = frame[name].astype(dtype)
+        except (TypeError, ValueError):
+            pass  # leave an unexpected column as stored rather than failing the whole read
+    return frame
+
+
+def _empty_frame(meta: Mapping, columns: Sequence[str] | None) -> pd.DataFrame:
+    names = list(IDENTITY_COLUMNS) + list((meta.get("params") or {}).keys())
+    if columns is not None:
+        names = [n for n in names if n in set(columns) | set(_ALWAYS)]
+    frame = pd.DataFrame({n: pd.Series([], dtype="object") for n in names})
+    return _apply_param_dtypes(frame, meta.get("params") or {})
+
+
+def read_store(
+    store_dir: str | Path,
+    columns: Sequence[str] | None = None,
+    filters: Any = None,
+) -> LoadedStore:
+    """Read a store: unified schema, newest launch per trial, errors separated, typed params.
+
+    ``columns`` limits the columns read (identity columns ``key``, ``seed``, ``mode``,
+    ``status``, ``error`` and ``launch_id`` are always included). ``filters`` is a pyarrow
+    Expression, DNF tuples as in :func:`pyarrow.parquet.read_table`
+    (``[("bs_error", "<=", 0.1)]``) or a mapping ``{column: value or list of values}``.
+    Raises :class:`AnalysisInputError` for a path that is not a store or an unknown column.
+    """
+    path = _store_path(store_dir)
+    meta = load_store_meta(path)
+    spec = load_spec(path)
+    order = _launch_order(path)
+    files = _parts(path)
+    if not files:
+        empty = _empty_frame(meta, columns)
+        empty.attrs["params"] = list((meta.get("params") or {}).keys())
+        return LoadedStore(path, spec, meta, empty, empty.copy(), 0, 0, order)
+
+    schema = _unified_schema(files)
+    names = list(schema.names)
+    if "key" not in names:
+        raise AnalysisInputError(f"parts of store {path} have no 'key' column; not a format-1 store")
+    if columns is not None:
+        _check_names(list(columns), names, "column")
+    expr = _to_expression(filters, names)
+
+    dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
+    file_index = {str(f): i for i, f in enumerate(files)}
+    name_launch = {
+        str(f): (m["launch"] if (m := _PART_NAME.match(f.name)) else f.name) for f in files
+    }
+
+    # Winner launch per trial, from every row (never filtered).
+    ident_cols = ["key", "__filename"] + [c for c in ("launch_id", "mode") if c in names]
+    ident = dataset.to_table(columns=ident_cols).to_pandas()
+    ident["launch"] = _row_launch(ident, name_launch)
+    rank = {launch: i for i, launch in enumerate(sorted(set(ident["launch"]), key=str))}
+    ident["_order"] = _row_order(ident, rank, file_index)
+    best = ident.groupby("key", sort=False)["_order"].max()
+    n_superseded = int((ident["_order"] != ident["key"].map(best)).sum())
+
+    wanted = names if columns is None else list(dict.fromkeys([*_ALWAYS, *columns]))
+    wanted = [c for c in wanted if c in names]
+    try:
+        table = dataset.to_table(columns=[*wanted, "__filename"], filter=expr)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        raise AnalysisInputError(f"bad filter for store {path}: {str(exc).splitlines()[0]}") from None
+    frame = table.to_pandas()
+    frame["launch"] = _row_launch(frame, name_launch)
+    frame["_order"] = _row_order(frame, rank, file_index)
+    frame = frame[frame["_order"] == frame["key"].map(best)]
+    if "mode" not in frame.columns:
+        frame["mode"] = None
+    frame = frame.drop(columns=["__filename", "launch", "_order"]).reset_index(drop=True)
+    frame = _apply_param_dtypes(frame, meta.get("params") or {})
+
+    ok = frame["status"] == "ok" if "status" in frame.columns else pd.Series(True, index=frame.index)
+    ok = ok.fillna(False).astype(bool)
+    rows = frame[ok].reset_index(drop=True)
+    errors = frame[~ok].reset_index(drop=True)
+    for part in (rows, errors):
+        part.attrs["params"] = list((meta.get("params") or {}).keys())
+    return LoadedStore(path, spec, meta, rows, errors, len(files), n_superseded, order)
+
+
+def _row_order(frame: pd.DataFrame, rank: Mapping[str, int], file_index: Mapping[str, int]) -> pd.Series:
+    """Precedence of each row: its launch's rank first, then its part's position in name order."""
+    return frame["launch"].map(rank) * (len(file_index) + 1) + frame["__filename"].map(file_index)
+
+
+def _row_launch(frame: pd.DataFrame, name_launch: Mapping[str, str]) -> pd.Series:
+    """A row's launch: its ``launch_id`` column, or the launch in its part's name if missing."""
+    from_name = frame["__filename"].map(name_launch)
+    if "launch_id" in frame.columns:
+        return frame["launch_id"].astype(object).where(frame["launch_id"].notna(), from_name)
+    return from_name
+
+
+def load(
+    store_dir: str | Path,
+    columns: Sequence[str] | None = None,
+    filters: Any = None,
+    include_errors: bool = False,
+) -> pd.DataFrame:
+    """The successful rows of a store as one DataFrame (see :func:`read_store`).
+
+    With ``include_errors`` the error rows are appended (``status`` tells them apart).
+    ``DataFrame.attrs`` carries the counts a reader should not lose sight of:
+    ``n_error_rows``, ``n_error_trials``, ``n_superseded`` and ``n_parts``, and ``params``
+    (the declared parameter names, which :mod:`analysis.summary` groups by by default).
+    """
+    store = read_store(store_dir, columns=columns, filters=filters)
+    frame = store.rows
+    if include_errors and len(store.errors):
+        frame = pd.concat([store.rows, store.errors], ignore_index=True) if len(frame) else store.errors
+    frame = frame.copy()
+    frame.attrs.update(
+        params=list(store.params),
+        n_error_rows=len(store.errors),
+        n_error_trials=store.n_trials_error,
+        n_superseded=store.n_superseded,
+        n_parts=store.n_parts,
+    )
+    return frame
+
+
+def load_errors(
+    store_dir: str | Path, columns: Sequence[str] | None = None, filters: Any = None
+) -> pd.DataFrame:
+    """The error rows of a store (newest launch per trial), with their parameters and messages."""
+    return read_store(store_dir, columns=columns, filters=filters).errors

@@ -1,0 +1,151 @@
+"""The CLI entry points: summary text, figure files, the HTML report, and bad input."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from analysis.commands import figures_command, report_command, summary_command
+from analysis.errors import AnalysisInputError
+from analysis.load import read_store
+from analysis.plan import plan_figures
+
+
+def _one_line(exc_info) -> str:
+    text = str(exc_info.value)
+    assert text and "\n" not in text
+    return text
+
+
+def test_summary_text(classify_store):
+    text = summary_command(str(classify_store.root), None)
+    assert "trials ok: 18   trials with an error: 0" in text
+    assert "test accuracy (test_accuracy) over seeds" in text
+    header = next(line for line in text.splitlines() if line.strip().startswith("bs_error"))
+    assert header.split() == ["bs_error", "depth", "mode", "n", "mean", "sd", "ci_low", "ci_high",
+                              "ci_half_width"]
+    assert "insitu - digital" in text and "analog - digital" in text
+    by_depth = summary_command(str(classify_store.root), ["depth"])
+    digital_rows = re.findall(r"^\s+[24]\s+digital\s+9\s", by_depth, flags=re.M)
+    assert len(digital_rows) == 2  # one row per depth, 3 bs_error x 3 seeds pooled in each
+    with pytest.raises(AnalysisInputError) as info:
+        summary_command(str(classify_store.root), ["nope"])
+    assert _one_line(info).startswith("unknown axis 'nope'; this store's axes are: task, n_ports")
+
+
+def test_figures_and_report_on_a_classify_store(classify_store):
+    root = classify_store.root
+    paths = figures_command(str(root), None)
+    assert paths and all(p.parent == root / "figures" for p in paths)
+    assert all(p.stat().st_size > 1000 for p in paths)
+    stems = sorted({p.stem for p in paths})
+    assert {p.suffix for p in paths} == {".png", ".pdf"} and len(paths) == 2 * len(stems)
+    assert stems == sorted([
+        "test_accuracy_vs_bs_error_by_depth", "test_accuracy_vs_depth_by_bs_error",
+        "gap_insitu_minus_digital_bs_error_x_depth", "gap_analog_minus_digital_bs_error_x_depth",
+        "training_grad_error_vs_bs_error_by_depth", "learning_curves_by_bs_error",
+        "decision_boundaries_seed0"])
+
+    report = report_command(str(root), None)
+    assert report == root / "report.html"
+    page = report.read_text()
+    images = re.findall(r'<img alt="figure" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', page)
+    assert len(images) == len(stems)
+    assert all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
+    for stem in stems:
+        assert f'id="{stem}"' in page
+    assert "&quot;bs_error&quot;" in page  # the spec, escaped
+    assert "trials done (ok)</td>\n      <td>18" in page
+    assert "No trial ended in an error." in page
+    assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched
+
+
+def test_report_lists_errors_grouped(make_store, fill, tmp_path):
+    store = make_store("errs", grid={"bs_error": [0.0, 0.1]}, seeds=(0, 1))
+    fill.classify(store, modes=("digital", "insitu"))
+    p = {**store.fixed, "bs_error": 0.3}
+    store.write_part([store.row(p, s, None, status="error", error="MemoryError: too big")
+                      for s in (7, 8)]
+                     + [store.row(p, 9, None, status="error", error="ValueError: <bad> value")], "L2")
+    out = report_command(str(store.root), str(tmp_path / "deep" / "r.html"))
+    page = out.read_text()
+    assert "3 trial(s) ended in an error" in page
+    assert "MemoryError: too big</td>\n      <td>2</td>" in page
+    assert "ValueError: &lt;bad&gt; value" in page
+    text = summary_command(str(store.root), None)
+    assert "trials with an error: 3" in text and "      2     2  MemoryError: too big" in text
+
+
+def test_gradient_store_figures(gradient_store, tmp_path):
+    paths = figures_command(str(gradient_store.root), str(tmp_path / "figs"))
+    assert sorted({p.stem for p in paths}) == [
+        "grad_error_mean_vs_batch_size_by_loss_imbalance_db",
+        "grad_error_mean_vs_loss_imbalance_db_by_batch_size"]
+    assert "analog - three_pass" in summary_command(str(gradient_store.root), None)
+
+
+def test_store_where_only_seeds_vary(make_store, fill, tmp_path):
+    store = make_store("seeds", seeds=(0, 1, 2))
+    fill.classify(store)
+    plans, notes = plan_figures(read_store(store.root))
+    names = [p.name for p in plans]
+    assert names == ["test_accuracy_by_mode", "learning_curves", "decision_boundaries_seed0"]
+    assert any("paired gap is in the summary table" in n for n in notes)
+    paths = figures_command(str(store.root), str(tmp_path / "f"))
+    assert len(paths) == 2 * len(names)
+    text = summary_command(str(store.root), None)
+    assert "digital" in text and "insitu - digital" in text
+
+
+def test_store_where_one_axis_varies(make_store, fill, tmp_path):
+    store = make_store("one", grid={"tap_noise": [0.0, 0.01, 0.02]}, seeds=(0, 1))
+    fill.classify(store, modes=("digital", "insitu"))
+    names = [p.name for p in plan_figures(read_store(store.root))[0]]
+    assert "test_accuracy_vs_tap_noise" in names and "gap_insitu_minus_digital_tap_noise" in names
+    assert len(figures_command(str(store.root), str(tmp_path / "f"))) == 2 * len(names)
+
+
+def test_store_with_only_errors(make_store, tmp_path):
+    store = make_store("failed", seeds=(0,))
+    store.write_part([store.row(store.fixed, 0, None, status="error", error="boom")], "L1")
+    with pytest.raises(AnalysisInputError) as info:
+        figures_command(str(store.root), str(tmp_path / "f"))
+    assert "no successful trials to plot" in _one_line(info)
+    assert not (tmp_path / "f").exists()
+    assert "no successful rows yet" in summary_command(str(store.root), None)
+    page = report_command(str(store.root), None).read_text()
+    assert "1 trial(s) ended in an error" in page and "No figure could be drawn" in page
+
+
+@pytest.mark.parametrize("command", ["summary", "figures", "report"])
+def test_bad_input_is_one_line_and_writes_nothing(command, tmp_path, make_store):
+    run = {
+        "summary": lambda path: summary_command(path, None),
+        "figures": lambda path: figures_command(path, None),
+        "report": lambda path: report_command(path, None),
+    }[command]
+    with pytest.raises(AnalysisInputError) as info:
+        run(str(tmp_path / "missing"))
+    assert _one_line(info) == f"no such store directory: {tmp_path / 'missing'}"
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(AnalysisInputError) as info:
+        run(str(tmp_path / "plain"))
+    assert _one_line(info) == f"not an insitu store (no store.json): {tmp_path / 'plain'}"
+    store = make_store("empty")
+    with pytest.raises(AnalysisInputError) as info:
+        run(str(store.root))
+    assert _one_line(info) == f"store {store.root} has no results yet (no rows in parts/)"
+    assert sorted(p.name for p in store.root.iterdir()) == [
+        "parts", "spec.json", "spec.toml", "store.json"]
+    assert list(tmp_path.glob("plain/*")) == []
+
+
+def test_output_path_that_is_a_file(classify_store, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(AnalysisInputError, match="output directory is a file"):
+        figures_command(str(classify_store.root), str(blocker))
+    with pytest.raises(AnalysisInputError, match="cannot create output directory under a file"):
+        report_command(str(classify_store.root), str(blocker / "sub" / "r.html"))
