@@ -267,9 +267,17 @@ def read_tap_powers(power: np.ndarray, tap_noise: float, rng) -> np.ndarray:
 
 
 def perturb_io(field: np.ndarray, model: ErrorModel, rng) -> np.ndarray:
-    """Generation or readout of complex amplitudes: ``x (1 + s_a n1) exp(i s_phi n2)``."""
+    """Generation or readout of complex amplitudes: ``x (1 + s_a n1) exp(i s_phi n2)``.
+
+    ``field`` is ``(B, N)`` or ``(K, B, N)`` for an ensemble; amplitude and phase noise are
+    one draw of shape ``(..., 2, B, N)``.
+    """
     if rng is None or (model.io_amp_error == 0 and model.io_phase_error == 0):
         return field
-    amp = 1.0 + model.io_amp_error * standard_normal(rng, field.shape)
-    phase = model.io_phase_error * standard_normal(rng, field.shape)
-    return field * amp * np.exp(1j * phase)
+    lead = field.shape[:-2]
+    draws = standard_normal(rng, lead + (2,) + field.shape[-2:])
+    phase = model.io_phase_error * draws[..., 1, :, :]
+    factor = np.cos(phase) + 1j * np.sin(phase)  # exp(i phase), twice as fast as np.exp
+    factor *= 1.0 + model.io_amp_error * draws[..., 0, :, :]
+    factor *= field
+    return factor

@@ -196,15 +196,60 @@ def propagate(
     return _propagate_taps(layout, theta, phi, x, errors, gamma, backward)
 
 
-def _propagate_taps(layout, theta, phi, x, errors, gamma, backward):
-    """Per-sample field propagation that records the field at every tap (actual phases)."""
+def _column_coefficients(layout, el: _MZIElements, backward: bool):
+    """Per-column folded 2x2 coefficients of the tap kernels (see :func:`_propagate_taps`)."""
+    if backward:
+        folded = (
+            el.a_top * el.c2, el.a_top * 1j * el.s2,  # theta tap from (a, b)
+            el.a_bottom * 1j * el.s2, el.a_bottom * el.c2,  # bottom arm from (a, b)
+            el.c1 * el.phase_top, 1j * el.s1,  # a1 from (theta tap, bottom arm)
+            1j * el.s1 * el.phase_top, el.c1,  # bottom output
+            el.a_in, el.e_phi,
+        )
+    else:
+        folded = (
+            el.e_phi, el.a_in,
+            el.phase_top * el.c1, el.phase_top * 1j * el.s1,  # theta tap from (a1, b)
+            1j * el.s1, el.c1,  # bottom arm from (a1, b)
+            el.c2 * el.a_top, 1j * el.s2 * el.a_bottom,  # top output
+            1j * el.s2 * el.a_top, el.c2 * el.a_bottom,  # bottom output
+        )
+    folded = [np.broadcast_to(f, np.shape(el.phase_top)) for f in folded]
+    return [tuple(_col(f, layout, c) for f in folded) for c in range(layout.depth)]
+
+
+def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_groups: int | None = None):
+    """Per-sample field propagation that records the field at every tap (actual phases).
+
+    Forward through one MZI (inputs ``a``, ``b``): ``t_phi = e^{i phi} a``, ``a1 = a_in t_phi``,
+    ``t_theta = e^{i theta}(c1 a1 + i s1 b)``, ``v = a_bottom (i s1 a1 + c1 b)``, outputs
+    ``B(e2) (a_top t_theta, v)``; backward applies the transposed elements in reverse.
+
+    With ``power_groups = G`` the batch is split into ``G`` equal groups and the result holds,
+    instead of fields, the summed tap powers ``sum |t|^2`` of each group, shape ``(..., G, M)``
+    (the aggregated-statistics measurement needs only these).
+    """
     el = _elements(theta, phi, errors)
     xt = _to_mode_major(x, layout.n_ports)
     lead = xt.shape[:-2]
     batch = xt.shape[-1]
     m = layout.n_mzis
-    tap_theta = np.empty(lead + (m, batch), dtype=complex)
-    tap_phi = np.empty(lead + (m, batch), dtype=complex)
+    if power_groups:
+        group = batch // power_groups
+
+        def store(target, rng_c, t):
+            target[..., rng_c, :] = (t.real**2 + t.imag**2).reshape(t.shape[:-1] + (power_groups, group)).sum(-1)
+
+        tap_theta = np.empty(lead + (m, power_groups))
+        tap_phi = np.empty(lead + (m, power_groups))
+    else:
+
+        def store(target, rng_c, t):
+            target[..., rng_c, :] = t
+
+        tap_theta = np.empty(lead + (m, batch), dtype=complex)
+        tap_phi = np.empty(lead + (m, batch), dtype=complex)
+    coefficients = _column_coefficients(layout, el, backward)
     tap_gamma = None
     if backward:
         if gamma is not None:
@@ -212,47 +257,53 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward):
             xt *= np.exp(1j * gamma)[..., :, None]
         for c in range(layout.depth - 1, -1, -1):
             top, bot = layout.column_modes(c)
-            rng_c = layout.column_range(c)
-            col = lambda arr: _col(arr, layout, c)  # noqa: E731
+            g11, g12, g21, g22, h11, h12, h21, h22, a_in, e_phi = coefficients[c]
             a = xt[..., top, :]
             b = xt[..., bot, :]
-            c1, s1, c2, s2 = col(el.c1), col(el.s1), col(el.c2), col(el.s2)
-            u = c2 * a + 1j * s2 * b
-            v = 1j * s2 * a + c2 * b
-            t_theta = col(el.a_top) * u
-            tap_theta[..., rng_c, :] = t_theta
-            u = col(el.phase_top) * t_theta
-            v = col(el.a_bottom) * v
-            a1 = c1 * u + 1j * s1 * v
-            xt[..., bot, :] = 1j * s1 * u + c1 * v
-            t_phi = col(el.a_in) * a1
-            tap_phi[..., rng_c, :] = t_phi
-            xt[..., top, :] = col(el.e_phi) * t_phi
+            t_theta = g11 * a + g12 * b
+            v = g21 * a + g22 * b
+            store(tap_theta, layout.column_range(c), t_theta)
+            t_phi = a_in * (h11 * t_theta + h12 * v)
+            xt[..., bot, :] = h21 * t_theta + h22 * v
+            store(tap_phi, layout.column_range(c), t_phi)
+            xt[..., top, :] = e_phi * t_phi
     else:
         for c in range(layout.depth):
             top, bot = layout.column_modes(c)
-            rng_c = layout.column_range(c)
-            col = lambda arr: _col(arr, layout, c)  # noqa: E731
-            a = xt[..., top, :]
+            e_phi, a_in, k11, k12, k21, k22, f11, f12, f21, f22 = coefficients[c]
             b = xt[..., bot, :]
-            c1, s1, c2, s2 = col(el.c1), col(el.s1), col(el.c2), col(el.s2)
-            t_phi = col(el.e_phi) * a
-            tap_phi[..., rng_c, :] = t_phi
-            a1 = col(el.a_in) * t_phi
-            u = c1 * a1 + 1j * s1 * b
-            v = 1j * s1 * a1 + c1 * b
-            t_theta = col(el.phase_top) * u
-            tap_theta[..., rng_c, :] = t_theta
-            u = col(el.a_top) * t_theta
-            v = col(el.a_bottom) * v
-            xt[..., top, :] = c2 * u + 1j * s2 * v
-            xt[..., bot, :] = 1j * s2 * u + c2 * v
+            t_phi = e_phi * xt[..., top, :]
+            store(tap_phi, layout.column_range(c), t_phi)
+            a1 = a_in * t_phi
+            t_theta = k11 * a1 + k12 * b
+            v = k21 * a1 + k22 * b
+            store(tap_theta, layout.column_range(c), t_theta)
+            xt[..., top, :] = f11 * t_theta + f12 * v
+            xt[..., bot, :] = f21 * t_theta + f22 * v
         if gamma is not None:
             xt *= np.exp(1j * gamma)[..., :, None]
             tap_gamma = xt.copy()
     out = np.swapaxes(xt, -1, -2)
+    if power_groups:
+        gamma_power = None
+        if tap_gamma is not None:
+            gp = tap_gamma.real**2 + tap_gamma.imag**2
+            gamma_power = np.swapaxes(gp.reshape(gp.shape[:-1] + (power_groups, -1)).sum(-1), -1, -2)
+        return out, TapFields(np.swapaxes(tap_theta, -1, -2), np.swapaxes(tap_phi, -1, -2), gamma_power)
     sw = lambda t: None if t is None else np.swapaxes(t, -1, -2)  # noqa: E731
     return out, TapFields(sw(tap_theta), sw(tap_phi), sw(tap_gamma))
+
+
+def tap_power_sums(layout, theta, phi, x, errors=None, backward: bool = False, groups: int = 1):
+    """Summed tap powers ``sum_b |x_eta,b|^2`` of ``groups`` equal slices of the batch.
+
+    Returns ``TapFields`` of real arrays ``(..., groups, M)`` (``gamma`` is ``None``), without
+    keeping per-example tap fields in memory.
+    """
+    theta, phi, _ = _actual(layout, theta, phi, errors, None)
+    if np.shape(x)[-2] % groups:
+        raise ValueError(f"a batch of {np.shape(x)[-2]} cannot be split into {groups} equal groups")
+    return _propagate_taps(layout, theta, phi, x, errors, None, backward, power_groups=groups)[1]
 
 
 def ideal_gradient(layout: MeshLayout, theta, phi, x, x_adj, errors: DeviceErrors | None = None, gamma=None):

@@ -41,7 +41,7 @@ from .network import (
     nonlinearity,
     nonlinearity_adjoint,
 )
-from .propagation import propagate
+from .propagation import propagate, tap_power_sums
 
 PROTOCOLS = ("three_pass", "analog", "ideal")
 # Batches at least this many times the port count use the aggregated-statistics path.
@@ -73,23 +73,27 @@ def _unit_launch(v: np.ndarray, scale: np.ndarray | None = None):
 
 def tap_powers(taps) -> np.ndarray:
     """``|x|^2`` at every theta and phi tap, concatenated to ``(..., B, 2M)``."""
-    return np.concatenate([np.abs(taps.theta) ** 2, np.abs(taps.phi) ** 2], axis=-1)
+    return np.concatenate([taps.theta.real**2 + taps.theta.imag**2, taps.phi.real**2 + taps.phi.imag**2], axis=-1)
 
 
-def _pass(layout, theta, phi, v, dev, rng, backward, record_taps, scale=None, integrate=False, aggregate=False):
+def _pass(layout, theta, phi, v, dev, rng, backward, record_taps, scale=None, integrate=False, aggregate=False,
+          read_field=True):
     """Launch ``v`` (generation error), propagate, read taps (noise) and far-side field.
 
     ``integrate``: the tap readings of the batch are one integrated photocurrent per tap
     (analog protocol) instead of one reading per example. ``aggregate``: compute the summed
     tap readings from the batch's second-moment matrix instead of per-example fields (see
     :func:`_aggregated_tap_sums`); the readings then carry a batch axis of length 1.
+    ``read_field=False``: nothing is read at the far side (the sum pass), ``field`` is None.
     """
     model = _model(dev)
     unit, norm = _unit_launch(v, scale)
     launched = perturb_io(unit, model, rng)
     readings = None
+    out = None
     if record_taps and aggregate:
-        out = propagate(layout, theta, phi, launched, dev, backward=backward)
+        if read_field:
+            out = propagate(layout, theta, phi, launched, dev, backward=backward)
         weights = np.broadcast_to(norm**2, launched.shape[:-1] + (1,))
         total, second = _aggregated_tap_sums(layout, theta, phi, launched, weights, dev, backward, model.tap_noise > 0)
         readings = _noisy_sum(total, second, model.tap_noise, rng)
@@ -106,7 +110,7 @@ def _pass(layout, theta, phi, v, dev, rng, backward, record_taps, scale=None, in
             readings = read_tap_powers(power, model.tap_noise, rng) * norm**2
     else:
         out = propagate(layout, theta, phi, launched, dev, backward=backward)
-    field = perturb_io(out, model, rng) * norm
+    field = perturb_io(out, model, rng) * norm if read_field else None
     return PassReadout(field, readings)
 
 
@@ -133,11 +137,9 @@ def _aggregated_tap_sums(layout, theta, phi, launched, weights, dev, backward, w
     if with_second:
         moments.append(np.swapaxes(launched * weights**2, -1, -2) @ conj)
     probes = np.concatenate([_probes(m) for m in moments], axis=-2)
-    _, taps = propagate(layout, theta, phi, probes, dev, backward=backward, taps=True)
-    power = tap_powers(taps)
-    n = layout.n_ports
-    total = power[..., :n, :].sum(axis=-2)
-    second = power[..., n:, :].sum(axis=-2) if with_second else None
+    sums = tap_power_sums(layout, theta, phi, probes, dev, backward, groups=len(moments))
+    total = np.concatenate([sums.theta[..., 0, :], sums.phi[..., 0, :]], axis=-1)
+    second = np.concatenate([sums.theta[..., 1, :], sums.phi[..., 1, :]], axis=-1) if with_second else None
     return total, second
 
 
@@ -162,7 +164,7 @@ def sum_pass(layout, theta, phi, x, x_adj, dev=None, rng=None, zeta: float = 0.0
              aggregate=False):
     """Sum pass: launch ``x - i e^{i zeta} conj(x_adj)`` from the input side; tap readings."""
     w = x - 1j * np.exp(1j * zeta) * np.conj(x_adj)
-    return _pass(layout, theta, phi, w, dev, rng, False, True, scale, integrate, aggregate).tap_powers
+    return _pass(layout, theta, phi, w, dev, rng, False, True, scale, integrate, aggregate, read_field=False).tap_powers
 
 
 def three_pass_gradient(p: np.ndarray, p_adj: np.ndarray, p_sum: np.ndarray) -> np.ndarray:

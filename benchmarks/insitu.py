@@ -1,0 +1,116 @@
+"""Speed of the simulated in situ measurements and of training (prints tables; not a test).
+
+1. One ``three_pass`` measured gradient of a 64-port rectangular mesh (one layer) on a
+   batch of B = 1024 with per-example tap noise and I/O error: the per-example reference
+   path, the aggregated-statistics path, and neuroptica's exact, noise-free
+   ``compute_gradients`` on the same size (with ``--compare``), in the same run.
+2. The paper's network (3 layers x 4 ports, ``moons``) trained in situ for 1000 iterations
+   at batch 1, as an ensemble of K = 1, 16, 64, 256 devices: wall time, and time per
+   device.
+
+Usage: ``python benchmarks/insitu.py [--compare] [--ensembles 1,16,64,256] [--threads 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mesh import blas_description, bench_neuroptica, import_neuroptica, measure, print_table  # noqa: E402
+
+from photonics import ErrorModel  # noqa: E402
+from photonics.datasets import Task, load_task  # noqa: E402
+from photonics.network import build_network, exact_gradient, sample_devices  # noqa: E402
+from photonics.protocols import measure_gradient  # noqa: E402
+from photonics.training import train_ensemble  # noqa: E402
+
+SEED = 7
+NOISY = ErrorModel(bs_error=0.02, loss_imbalance_db=0.02, tap_noise=0.01, io_amp_error=0.01, io_phase_error=0.01)
+
+
+def bench_measurement(n: int, batch: int, repeat: int, budget: float) -> dict[str, float]:
+    rng = np.random.default_rng(SEED)
+    net = build_network(n, 1, 2, "rectangular", logit_scale=3.0)
+    params = net.init_params(rng)
+    devices = sample_devices(net, NOISY, rng)
+    x = rng.standard_normal((batch, n)) + 1j * rng.standard_normal((batch, n))
+    labels = rng.integers(0, 2, batch)
+    noise = np.random.default_rng(SEED + 1)
+    out = {}
+    for name, aggregate in (("per-example", False), ("aggregated", True)):
+        out[name] = measure(
+            lambda: measure_gradient(net, params, x, labels, devices, "three_pass", noise, aggregate=aggregate),
+            repeat,
+            budget,
+        )
+    out["exact (adjoint)"] = measure(lambda: exact_gradient(net, params, x, labels, devices), repeat, budget)
+    return out
+
+
+def bench_training(ks: list[int]) -> list[tuple[int, float]]:
+    moons = load_task("moons")
+    # 250 examples x 4 epochs = 1000 iterations at batch 1
+    task = Task("moons", moons.x_train[:250], moons.y_train[:250], moons.x_test, moons.y_test, 2,
+                moons.points_train[:250], moons.points_test)
+    rows = []
+    for k in ks:
+        start = time.perf_counter()
+        train_ensemble(task, errors=NOISY, mode="insitu", epochs=4, batch_size=1, lr=0.01, seeds=range(k),
+                       eval_every=4, record_gradient_error=False)
+        rows.append((k, time.perf_counter() - start))
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", action="store_true", help="also time neuroptica's compute_gradients")
+    parser.add_argument("--ports", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=1024)
+    parser.add_argument("--ensembles", default="1,16,64,256", help="comma list of ensemble sizes K")
+    parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument("--budget", type=float, default=3.0, help="seconds per measurement, about")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1, as a sweep worker)")
+    args = parser.parse_args(argv)
+
+    limiter = contextlib.nullcontext()
+    with contextlib.suppress(ImportError):
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(limits=args.threads)
+    with limiter:
+        print(blas_description())
+        print(f"errors: {NOISY}")
+        times = bench_measurement(args.ports, args.batch, args.repeat, args.budget)
+        rows = [[name, f"{ms:.1f}", f"{times['per-example'] / ms:.1f}x"] for name, ms in times.items()]
+        if args.compare:
+            neu = bench_neuroptica(import_neuroptica(), args.ports, args.batch, args.repeat, args.budget)
+            best = min(neu["grad_pv"], neu["grad"])
+            rows.append(["neuroptica compute_gradients (exact, noise-free)", f"{best:.1f}",
+                         f"{times['per-example'] / best:.1f}x"])
+            print(f"aggregated three_pass vs neuroptica: {best / times['aggregated']:.1f}x faster")
+        print_table(
+            f"one three_pass gradient measurement, N = {args.ports}, B = {args.batch}, tap noise + I/O error",
+            ["path", "median ms", "speed vs per-example"],
+            rows,
+        )
+        ks = [int(k) for k in args.ensembles.split(",")]
+        trows = bench_training(ks)
+        base = trows[0][1]
+        print_table(
+            "paper network (3 x 4 ports, moons), insitu, 1000 iterations at batch 1, noisy device",
+            ["devices K", "wall s", "x K=1 wall", "s per device"],
+            [[str(k), f"{t:.2f}", f"{t / base:.2f}x", f"{t / k:.3f}"] for k, t in trows],
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
