@@ -1,0 +1,220 @@
+"""The physics experiments of a sweep: ``classify`` and ``gradient``.
+
+``classify`` trains the requested modes (``digital``, ``insitu``, ``analog``) of one network
+on one sampled device and returns one row per mode with final metrics, per-epoch curves and,
+for 2-D tasks, a decision-boundary grid. All modes of a trial share the device, the initial
+phases and the minibatch order (they derive from the trial seed).
+
+``gradient`` measures the gradient error ``1 - cos(measured, exact device gradient)`` of
+each protocol over random inputs on one sampled device: cheap enough for dense error grids.
+
+Conventions for integer switches: ``dac_bits = 0`` is a continuous DAC, ``depth = 0`` the
+topology's natural depth, ``n_layers = 0`` and ``logit_scale = 0`` the task's recipe.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from photonics import ErrorModel
+from photonics.datasets import TASKS, load_task
+from photonics.network import build_network, exact_gradient, sample_devices
+from photonics.protocols import gradient_error, measure_gradient
+from photonics.training import MODES, default_network, train_ensemble
+from sweeps.experiments import Param, register
+
+CLASSIFY_VERSION = "1"
+GRADIENT_VERSION = "1"
+
+ERROR_PARAMS = (
+    Param("bs_error", "float", 0.0, low=0.0, high=0.785, doc="coupler splitting error std (rad)"),
+    Param("loss_db", "float", 0.0, low=0.0, high=10.0, doc="insertion loss per MZI (dB)"),
+    Param("loss_imbalance_db", "float", 0.0, low=0.0, high=10.0, doc="per-arm extra loss scale (dB)"),
+    Param("phase_error", "float", 0.0, low=0.0, high=6.3, doc="static phase offset std (rad)"),
+    Param("crosstalk", "float", 0.0, low=0.0, high=1.0, doc="thermal crosstalk coefficient"),
+    Param("dac_bits", "int", 0, low=0, high=32, doc="phase DAC bits (0 = continuous)"),
+    Param("tap_noise", "float", 0.0, low=0.0, high=10.0, doc="relative tap detector noise"),
+    Param("io_amp_error", "float", 0.0, low=0.0, high=1.0, doc="I/O amplitude error std"),
+    Param("io_phase_error", "float", 0.0, low=0.0, high=6.3, doc="I/O phase error std (rad)"),
+    Param("tap_fraction", "float", 0.0, low=0.0, high=0.5, doc="power share removed by each tap"),
+)
+
+MESH_PARAMS = (
+    Param("topology", "str", "rectangular", choices=("rectangular", "triangular")),
+    Param("depth", "int", 0, low=0, high=4096, doc="mesh columns (0 = N for rectangular)"),
+    Param("n_layers", "int", 0, low=0, high=16, doc="layers (0 = task recipe: 3 for 2-D, 2 for images)"),
+)
+
+
+def error_model(params: dict) -> ErrorModel:
+    """The :class:`ErrorModel` of a parameter dict (``dac_bits = 0`` is continuous)."""
+    return ErrorModel(
+        bs_error=params["bs_error"],
+        loss_db=params["loss_db"],
+        loss_imbalance_db=params["loss_imbalance_db"],
+        phase_error=params["phase_error"],
+        crosstalk=params["crosstalk"],
+        dac_bits=params["dac_bits"] or None,
+        tap_noise=params["tap_noise"],
+        io_amp_error=params["io_amp_error"],
+        io_phase_error=params["io_phase_error"],
+        tap_fraction=params["tap_fraction"],
+    )
+
+
+def _modes(text: str, allowed) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in allowed]
+    if not modes or unknown:
+        raise ValueError(f"modes {text!r}: expected a comma list of {', '.join(allowed)}")
+    return modes
+
+
+def _task(params: dict, cache: dict):
+    key = ("task", params["task"], params.get("mnist_path", ""))
+    if key not in cache:
+        cache[key] = load_task(params["task"], mnist_path=params.get("mnist_path") or None)
+    return cache[key]
+
+
+def classify_network(params: dict, task):
+    """The network a ``classify`` trial trains (task recipe unless overridden)."""
+    return default_network(
+        task,
+        n_layers=params["n_layers"] or None,
+        topology=params["topology"],
+        depth=params["depth"] or None,
+        loss=params["loss"],
+        logit_scale=params["logit_scale"] or None,
+    )
+
+
+def classify_rows(params: dict, results) -> list[dict]:
+    """Store rows (docs/store.md) of the training results of one trial."""
+    rows = []
+    for result in results:
+        row = {"mode": result.mode, **result.summary()}
+        row.update(
+            epoch=result.epoch.astype(np.int64).tolist(),
+            curve_train_accuracy=result.train_accuracy.tolist(),
+            curve_test_accuracy=result.test_accuracy.tolist(),
+            curve_train_loss=result.train_loss.tolist(),
+            curve_test_loss=result.test_loss.tolist(),
+            curve_grad_error_mean=result.grad_error_mean.tolist(),
+            curve_grad_error_median=result.grad_error_median.tolist(),
+        )
+        for name, values in result.boundary.items():
+            values = np.asarray(values)
+            row[name] = values.astype(np.int64 if name == "points_label" else float).tolist()
+        rows.append(row)
+    return rows
+
+
+def run_classify_group(params: dict, trial_seeds: list[int], cache: dict) -> list[list[dict]]:
+    """Rows of several trials that differ only in their seed, trained as one ensemble.
+
+    Each device keeps its own random streams, so the rows equal those of running the trials
+    one by one (apart from wall-time columns).
+    """
+    task = _task(params, cache)
+    net = classify_network(params, task)
+    model = error_model(params)
+    per_mode = [
+        train_ensemble(
+            task,
+            net,
+            model,
+            mode=mode,
+            optimizer=params["optimizer"],
+            lr=params["lr"],
+            epochs=params["epochs"],
+            batch_size=params["batch_size"],
+            seeds=trial_seeds,
+            eval_every=params["eval_every"],
+            boundary_size=params["boundary_grid"],
+            record_gradient_error=params["record_gradient_error"],
+        )
+        for mode in _modes(params["modes"], MODES)
+    ]
+    return [classify_rows(params, [results[i] for results in per_mode]) for i in range(len(trial_seeds))]
+
+
+def run_classify(params: dict, trial_seed: int, cache: dict) -> list[dict]:
+    return run_classify_group(params, [trial_seed], cache)[0]
+
+
+CLASSIFY_PARAMS = (
+    Param("task", "str", "moons", choices=TASKS),
+    Param("mnist_path", "str", "", doc="directory of MNIST IDX files (task mnist64)"),
+    *MESH_PARAMS,
+    Param("modes", "str", "digital,insitu", doc="comma list of digital, insitu, analog"),
+    Param("optimizer", "str", "adam", choices=("adam", "sgd")),
+    Param("lr", "float", 0.02, low=1e-9, high=100.0),
+    Param("epochs", "int", 25, low=0, high=100_000),
+    Param("batch_size", "int", 16, low=1, high=1_000_000),
+    Param("eval_every", "int", 1, low=1, high=100_000),
+    Param("boundary_grid", "int", 0, low=0, high=400, doc="decision-boundary grid points per axis (2-D tasks)"),
+    Param("loss", "str", "cross_entropy", choices=("cross_entropy", "mse")),
+    Param("logit_scale", "float", 0.0, low=0.0, high=1e6, doc="0 = task recipe (3 for 2-D, 30 for images)"),
+    Param("record_gradient_error", "bool", True),
+    *ERROR_PARAMS,
+)
+
+
+def run_gradient(params: dict, trial_seed: int, cache: dict) -> list[dict]:
+    n = params["n_ports"]
+    net = build_network(n, params["n_layers"] or 1, 2, params["topology"], params["depth"] or None, "grouped", 3.0)
+    protocols = _modes(params["modes"], ("three_pass", "analog"))
+    streams = np.random.SeedSequence(trial_seed).spawn(2 + len(protocols))
+    device_rng, input_rng = (np.random.default_rng(s) for s in streams[:2])
+    devices = sample_devices(net, error_model(params), device_rng)
+    params_vec = net.init_params(device_rng)
+    batch, repeats = params["batch_size"], params["n_repeats"]
+    inputs = []
+    for _ in range(repeats):
+        x = input_rng.standard_normal((batch, n)) + 1j * input_rng.standard_normal((batch, n))
+        x *= np.sqrt(params["input_power"]) / np.linalg.norm(x, axis=1, keepdims=True)
+        inputs.append((x, input_rng.integers(0, 2, batch)))
+    truths = [exact_gradient(net, params_vec, x, labels, devices)[1] for x, labels in inputs]
+    rows = []
+    for index, protocol in enumerate(protocols):
+        noise_rng = np.random.default_rng(streams[2 + index])
+        errs = np.array([
+            gradient_error(measure_gradient(net, params_vec, x, labels, devices, protocol, noise_rng).grad, true)
+            for (x, labels), true in zip(inputs, truths)
+        ])
+        rows.append({
+            "mode": protocol,
+            "grad_error_mean": float(errs.mean()),
+            "grad_error_median": float(np.median(errs)),
+            "grad_error_std": float(errs.std(ddof=1)) if repeats > 1 else float("nan"),
+            "grad_norm_true": float(np.mean([np.linalg.norm(t) for t in truths])),
+            "grad_errors": errs.tolist(),
+        })
+    return rows
+
+
+GRADIENT_PARAMS = (
+    Param("n_ports", "int", 4, low=2, high=1024),
+    *MESH_PARAMS,
+    Param("modes", "str", "three_pass,analog", doc="comma list of protocols: three_pass, analog"),
+    Param("batch_size", "int", 1, low=1, high=100_000, doc="examples integrated per measurement"),
+    Param("n_repeats", "int", 20, low=1, high=100_000, doc="measurements (random inputs) per trial"),
+    Param("input_power", "float", 9.0, low=1e-9, high=1e9, doc="power of every input vector"),
+    *ERROR_PARAMS,
+)
+
+register(
+    "classify",
+    version=CLASSIFY_VERSION,
+    params=CLASSIFY_PARAMS,
+    run_trial=run_classify,
+    description="train digital / in situ / analog on one sampled device per trial",
+)
+register(
+    "gradient",
+    version=GRADIENT_VERSION,
+    params=GRADIENT_PARAMS,
+    run_trial=run_gradient,
+    description="gradient error of each measurement protocol on one sampled device per trial",
+)

@@ -1,0 +1,487 @@
+"""The result store (docs/store.md, format 1): one directory of Parquet parts per sweep.
+
+Only the sweep driver writes, and every write is atomic: a part is written under a hidden
+temporary name, fsynced, renamed into place and the directory fsynced, so a visible part is
+always complete and a killed driver leaves nothing half-written. A ``.lock`` file keeps two
+launches from writing one store.
+
+Several parts may hold rows of one key (``retry-failed`` reruns errors; a compaction
+rewrites rows). The rows that count for a key are those of its newest launch, the one with
+the greatest ``launch_id``: launch ids start with the UTC start time, so they sort by it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+import secrets
+import socket
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sweeps.errors import StoreError
+from sweeps.experiments import Experiment
+from sweeps.spec import Spec, spec_from_json
+
+FORMAT = 1
+log = logging.getLogger(__name__)
+PART_PREFIX = "part-"
+PART_SUFFIX = ".parquet"
+TEMP_PREFIX = ".part-"
+TEMP_SUFFIX = ".tmp"
+
+# The columns every row carries, in order, with their Arrow types.
+FIXED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
+    ("key", pa.string()),
+    ("trial_seed", pa.int64()),
+    ("seed", pa.int64()),
+    ("experiment", pa.string()),
+    ("experiment_version", pa.string()),
+    ("launch_id", pa.string()),
+    ("status", pa.string()),
+    ("error", pa.string()),
+    ("mode", pa.string()),
+    ("elapsed_s", pa.float64()),
+)
+FIXED_NAMES = frozenset(name for name, _ in FIXED_COLUMNS)
+PARAM_ARROW_TYPES = {"float": pa.float64(), "int": pa.int64(), "str": pa.string(),
+                     "bool": pa.bool_()}
+
+
+def new_launch_id() -> str:
+    """A launch id that sorts by start time: UTC timestamp (microseconds) and a random tag."""
+    now = _dt.datetime.now(_dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%S%f}-{secrets.token_hex(3)}"
+
+
+def is_store(path: str | Path) -> bool:
+    return (Path(path) / "store.json").is_file()
+
+
+@dataclass
+class Scan:
+    """What a launch needs to know about the parts already written."""
+
+    keys: set[str]
+    column_types: dict[str, pa.DataType]
+    parts: int
+
+
+class Store:
+    """A store directory. ``Store.open`` for an existing one, ``Store.create`` for a new one."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.parts_dir = self.path / "parts"
+        self.quarantine_dir = self.path / "quarantine"
+
+    # ----------------------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, path: str | Path) -> "Store":
+        """An existing store; ``StoreError`` when ``path`` is missing or not a store."""
+        path = Path(path)
+        if not path.exists():
+            raise StoreError(f"{path}: no such directory")
+        if not is_store(path):
+            raise StoreError(f"{path}: not an insitu store (no store.json)")
+        store = cls(path)
+        meta = store.metadata()
+        if meta.get("format") != FORMAT:
+            raise StoreError(f"{path}: unsupported store format {meta.get('format')!r} "
+                             f"(this version reads format {FORMAT})")
+        return store
+
+    @classmethod
+    def check_creatable(cls, path: str | Path) -> None:
+        """Refuse a path that exists and is neither a store nor an empty directory."""
+        path = Path(path)
+        if path.exists() and not is_store(path):
+            if not path.is_dir():
+                raise StoreError(f"{path}: exists and is not a directory")
+            if any(p.name != ".lock" for p in path.iterdir()):  # a lock: a killed create
+                raise StoreError(f"{path}: exists, is not empty and is not an insitu store")
+
+    @classmethod
+    def create(cls, path: str | Path, spec: Spec, experiment: Experiment) -> "Store":
+        """Lay out a new store for ``spec`` (the caller holds no lock yet: see ``lock``)."""
+        store = cls(path)
+        store.parts_dir.mkdir(parents=True, exist_ok=True)
+        store.quarantine_dir.mkdir(exist_ok=True)
+        meta = {
+            "format": FORMAT,
+            "experiment": experiment.name,
+            "experiment_version": experiment.version,
+            "params": {p.name: p.type for p in experiment.params},
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        _write_atomic(store.path / "store.json", json.dumps(meta, indent=2) + "\n")
+        store.write_spec(spec)
+        return store
+
+    # ------------------------------------------------------------------------- metadata
+    def metadata(self) -> dict:
+        try:
+            return json.loads((self.path / "store.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.path}/store.json: unreadable: {exc}") from None
+
+    def spec_json(self) -> dict:
+        try:
+            return json.loads((self.path / "spec.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.path}/spec.json: unreadable: {exc}") from None
+
+    def spec(self) -> Spec:
+        """The stored spec, validated against the experiments registered now."""
+        return spec_from_json(self.spec_json(), source=f"{self.path}/spec.json")
+
+    def write_spec(self, spec: Spec) -> None:
+        _write_atomic(self.path / "spec.json", json.dumps(spec.to_json(), indent=2) + "\n")
+        _write_atomic(self.path / "spec.toml", spec.to_toml())
+
+    def launches(self) -> list[dict]:
+        """Every launch record, oldest first (unparseable lines are skipped)."""
+        path = self.path / "launches.jsonl"
+        if not path.exists():
+            return []
+        records = []
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+    def append_launch(self, record: dict) -> None:
+        with open(self.path / "launches.jsonl", "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def lock(self, launch_id: str) -> "StoreLock":
+        return StoreLock(self.path / ".lock", launch_id)
+
+    # ------------------------------------------------------------------------------ parts
+    def part_paths(self) -> list[Path]:
+        """Visible parts in name order (launch id, then chunk number)."""
+        if not self.parts_dir.is_dir():
+            return []
+        return sorted(p for p in self.parts_dir.iterdir()
+                      if p.name.startswith(PART_PREFIX) and p.name.endswith(PART_SUFFIX))
+
+    def temp_paths(self) -> list[Path]:
+        if not self.parts_dir.is_dir():
+            return []
+        return [p for p in self.parts_dir.iterdir()
+                if p.name.startswith(TEMP_PREFIX) and p.name.endswith(TEMP_SUFFIX)]
+
+    def scan(self) -> Scan:
+        """Keys and column types of every part, reading only footers and the key column."""
+        paths = self.part_paths()
+
+        def read(path: Path):
+            try:
+                part = pq.ParquetFile(path)
+                return part.schema_arrow, part.read(columns=["key"]).column("key")
+            except Exception as exc:  # noqa: BLE001 - any failure means an unreadable part
+                raise _unreadable(self, path, exc) from None
+
+        keys: set[str] = set()
+        types: dict[str, pa.DataType] = {}
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+            for schema, column in pool.map(read, paths):
+                keys.update(column.to_pylist())
+                for f in schema:
+                    types[f.name] = merge_types(types.get(f.name), f.type) or f.type
+        return Scan(keys, types, len(paths))
+
+    def read_parts(self, columns: list[str] | None = None) -> pa.Table:
+        """Every row of every part, schemas unified, with a ``_part`` column (part index)."""
+        tables = []
+        for index, path in enumerate(self.part_paths()):
+            try:
+                part = pq.ParquetFile(path)
+                wanted = None if columns is None else [c for c in columns
+                                                       if c in part.schema_arrow.names]
+                table = part.read(columns=wanted)
+            except Exception as exc:  # noqa: BLE001
+                raise _unreadable(self, path, exc) from None
+            tables.append(table.append_column(
+                "_part", pa.array(np.full(table.num_rows, index, dtype=np.int64))))
+        if not tables:
+            fields = [pa.field(n, t) for n, t in FIXED_COLUMNS
+                      if columns is None or n in columns]
+            return pa.schema(fields + [pa.field("_part", pa.int64())]).empty_table()
+        return pa.concat_tables(tables, promote_options="permissive")
+
+    def latest_rows(self, columns: list[str] | None = None) -> pa.Table:
+        """The rows that count: for each key, those of its newest launch (no ``_part``)."""
+        if columns is not None:
+            columns = list(dict.fromkeys([*columns, "key", "launch_id"]))
+        return latest(self.read_parts(columns)).drop_columns(["_part"])
+
+
+def latest(table: pa.Table) -> pa.Table:
+    """Keep, for each key, only the rows of its newest launch (and of one part of it).
+
+    Launch ids sort by start time, so the newest launch is the greatest id; ties (the same
+    rows in two parts, as during a compaction) go to the later part. ``table`` needs
+    ``key``, ``launch_id`` and ``_part``.
+    """
+    if table.num_rows == 0:
+        return table
+    launch_ids = table.column("launch_id").combine_chunks().dictionary_encode()
+    ids = launch_ids.dictionary.to_pylist()
+    rank_of_id = {lid: rank for rank, lid in enumerate(sorted(ids))}
+    rank = np.array([rank_of_id[lid] for lid in ids], np.int64)[launch_ids.indices.to_numpy()]
+    part = table.column("_part").to_numpy()
+    order = rank * (int(part.max()) + 1) + part
+    keys = table.column("key").combine_chunks().dictionary_encode()
+    key_index = keys.indices.to_numpy()
+    best = np.full(len(keys.dictionary), -1, np.int64)
+    np.maximum.at(best, key_index, order)
+    return table.filter(pa.array(order == best[key_index]))
+
+
+class PartWriter:
+    """Turns chunk results into parts of one launch, with an explicit Arrow schema.
+
+    Parameter columns come from the experiment's declaration; metric columns are inferred
+    from the rows (float -> float64, int -> int64, bool -> bool, str -> string, lists ->
+    list<int64> or list<float64>) and stay consistent with the parts already written: an
+    int metric in a float64 column is written as float64. A value that fits no consistent
+    type turns its trial into an error row naming the metric.
+    """
+
+    def __init__(self, store: Store, launch_id: str, experiment: Experiment,
+                 known_types: dict[str, pa.DataType] | None = None):
+        self.store = store
+        self.launch_id = launch_id
+        self.base_fields = [pa.field(n, t) for n, t in FIXED_COLUMNS] + [
+            pa.field(p.name, PARAM_ARROW_TYPES[p.type]) for p in experiment.params]
+        self.base_names = {f.name for f in self.base_fields}
+        self.metric_types: dict[str, pa.DataType] = {
+            name: t for name, t in (known_types or {}).items()
+            if name not in self.base_names and not name.startswith("_")}
+
+    def write(self, rows: list[dict], chunk_index: int) -> Path:
+        """Write one part atomically; returns its path."""
+        rows = self._fit([{**row, "launch_id": self.launch_id} for row in rows])
+        fields = self.base_fields + [pa.field(n, t) for n, t in self.metric_types.items()]
+        table = pa.Table.from_pylist(rows, schema=pa.schema(fields))
+        name = f"{PART_PREFIX}{self.launch_id}-{chunk_index:06d}{PART_SUFFIX}"
+        return write_table_atomic(table, self.store.parts_dir, name)
+
+    def _fit(self, rows: list[dict]) -> list[dict]:
+        """Extend the metric types with ``rows``; trials whose values do not fit, errors."""
+        failed: dict[str, str] = {}
+        for row in rows:
+            for name, value in row.items():
+                if name in self.base_names:
+                    continue
+                try:
+                    inferred = infer_type(value)
+                except TypeError as exc:
+                    failed.setdefault(row["key"], f"metric {name!r}: {exc}")
+                    continue
+                if inferred is None:
+                    continue
+                merged = merge_types(self.metric_types.get(name), inferred)
+                if merged is None:
+                    failed.setdefault(row["key"], f"metric {name!r}: a {inferred} value does "
+                                                  f"not fit column type {self.metric_types[name]}")
+                else:
+                    self.metric_types[name] = merged
+        if not failed:
+            return rows
+        fitted, seen = [], set()
+        for row in rows:
+            key = row["key"]
+            if key in failed:
+                if key in seen:
+                    continue
+                seen.add(key)
+                row = {name: row[name] for name in row if name in self.base_names}
+                row.update(status="error", error=failed[key], mode=None)
+            fitted.append(row)
+        return fitted
+
+
+def write_table_atomic(table: pa.Table, directory: Path, name: str) -> Path:
+    """Write ``table`` as ``directory/name`` via a hidden temp file, fsync and rename."""
+    final = directory / name
+    temp = directory / f".{name}{TEMP_SUFFIX}"
+    try:
+        with open(temp, "wb") as f:
+            pq.write_table(table, f, compression="zstd")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, final)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    fsync_dir(directory)
+    return final
+
+
+def infer_type(value: Any) -> pa.DataType | None:
+    """The Arrow type of a metric value; None for a null or an empty list."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return pa.bool_()
+    if isinstance(value, (int, np.integer)):
+        return pa.int64()
+    if isinstance(value, (float, np.floating)):
+        return pa.float64()
+    if isinstance(value, str):
+        return pa.string()
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = value.tolist() if isinstance(value, np.ndarray) else value
+        if not items:
+            return None
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+            return pa.list_(pa.int64())
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
+            return pa.list_(pa.float64())
+    raise TypeError(f"unsupported metric value {value!r:.60}")
+
+
+def merge_types(a: pa.DataType | None, b: pa.DataType) -> pa.DataType | None:
+    """The type both fit in (int widens to float), or None when they conflict."""
+    if a is None or a == b:
+        return b
+    numeric = {pa.int64(), pa.float64()}
+    if a in numeric and b in numeric:
+        return pa.float64()
+    lists = {pa.list_(pa.int64()), pa.list_(pa.float64())}
+    if a in lists and b in lists:
+        return pa.list_(pa.float64())
+    return None
+
+
+class StoreLock:
+    """The ``.lock`` file of a store: created exclusively, holding pid, host and launch.
+
+    A lock left by a dead process on this host is taken over with a warning; a lock held by
+    a live process, or by another host, is refused.
+    """
+
+    def __init__(self, path: Path, launch_id: str):
+        self.path = path
+        self.launch_id = launch_id
+        self.held = False
+
+    def holder(self) -> dict | None:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return {}
+
+    def check_free(self) -> None:
+        """Raise ``StoreError`` if a live launch holds the lock (writes nothing)."""
+        holder = self.holder()
+        if holder is not None and not lock_is_stale(holder):
+            raise StoreError(_held_message(self.path.parent, holder))
+
+    def acquire(self) -> None:
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "launch_id": self.launch_id,
+                  "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        temp = self.path.with_name(f".lock.{os.getpid()}.{secrets.token_hex(3)}")
+        temp.write_text(json.dumps(record) + "\n")
+        try:
+            for _ in range(3):
+                try:
+                    os.link(temp, self.path)  # atomic: fails if a lock exists
+                    self.held = True
+                    return
+                except FileExistsError:
+                    holder = self.holder()
+                    if holder is None:
+                        continue
+                    if not lock_is_stale(holder):
+                        raise StoreError(_held_message(self.path.parent, holder)) from None
+                    log.warning("%s: taking over the stale lock of dead pid %s on %s",
+                                self.path.parent, holder.get("pid"), holder.get("host"))
+                    stale = self.path.with_name(f".lock.stale.{secrets.token_hex(3)}")
+                    try:
+                        os.rename(self.path, stale)
+                        stale.unlink()
+                    except FileNotFoundError:
+                        pass
+            raise StoreError(f"{self.path.parent}: could not take the store lock")
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        if self.held:
+            holder = self.holder()
+            if holder and holder.get("launch_id") == self.launch_id:
+                self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> "StoreLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def lock_is_stale(holder: dict) -> bool:
+    """A lock is stale when its process, on this host, no longer exists."""
+    if holder.get("host") != socket.gethostname():
+        return False
+    pid = holder.get("pid")
+    if not isinstance(pid, int):
+        return True  # unreadable lock from this host: nobody can be holding it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _held_message(store: Path, holder: dict) -> str:
+    return (f"{store}: store is in use by launch {holder.get('launch_id', '?')} "
+            f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}); "
+            f"remove {store}/.lock only if that process is gone")
+
+
+def _unreadable(store: Store, path: Path, exc: Exception) -> StoreError:
+    reason = " ".join(str(exc).split())[:200]
+    return StoreError(f"{path}: unreadable part ({reason}); "
+                      f"run `insitu verify {store.path}` to quarantine it")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(3)}{TEMP_SUFFIX}")
+    with open(temp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, path)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    if sys.platform == "win32":
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

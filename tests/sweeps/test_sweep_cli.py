@@ -1,0 +1,134 @@
+"""CLI behaviour: dry run, status, interrupts, and the analysis subcommands."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import types
+
+import pytest
+
+from tests.sweeps.helpers import all_keys, stored_rows
+from sweeps import runner
+from sweeps.store import Store
+
+SPEC = """
+name = "cli"
+experiment = "selftest"
+seeds = 5
+[grid]
+x = [0.0, 1.0]
+noise = [0.0, 0.5]
+[ray]
+chunk_seconds = 0.001
+"""
+
+
+def test_help_and_usage_errors(cli):
+    code, _, err = cli("run")
+    assert code == 2 and err.startswith("insitu: error:") and err.count("\n") == 1
+    code, _, err = cli("run", "x.toml", "--workers", "0")
+    assert code == 2 and "positive integer" in err
+    code, _, err = cli("frobnicate")
+    assert code == 2 and "invalid choice" in err
+
+
+def test_dry_run_counts_and_writes_nothing(cli, write_spec, tmp_path):
+    code, out, err = cli("run", write_spec(SPEC), "--out", tmp_path / "s", "--dry-run",
+                         "--workers", "4")
+    assert code == 0 and "20 trials (20 pending)" in out
+    assert "pilot trial" in out and "on 4 workers" in out
+    assert not (tmp_path / "s").exists()
+
+
+def test_default_output_is_results_slash_name(cli, write_spec, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = cli("run", write_spec(SPEC), "--backend", "serial")
+    assert code == 0 and (tmp_path / "results" / "cli" / "store.json").exists()
+
+
+def test_status_counts_per_axis_value(cli, write_spec, tmp_path):
+    out = tmp_path / "s"
+    spec = write_spec(SPEC)
+    cli("run", spec, "--out", out, "--backend", "serial")
+    store = Store(out)
+    store.part_paths()[0].unlink()
+    code, text, _ = cli("status", out)
+    lines = text.splitlines()
+    assert code == 0
+    done = int(lines[1].split(",")[1].split()[0])
+    assert lines[1].startswith("trials: 20 total") and f"{20 - done} pending" in lines[1]
+    assert any(line.split()[:1] == ["noise"] for line in lines)
+    assert "not running" in lines[-1] and "trials/s" in lines[-1]
+
+
+def test_ctrl_c_leaves_whole_parts_and_resume_completes(cli, write_spec, tmp_path,
+                                                         monkeypatch):
+    out = tmp_path / "s"
+    spec = write_spec(SPEC)
+    real = runner.run_chunk
+    calls = []
+
+    def interrupt_on_fourth_chunk(*args):
+        calls.append(1)
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C
+        return real(*args)
+
+    monkeypatch.setattr(runner, "run_chunk", interrupt_on_fourth_chunk)
+    code, _, err = cli("run", spec, "--out", out, "--backend", "serial")
+    assert code == 130 and "interrupted" in err and err.count("\n") == 1
+    monkeypatch.setattr(runner, "run_chunk", real)
+    assert 0 < len(Store(out).part_paths()) < 5 and not (out / ".lock").exists()
+    assert Store(out).temp_paths() == []
+    code, _, _ = cli("run", spec, "--out", out, "--backend", "serial")
+    assert code == 0 and len(all_keys(out)) == 40
+
+    fresh = tmp_path / "fresh"
+    cli("run", spec, "--out", fresh, "--backend", "serial")
+    assert stored_rows(out) == stored_rows(fresh)
+
+
+class AnalysisInputError(Exception):
+    pass
+
+
+@pytest.fixture
+def fake_analysis(monkeypatch):
+    """Stand-in ``analysis.commands`` / ``analysis.errors`` recording their calls."""
+    calls = []
+
+    def summary_command(store_dir, by):
+        calls.append(("summary", store_dir, by))
+        if store_dir == "bad":
+            raise AnalysisInputError("bad: not a store\n(really)")
+        return "a table"
+
+    def figures_command(store_dir, out_dir):
+        calls.append(("figures", store_dir, out_dir))
+        return ["f1.png", "f2.png"]
+
+    def report_command(store_dir, out_path):
+        calls.append(("report", store_dir, out_path))
+        return "report.html"
+
+    commands = types.ModuleType("analysis.commands")
+    commands.summary_command = summary_command
+    commands.figures_command = figures_command
+    commands.report_command = report_command
+    errors = types.ModuleType("analysis.errors")
+    errors.AnalysisInputError = AnalysisInputError
+    monkeypatch.setitem(sys.modules, "analysis.commands", commands)
+    monkeypatch.setitem(sys.modules, "analysis.errors", errors)
+    return calls
+
+
+def test_analysis_subcommands_delegate(cli, fake_analysis):
+    assert cli("summary", "st", "--by", "noise,seed", "--by", "x") == (0, "a table\n", "")
+    assert cli("summary", "st") == (0, "a table\n", "")
+    assert cli("figures", "st", "--out", "figs") == (0, "f1.png\nf2.png\n", "")
+    assert cli("report", "st") == (0, "report.html\n", "")
+    assert fake_analysis == [("summary", "st", ["noise", "seed", "x"]), ("summary", "st", None),
+                             ("figures", "st", "figs"), ("report", "st", None)]
+    assert cli("summary", "bad") == (2, "", "insitu: error: bad: not a store (really)\n")
