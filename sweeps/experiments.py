@@ -37,6 +37,8 @@ RESERVED_COLUMNS = frozenset(
 _BUILTIN_MODULES = ("sweeps.experiments_selftest", "sweeps.experiments_photonics")
 
 RunTrial = Callable[[dict, int, dict], "list[dict]"]
+# run_group(params, trial_seeds, cache) -> one list of rows per seed, in order
+RunGroup = Callable[[dict, "list[int]", dict], "list[list[dict]]"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,8 @@ class Experiment:
     params: tuple[Param, ...]
     run_trial: RunTrial
     description: str = ""
+    run_group: RunGroup | None = None
+    max_group: int = 64
     by_name: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -128,17 +132,23 @@ def register(
     params: Sequence[Param],
     run_trial: RunTrial,
     description: str = "",
+    run_group: RunGroup | None = None,
+    max_group: int = 64,
 ) -> Experiment:
     """Declare an experiment so that specs can name it; returns the registered object.
 
     Registering a name twice is an error unless it is the same declaration again (a module
     imported under two names, say).
+
+    ``run_group`` (optional) runs several trials that differ only in their seed at once (a
+    device ensemble) and must return exactly the rows ``run_trial`` would return for each;
+    the chunk function then groups such trials transparently, up to ``max_group`` at a time.
     """
     if not name or not isinstance(name, str):
         raise ValueError("experiment name must be a non-empty string")
     if not isinstance(version, str) or not version:
         raise ValueError(f"experiment {name!r}: version must be a non-empty string")
-    experiment = Experiment(name, version, tuple(params), run_trial, description)
+    experiment = Experiment(name, version, tuple(params), run_trial, description, run_group, max_group)
     existing = _REGISTRY.get(name)
     if existing is not None and (existing.version, existing.params) != (version, experiment.params):
         raise ValueError(f"experiment {name!r} is already registered")

@@ -209,6 +209,7 @@ register(
     version=CLASSIFY_VERSION,
     params=CLASSIFY_PARAMS,
     run_trial=run_classify,
+    run_group=run_classify_group,
     description="train digital / in situ / analog on one sampled device per trial",
 )
 register(

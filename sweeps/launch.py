@@ -146,7 +146,8 @@ def _launch(store_path: Path, existing: Store | None, spec: Spec, experiment: Ex
 def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_path: Path,
            options: LaunchOptions, stdout: TextIO, stderr: TextIO, parts_before: int = 0) -> int:
     """The driver loop: write each finished chunk as a part, show progress."""
-    chunker = Chunker(pending, spec.ray_setting("chunk_seconds"), backend.workers)
+    chunker = Chunker(pending, spec.ray_setting("chunk_seconds"), backend.workers,
+                      group_seeds=backend.experiment.run_group is not None and spec.ray_setting("ensembles"))
     written: set[str] = set()
     parts = errors = 0
     started = time.monotonic()

@@ -26,7 +26,7 @@ import numpy as np
 
 from sweeps.errors import InputError
 from sweeps.experiments import RESERVED_COLUMNS, Experiment, get_experiment
-from sweeps.trials import Trial
+from sweeps.trials import Trial, canonical_json
 
 # One BLAS thread per worker: the pool already uses every CPU.
 BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -43,18 +43,79 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- chunk function
-def run_chunk(experiment_name: str, trials: Sequence[Trial], cache: dict) -> list[dict]:
+def run_chunk(experiment_name: str, trials: Sequence[Trial], cache: dict, ensemble: bool = True) -> list[dict]:
     """Run ``trials`` in order in this process; return all their rows.
 
     Each row holds the trial's fixed columns (``key``, ``trial_seed``, ``seed``,
     ``experiment``, ``experiment_version``, ``status``, ``error``, ``mode``,
     ``elapsed_s``), every parameter, and the metrics of one row returned by ``run_trial``.
     A trial that raises (or returns malformed rows) gives one error row instead.
+
+    With ``ensemble`` and an experiment that has ``run_group``, consecutive trials that
+    differ only in their seed run together as one group (a device ensemble); the rows are the
+    same as one by one. If the group fails, its trials are rerun one by one so that errors
+    stay per trial.
     """
     experiment = get_experiment(experiment_name)
     rows: list[dict] = []
+    if experiment.run_group is None or not ensemble:
+        for trial in trials:
+            rows.extend(run_one(experiment, trial, cache))
+        return rows
+    for group in seed_groups(trials, experiment.max_group):
+        if len(group) == 1:
+            rows.extend(run_one(experiment, group[0], cache))
+        else:
+            rows.extend(run_group(experiment, group, cache))
+    return rows
+
+
+def group_key(trial: Trial) -> str:
+    """Trials with equal keys differ only in their seed and can share an ensemble."""
+    return canonical_json(trial.params)
+
+
+def seed_groups(trials: Sequence[Trial], max_group: int) -> list[list[Trial]]:
+    """Split ``trials`` into runs of consecutive trials with one group key."""
+    groups: list[list[Trial]] = []
+    last = None
     for trial in trials:
-        rows.extend(run_one(experiment, trial, cache))
+        key = group_key(trial)
+        if groups and key == last and len(groups[-1]) < max_group:
+            groups[-1].append(trial)
+        else:
+            groups.append([trial])
+        last = key
+    return groups
+
+
+def run_group(experiment: Experiment, group: list[Trial], cache: dict) -> list[dict]:
+    """Rows of a seed group run as one ensemble; trial by trial if the group fails."""
+    start = time.perf_counter()
+    try:
+        produced = experiment.run_group(dict(group[0].params), [t.trial_seed for t in group], cache)
+        if not isinstance(produced, list) or len(produced) != len(group):
+            raise ValueError(f"run_group returned {len(produced) if isinstance(produced, list) else produced!r} "
+                             f"results for {len(group)} trials")
+        checked = [check_rows(p, experiment) for p in produced]
+    except Exception:  # noqa: BLE001 - fall back to per-trial runs, which record their errors
+        log.warning("group of %d trials failed; running them one by one", len(group), exc_info=True)
+        return [row for trial in group for row in run_one(experiment, trial, cache)]
+    elapsed = (time.perf_counter() - start) / len(group)
+    rows = []
+    for trial, metric_rows in zip(group, checked):
+        base = {
+            "key": trial.key,
+            "trial_seed": trial.trial_seed,
+            "seed": trial.seed,
+            "experiment": experiment.name,
+            "experiment_version": experiment.version,
+            "status": "ok",
+            "error": None,
+            "elapsed_s": elapsed,
+            **trial.params,
+        }
+        rows.extend({**base, **metrics} for metrics in metric_rows)
     return rows
 
 
@@ -131,6 +192,7 @@ class Chunk:
     index: int
     trials: list[Trial]
     attempts: int = 0
+    ensemble: bool = False  # run seed groups as device ensembles
 
 
 @dataclass
@@ -149,6 +211,7 @@ class Chunker:
     trials: Sequence[Trial]
     chunk_seconds: float
     workers: int
+    group_seeds: bool = False
     _pending: deque = field(init=False)
     _requeued: deque = field(init=False)
     _next_index: int = field(init=False, default=0)
@@ -156,7 +219,14 @@ class Chunker:
     _done_seconds: float = field(init=False, default=0.0)
 
     def __post_init__(self):
-        self._pending = deque(self.trials)
+        trials = list(self.trials)
+        if self.group_seeds:
+            # the seeds of one grid point next to each other, so chunks hold whole ensembles
+            first: dict[str, int] = {}
+            for i, trial in enumerate(trials):
+                first.setdefault(group_key(trial), i)
+            trials.sort(key=lambda t: first[group_key(t)])
+        self._pending = deque(trials)
         self._requeued = deque()
 
     @property
@@ -179,10 +249,16 @@ class Chunker:
             balance = math.ceil(len(self._pending) / (2 * self.workers))
             size = max(1, min(int(target), balance))
         size = min(size, len(self._pending))
-        return self.make_chunk([self._pending.popleft() for _ in range(size)])
+        taken = [self._pending.popleft() for _ in range(size)]
+        if self.group_seeds:
+            # never split a seed group across chunks (its trials run as one ensemble)
+            last = group_key(taken[-1])
+            while self._pending and group_key(self._pending[0]) == last:
+                taken.append(self._pending.popleft())
+        return self.make_chunk(taken)
 
     def make_chunk(self, trials: list[Trial], attempts: int = 0) -> Chunk:
-        chunk = Chunk(self._next_index, trials, attempts)
+        chunk = Chunk(self._next_index, trials, attempts, self.group_seeds)
         self._next_index += 1
         return chunk
 
@@ -238,7 +314,7 @@ class SerialBackend:
 
     def run(self, chunker: Chunker) -> Iterator[ChunkDone]:
         while (chunk := chunker.next_chunk()) is not None:
-            rows = run_chunk(self.experiment.name, chunk.trials, self.cache)
+            rows = run_chunk(self.experiment.name, chunk.trials, self.cache, chunk.ensemble)
             done = ChunkDone(chunk, rows, chunk_seconds_of(rows))
             chunker.observe(done)
             yield done
@@ -257,8 +333,8 @@ class ChunkActor:
     def ready(self) -> int:
         return os.getpid()
 
-    def run(self, experiment_name: str, trials: list[Trial]) -> list[dict]:
-        return run_chunk(experiment_name, trials, self.cache)
+    def run(self, experiment_name: str, trials: list[Trial], ensemble: bool = False) -> list[dict]:
+        return run_chunk(experiment_name, trials, self.cache, ensemble)
 
 
 @dataclass
@@ -441,7 +517,7 @@ class RayBackend:
             chunk = chunker.next_chunk()
             if chunk is None:
                 return
-            ref = slot.actor.run.remote(self.experiment.name, chunk.trials)
+            ref = slot.actor.run.remote(self.experiment.name, chunk.trials, chunk.ensemble)
             in_flight[ref] = (slot.actor, chunk)
             slot.load += 1
 

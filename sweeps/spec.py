@@ -46,6 +46,8 @@ RAY_SETTINGS = (
     Param("chunks_per_worker", "int", 2, low=1, high=16, doc="chunks queued on each actor"),
     Param("ship_code", "bool", True,
           doc="when attaching, ship sweeps/ and photonics/ to the cluster's workers"),
+    Param("ensembles", "bool", True,
+          doc="run the seeds of a grid point as one device ensemble where the experiment can"),
 )
 RAY_BY_NAME = {p.name: p for p in RAY_SETTINGS}
 
