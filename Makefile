@@ -22,5 +22,19 @@ test: $(STAMP)
 test-all: $(STAMP)
 	sh scripts/netns.sh $(PY) -m pytest -q
 
+# The main job: quick study on an embedded local Ray -> results/quick/{classify,gradient}
+study: $(STAMP)
+	sh scripts/netns.sh sh scripts/study.sh
+
+# Every paper spec and the systematic study (hours on a laptop; see README for clusters)
+paper: $(STAMP)
+	sh scripts/netns.sh sh scripts/paper.sh
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) benchmarks/mesh.py --compare --threads 1
+	$(PY) benchmarks/insitu.py --compare
+	sh scripts/netns.sh $(PY) benchmarks/sweep.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

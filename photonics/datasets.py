@@ -131,9 +131,14 @@ def _image_task(name: str, images: np.ndarray, labels: np.ndarray, split_seed: i
     mean_mag = np.abs(f_tr).mean(axis=0)
     mean_mag[mean_mag == 0] = 1.0
     f_tr, f_te = f_tr / mean_mag, f_te / mean_mag
-    f_tr /= np.linalg.norm(f_tr, axis=1, keepdims=True)
-    f_te /= np.linalg.norm(f_te, axis=1, keepdims=True)
+    f_tr, f_te = _unit_rows(f_tr), _unit_rows(f_te)
     return Task(name, f_tr, y_tr.astype(np.int64), f_te, y_te.astype(np.int64), 10)
+
+
+def _unit_rows(features: np.ndarray) -> np.ndarray:
+    """Each example at unit power (an all-zero example, a blank image, stays zero)."""
+    norm = np.linalg.norm(features, axis=1, keepdims=True)
+    return np.divide(features, norm, out=np.zeros_like(features), where=norm > 0)
 
 
 def _digits_task(split_seed: int) -> Task:

@@ -34,8 +34,9 @@ class ErrorModel:
         loss_imbalance_db: scale (dB) of the extra loss of each internal arm, drawn per arm
             as ``loss_imbalance_db * |n|`` (half-normal, so no arm has gain).
         phase_error: std of the static offset of every phase shifter (rad).
-        crosstalk: thermal crosstalk coefficient kappa: a shifter set to ``p`` also shifts
-            each neighbouring shifter in its column by ``kappa * p``.
+        crosstalk: thermal crosstalk coefficient kappa: a heater set to ``p`` (wrapped into
+            ``[0, 2 pi)``) also shifts the same kind of shifter (theta or phi) of each adjacent
+            MZI in its column by ``kappa * p``.
         dac_bits: phase-DAC resolution; every written phase is rounded to a multiple of
             ``2 pi / 2**dac_bits``. ``None`` is a continuous DAC.
         tap_noise: relative tap-detector noise ``s``: a reading of power ``p`` is
@@ -197,6 +198,10 @@ def program_phases(errors: DeviceErrors | None, theta, phi, gamma=None):
     if errors is None:
         return theta, phi, None if gamma is None else np.asarray(gamma, dtype=float)
     model = errors.model
+    # Heater set points live in [0, 2 pi): wrapping first makes crosstalk (which scales the
+    # set point) independent of which multiple of 2 pi the optimiser happens to hold.
+    if model.crosstalk or model.dac_bits is not None:
+        theta, phi = np.mod(theta, TWO_PI), np.mod(phi, TWO_PI)
     theta = quantize_phase(theta, model.dac_bits)
     phi = quantize_phase(phi, model.dac_bits)
     theta = apply_crosstalk(theta, errors.neighbour_pairs, model.crosstalk)

@@ -128,7 +128,7 @@ def _light_cone_sensitivity(n_ports: int, columns: Sequence[np.ndarray]) -> np.n
     its exact indices itself.
     """
     n_cols = len(columns)
-    # reach_in[c][k]: set size of input modes that can reach mode k before column c.
+    # [lo[k], hi[k]]: the range of input modes whose light can reach mode k so far.
     lo = np.arange(n_ports)
     hi = np.arange(n_ports)
     back = []

@@ -222,8 +222,8 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_groups
     """Per-sample field propagation that records the field at every tap (actual phases).
 
     Forward through one MZI (inputs ``a``, ``b``): ``t_phi = e^{i phi} a``, ``a1 = a_in t_phi``,
-    ``t_theta = e^{i theta}(c1 a1 + i s1 b)``, ``v = a_bottom (i s1 a1 + c1 b)``, outputs
-    ``B(e2) (a_top t_theta, v)``; backward applies the transposed elements in reverse.
+    ``t_theta = e^{i theta}(c1 a1 + i s1 b)``, ``v = i s1 a1 + c1 b``, outputs
+    ``B(e2) (a_top t_theta, a_bottom v)``; backward applies the transposed elements in reverse.
 
     With ``power_groups = G`` the batch is split into ``G`` equal groups and the result holds,
     instead of fields, the summed tap powers ``sum |t|^2`` of each group, shape ``(..., G, M)``

@@ -52,8 +52,10 @@ _IDEAL_MODEL = ErrorModel()
 class PassReadout(NamedTuple):
     """What one pass of light through a mesh gives the controller.
 
-    ``field``: amplitudes read at the far side (after readout error), in true units.
-    ``tap_powers``: tap readings ``(..., B, 2M)`` (theta taps then phi taps), or ``None``.
+    ``field``: amplitudes read at the far side (after readout error), in true units, or
+    ``None`` when nothing is read there (the sum pass).
+    ``tap_powers``: tap readings, theta taps then phi taps: ``(..., B, 2M)`` per example,
+    ``(..., 1, 2M)`` aggregated over the batch, ``(..., 2M)`` integrated (analog); or ``None``.
     """
 
     field: np.ndarray
@@ -253,8 +255,12 @@ def measure_gradient(
 
 
 def gradient_error(measured: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """``1 - cos(measured, true)`` over the last axis (0 = perfect direction)."""
+    """``1 - cos(measured, true)`` over the last axis (0 = perfect direction).
+
+    NaN where either gradient is exactly zero (no direction to compare).
+    """
     num = np.sum(measured * true, axis=-1)
     den = np.linalg.norm(measured, axis=-1) * np.linalg.norm(true, axis=-1)
+    cos = np.divide(num, den, out=np.full_like(num, np.nan, dtype=float), where=den > 0)
     # clipped at 0: rounding can push a perfect match a hair below
-    return np.maximum(0.0, 1.0 - np.divide(num, den, out=np.zeros_like(num), where=den > 0))
+    return np.maximum(0.0, 1.0 - cos)

@@ -18,6 +18,7 @@ the numbers that ``train(seed)`` gives for each seed, at a fraction of the numpy
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,7 +37,8 @@ _PROTOCOL = {"insitu": "three_pass", "analog": "analog"}
 class TrainResult:
     """Outcome of one training run: curves per evaluation epoch and final metrics.
 
-    Accuracies and losses are measured on the device (with readout noise); gradient errors
+    Accuracies and losses are measured on the device (with readout noise; decision-boundary
+    grids are computed without it, as the device's noise-free response); gradient errors
     are ``1 - cos(measured, exact device gradient)`` per step, summarised per epoch (NaN
     for ``digital``, which uses exact gradients of the ideal model).
     """
@@ -161,8 +163,10 @@ def train_ensemble(
         curves["test_loss"].append(te_loss)
         if epoch_errors:
             e = np.stack(epoch_errors, axis=-1)
-            curves["ge_mean"].append(e.mean(axis=-1))
-            curves["ge_median"].append(np.median(e, axis=-1))
+            with warnings.catch_warnings():  # a step with a zero gradient has no direction (NaN)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                curves["ge_mean"].append(np.nanmean(e, axis=-1))
+                curves["ge_median"].append(np.nanmedian(e, axis=-1))
         else:
             curves["ge_mean"].append(np.full(k, np.nan))
             curves["ge_median"].append(np.full(k, np.nan))

@@ -23,15 +23,16 @@ from photonics.protocols import gradient_error, measure_gradient
 from photonics.training import MODES, default_network, train_ensemble
 from sweeps.experiments import Param, register
 
-CLASSIFY_VERSION = "1"
-GRADIENT_VERSION = "1"
+CLASSIFY_VERSION = "2"
+GRADIENT_VERSION = "2"
 
 ERROR_PARAMS = (
     Param("bs_error", "float", 0.0, low=0.0, high=0.785, doc="coupler splitting error std (rad)"),
     Param("loss_db", "float", 0.0, low=0.0, high=10.0, doc="insertion loss per MZI (dB)"),
     Param("loss_imbalance_db", "float", 0.0, low=0.0, high=10.0, doc="per-arm extra loss scale (dB)"),
     Param("phase_error", "float", 0.0, low=0.0, high=6.3, doc="static phase offset std (rad)"),
-    Param("crosstalk", "float", 0.0, low=0.0, high=1.0, doc="thermal crosstalk coefficient"),
+    Param("crosstalk", "float", 0.0, low=0.0, high=0.3,
+          doc="thermal crosstalk coefficient (<= 0.3: beyond, I + kappa A can turn updates uphill)"),
     Param("dac_bits", "int", 0, low=0, high=32, doc="phase DAC bits (0 = continuous)"),
     Param("tap_noise", "float", 0.0, low=0.0, high=10.0, doc="relative tap detector noise"),
     Param("io_amp_error", "float", 0.0, low=0.0, high=1.0, doc="I/O amplitude error std"),
@@ -42,7 +43,7 @@ ERROR_PARAMS = (
 MESH_PARAMS = (
     Param("topology", "str", "rectangular", choices=("rectangular", "triangular")),
     Param("depth", "int", 0, low=0, high=4096, doc="mesh columns (0 = N for rectangular)"),
-    Param("n_layers", "int", 0, low=0, high=16, doc="layers (0 = task recipe: 3 for 2-D, 2 for images)"),
+    Param("n_layers", "int", 0, low=0, high=16, doc="layers (0: classify uses the task recipe, gradient 1)"),
 )
 
 
@@ -198,7 +199,7 @@ GRADIENT_PARAMS = (
     Param("n_ports", "int", 4, low=2, high=1024),
     *MESH_PARAMS,
     Param("modes", "str", "three_pass,analog", doc="comma list of protocols: three_pass, analog"),
-    Param("batch_size", "int", 1, low=1, high=100_000, doc="examples integrated per measurement"),
+    Param("batch_size", "int", 1, low=1, high=100_000, doc="examples per measurement (summed digitally by three_pass, integrated by analog)"),
     Param("n_repeats", "int", 20, low=1, high=100_000, doc="measurements (random inputs) per trial"),
     Param("input_power", "float", 9.0, low=1e-9, high=1e9, doc="power of every input vector"),
     *ERROR_PARAMS,

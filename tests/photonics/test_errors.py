@@ -69,3 +69,14 @@ def test_static_offsets_add(rng):
     np.testing.assert_allclose(a_th - th, dev.theta_offset)
     np.testing.assert_allclose(a_ph - ph, dev.phi_offset)
     np.testing.assert_allclose(a_g, dev.gamma_offset)
+
+
+def test_crosstalk_does_not_depend_on_the_phase_representative(rng):
+    lay = rectangular(6)
+    dev = ErrorModel(crosstalk=0.1, dac_bits=10).sample(lay, rng)
+    theta = rng.random(lay.n_mzis) * 2 * np.pi
+    phi = rng.random(lay.n_mzis) * 2 * np.pi
+    a = program_phases(dev, theta, phi)
+    b = program_phases(dev, theta - 4 * np.pi, phi + 2 * np.pi)
+    np.testing.assert_allclose(np.exp(1j * a[0]), np.exp(1j * b[0]), atol=1e-12)
+    np.testing.assert_allclose(np.exp(1j * a[1]), np.exp(1j * b[1]), atol=1e-12)

@@ -103,3 +103,9 @@ def test_unknown_protocol_is_named(rng):
     net, params, x, labels = _setup(rng)
     with pytest.raises(ValueError, match="protocol 'fourpass'"):
         measure_gradient(net, params, x, labels, None, "fourpass")
+
+
+def test_gradient_error_of_a_zero_gradient_is_nan():
+    assert np.isnan(gradient_error(np.zeros(3), np.ones(3)))
+    assert gradient_error(np.array([1.0, 2.0]), np.array([2.0, 4.0])) == pytest.approx(0.0, abs=1e-15)
+    assert gradient_error(np.array([1.0, 0.0]), np.array([-1.0, 0.0])) == 2.0
