@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="store directory (default: results/<spec name>)")
     run.add_argument("--dry-run", action="store_true",
                      help="print the trial count and a time estimate; write nothing")
+    run.add_argument("--no-pilot", action="store_true",
+                     help="with --dry-run: validate and count only, skip the pilot trial")
     _add_execution_options(run)
 
     retry = commands.add_parser("retry-failed", help="rerun the trials whose rows are errors")
@@ -127,7 +129,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("run", "retry-failed"):
         options = launch.LaunchOptions(backend=args.backend, workers=args.workers,
                                        address=args.address,
-                                       dry_run=getattr(args, "dry_run", False))
+                                       dry_run=getattr(args, "dry_run", False),
+                                       pilot=not getattr(args, "no_pilot", False))
         if args.command == "run":
             return launch.run_spec_file(args.spec, args.out, options)
         return launch.retry_failed(args.store, options)

@@ -43,6 +43,7 @@ class LaunchOptions:
     workers: int | None = None
     address: str | None = None
     dry_run: bool = False
+    pilot: bool = True  # dry run: time one pilot trial for the estimate
     progress: bool | None = None  # None: only when stderr is a terminal
 
 
@@ -187,15 +188,18 @@ def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
     """Print the trial count and an estimate from one pilot trial run here; write nothing."""
     print(f"{spec.name}: {len(trials)} trials ({len(pending)} pending) of experiment "
           f"{experiment.name} v{experiment.version}", file=stdout)
-    if not pending:
+    if not pending or not options.pilot:
         return
     rows = run_one(experiment, pending[0], {})
     seconds = rows[0]["elapsed_s"]
     pool = 1 if options.backend == "serial" else workers
     estimate = seconds * len(pending) / pool
     status = "" if rows[0]["status"] == "ok" else f" (the pilot trial failed: {rows[0]['error']})"
+    grouped = experiment.run_group is not None and spec.ray_setting("ensembles")
     print(f"pilot trial: {seconds:.3g} s{status}; estimated {format_duration(estimate)} on "
-          f"{pool} worker{'s' if pool != 1 else ''}", file=stdout)
+          f"{pool} worker{'s' if pool != 1 else ''}"
+          + (" at one trial at a time (seed ensembles make it several times faster)" if grouped else ""),
+          file=stdout)
 
 
 def _workers(options: LaunchOptions, spec: Spec) -> int:
