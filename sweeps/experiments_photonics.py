@@ -6,7 +6,8 @@ for 2-D tasks, a decision-boundary grid. All modes of a trial share the device, 
 phases and the minibatch order (they derive from the trial seed).
 
 ``gradient`` measures the gradient error ``1 - cos(measured, exact device gradient)`` of
-each protocol over random inputs on one sampled device: cheap enough for dense error grids.
+each protocol over random inputs (random labels, cross-entropy with logits of order one) on
+one sampled device: cheap enough for dense error grids.
 
 Conventions for integer switches: ``dac_bits = 0`` is a continuous DAC, ``depth = 0`` the
 topology's natural depth, ``n_layers = 0`` and ``logit_scale = 0`` the task's recipe.
@@ -24,7 +25,7 @@ from photonics.training import MODES, default_network, train_ensemble
 from sweeps.experiments import Param, register
 
 CLASSIFY_VERSION = "2"
-GRADIENT_VERSION = "2"
+GRADIENT_VERSION = "3"
 
 ERROR_PARAMS = (
     Param("bs_error", "float", 0.0, low=0.0, high=0.785, doc="coupler splitting error std (rad)"),
@@ -164,7 +165,10 @@ CLASSIFY_PARAMS = (
 
 def run_gradient(params: dict, trial_seed: int, cache: dict) -> list[dict]:
     n = params["n_ports"]
-    net = build_network(n, params["n_layers"] or 1, 2, params["topology"], params["depth"] or None, "grouped", 3.0)
+    # Logits of order one (logit scale = 1 / input power): a saturated softmax would make the
+    # true gradient of confidently classified inputs vanish and its direction meaningless.
+    net = build_network(n, params["n_layers"] or 1, 2, params["topology"], params["depth"] or None, "grouped",
+                        1.0 / params["input_power"])
     protocols = _modes(params["modes"], ("three_pass", "analog"))
     streams = np.random.SeedSequence(trial_seed).spawn(2 + len(protocols))
     device_rng, input_rng = (np.random.default_rng(s) for s in streams[:2])
