@@ -104,17 +104,7 @@ def run_group(experiment: Experiment, group: list[Trial], cache: dict) -> list[d
     elapsed = (time.perf_counter() - start) / len(group)
     rows = []
     for trial, metric_rows in zip(group, checked):
-        base = {
-            "key": trial.key,
-            "trial_seed": trial.trial_seed,
-            "seed": trial.seed,
-            "experiment": experiment.name,
-            "experiment_version": experiment.version,
-            "status": "ok",
-            "error": None,
-            "elapsed_s": elapsed,
-            **trial.params,
-        }
+        base = trial_columns(experiment, trial, "ok", None, elapsed)
         rows.extend({**base, **metrics} for metrics in metric_rows)
     return rows
 
@@ -128,7 +118,14 @@ def run_one(experiment: Experiment, trial: Trial, cache: dict) -> list[dict]:
         status, error = "ok", None
     except Exception as exc:  # noqa: BLE001 - a failing trial is a result, not a crash
         metric_rows, status, error = [{"mode": None}], "error", one_line(exc)
-    base = {
+    base = trial_columns(experiment, trial, status, error, time.perf_counter() - start)
+    return [{**base, **metrics} for metrics in metric_rows]
+
+
+def trial_columns(experiment: Experiment, trial: Trial, status: str, error: str | None,
+                  elapsed: float | None) -> dict:
+    """The fixed columns and parameters every row of ``trial`` carries."""
+    return {
         "key": trial.key,
         "trial_seed": trial.trial_seed,
         "seed": trial.seed,
@@ -136,10 +133,9 @@ def run_one(experiment: Experiment, trial: Trial, cache: dict) -> list[dict]:
         "experiment_version": experiment.version,
         "status": status,
         "error": error,
-        "elapsed_s": time.perf_counter() - start,
+        "elapsed_s": elapsed,
         **trial.params,
     }
-    return [{**base, **metrics} for metrics in metric_rows]
 
 
 def check_rows(produced: Any, experiment: Experiment) -> list[dict]:
@@ -277,15 +273,7 @@ class Chunker:
 
 def lost_trial_rows(chunk: Chunk, experiment: Experiment, reason: str) -> list[dict]:
     """Error rows for a single-trial chunk that kept killing its worker."""
-    rows = []
-    for trial in chunk.trials:
-        rows.append({
-            "key": trial.key, "trial_seed": trial.trial_seed, "seed": trial.seed,
-            "experiment": experiment.name, "experiment_version": experiment.version,
-            "status": "error", "error": reason, "mode": None, "elapsed_s": None,
-            **trial.params,
-        })
-    return rows
+    return [{**trial_columns(experiment, trial, "error", reason, None), "mode": None} for trial in chunk.trials]
 
 
 def chunk_seconds_of(rows: list[dict]) -> float:
