@@ -238,7 +238,10 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_groups
         group = batch // power_groups
 
         def store(target, rng_c, t):
-            target[..., rng_c, :] = (t.real**2 + t.imag**2).reshape(t.shape[:-1] + (power_groups, group)).sum(-1)
+            power = t.real**2 + t.imag**2
+            if group > 1:
+                power = power.reshape(t.shape[:-1] + (power_groups, group)).sum(-1)
+            target[..., rng_c, :] = power
 
         tap_theta = np.empty(lead + (m, power_groups))
         tap_phi = np.empty(lead + (m, power_groups))

@@ -60,6 +60,19 @@ class PassReadout(NamedTuple):
 
     field: np.ndarray
     tap_powers: np.ndarray | None
+    moments: "LaunchMoments | None" = None
+
+
+class LaunchMoments(NamedTuple):
+    """Second-moment matrices of a batch's launched unit vectors ``u_b`` with weights ``q_b``.
+
+    ``first = sum_b q_b u_b u_b^H`` gives the summed tap powers ``a first a^H`` of a tap with
+    linear map ``a``; ``second = sum_b q_b^2 u_b u_b^H`` the variance of their summed
+    detector noise (``None`` without tap noise).
+    """
+
+    first: np.ndarray
+    second: np.ndarray | None
 
 
 def _model(dev: DeviceErrors | None) -> ErrorModel:
@@ -83,9 +96,9 @@ def _pass(layout, theta, phi, v, dev, rng, backward, record_taps, scale=None, in
     """Launch ``v`` (generation error), propagate, read taps (noise) and far-side field.
 
     ``integrate``: the tap readings of the batch are one integrated photocurrent per tap
-    (analog protocol) instead of one reading per example. ``aggregate``: compute the summed
-    tap readings from the batch's second-moment matrix instead of per-example fields (see
-    :func:`_aggregated_tap_sums`); the readings then carry a batch axis of length 1.
+    (analog protocol) instead of one reading per example. ``aggregate``: record instead the
+    launch moments of the batch (:class:`LaunchMoments`), from which the summed tap readings
+    of one or several passes follow without per-example fields (:func:`read_summed_taps`).
     ``read_field=False``: nothing is read at the far side (the sum pass), ``field`` is None.
     """
     model = _model(dev)
@@ -93,13 +106,12 @@ def _pass(layout, theta, phi, v, dev, rng, backward, record_taps, scale=None, in
     launched = perturb_io(unit, model, rng)
     readings = None
     out = None
+    moments = None
     if record_taps and aggregate:
         if read_field:
             out = propagate(layout, theta, phi, launched, dev, backward=backward)
         weights = np.broadcast_to(norm**2, launched.shape[:-1] + (1,))
-        total, second = _aggregated_tap_sums(layout, theta, phi, launched, weights, dev, backward, model.tap_noise > 0)
-        readings = _noisy_sum(total, second, model.tap_noise, rng)
-        readings = readings if integrate else readings[..., None, :]
+        moments = launch_moments(launched, weights, model.tap_noise > 0)
     elif record_taps:
         out, taps = propagate(layout, theta, phi, launched, dev, backward=backward, taps=True)
         power = tap_powers(taps)
@@ -113,43 +125,49 @@ def _pass(layout, theta, phi, v, dev, rng, backward, record_taps, scale=None, in
     else:
         out = propagate(layout, theta, phi, launched, dev, backward=backward)
     field = perturb_io(out, model, rng) * norm if read_field else None
-    return PassReadout(field, readings)
+    return PassReadout(field, readings, moments)
 
 
-def _probes(moment: np.ndarray) -> np.ndarray:
-    """Rows ``w_j`` with ``sum_j w_j w_j^H = moment`` (Hermitian PSD), from its eigenvectors."""
-    values, vectors = np.linalg.eigh(moment)
-    return np.swapaxes(vectors * np.sqrt(np.clip(values, 0.0, None))[..., None, :], -1, -2)
-
-
-def _aggregated_tap_sums(layout, theta, phi, launched, weights, dev, backward, with_second):
-    """Batch sums of tap powers without per-example fields.
-
-    For launched unit vectors ``u_b`` with power weights ``q_b`` (their squared norms), the
-    summed power at a tap with linear map ``a`` is ``sum_b q_b |a u_b|^2 = a C a^H`` with
-    ``C = sum_b q_b u_b u_b^H`` (one BLAS call). Writing ``C = W W^H`` turns the sum into
-    ``sum_j |a w_j|^2``: ``N`` probe vectors through the mesh, whatever the batch size.
-    The noise of per-example readings ``q_b s sqrt(p_b) n_b`` sums to a Gaussian of variance
-    ``s^2 sum_b q_b^2 p_b``, the same construction with weights ``q_b^2``.
-
-    Returns ``(sum_b q_b p_b, sum_b q_b^2 p_b or None)``, each ``(..., 2M)``.
-    """
+def launch_moments(launched: np.ndarray, weights: np.ndarray, with_second: bool) -> LaunchMoments:
+    """:class:`LaunchMoments` of unit launch vectors (rows) with power weights (one BLAS call each)."""
     conj = np.conj(launched)
-    moments = [np.swapaxes(launched * weights, -1, -2) @ conj]
-    if with_second:
-        moments.append(np.swapaxes(launched * weights**2, -1, -2) @ conj)
-    probes = np.concatenate([_probes(m) for m in moments], axis=-2)
-    sums = tap_power_sums(layout, theta, phi, probes, dev, backward, groups=len(moments))
-    total = np.concatenate([sums.theta[..., 0, :], sums.phi[..., 0, :]], axis=-1)
-    second = np.concatenate([sums.theta[..., 1, :], sums.phi[..., 1, :]], axis=-1) if with_second else None
-    return total, second
+    first = np.swapaxes(launched * weights, -1, -2) @ conj
+    second = np.swapaxes(launched * weights**2, -1, -2) @ conj if with_second else None
+    return LaunchMoments(first, second)
 
 
-def _noisy_sum(total, second, tap_noise, rng):
-    """Summed readings ``sum q p + s sqrt(sum q^2 p) n`` (exact in distribution)."""
-    if tap_noise == 0 or rng is None:
-        return total
-    return total + tap_noise * np.sqrt(np.clip(second, 0.0, None)) * standard_normal(rng, total.shape)
+def _probes(moment: np.ndarray):
+    """Rows ``w_j`` and signs ``c_j`` with ``sum_j c_j w_j w_j^H = moment`` (Hermitian)."""
+    values, vectors = np.linalg.eigh(moment)
+    rows = np.swapaxes(vectors * np.sqrt(np.abs(values))[..., None, :], -1, -2)
+    return rows, np.sign(values)
+
+
+def read_summed_taps(layout, theta, phi, dev, backward, signed_moment, noise_moments, tap_noise, rng):
+    """Signed sum of batch-summed tap readings of one or more passes in one direction.
+
+    For passes with launch moments ``C_k`` and signs ``c_k`` (``signed_moment = sum_k c_k C_k``),
+    the noise-free part of ``sum_k c_k sum_b q_b p_b`` at a tap with linear map ``a`` is
+    ``a (sum_k c_k C_k) a^H``. Writing that Hermitian matrix as ``sum_j c_j w_j w_j^H`` turns it
+    into ``sum_j c_j |a w_j|^2``: ``N`` probe vectors through the mesh, whatever the batch.
+    Independent per-example detector noise ``q_b s sqrt(p_b) n_b`` of every reading sums to a
+    Gaussian of variance ``s^2 sum_k sum_b q_b^2 p_b``, from ``noise_moments`` the same way.
+
+    Returns the noisy signed sums ``(..., 2M)`` (theta taps, then phi taps).
+    """
+    rows, signs = _probes(signed_moment)
+    n = rows.shape[-2]
+    noisy = tap_noise > 0 and rng is not None and noise_moments is not None
+    if noisy:
+        noise_rows, _ = _probes(noise_moments)
+        rows = np.concatenate([rows, noise_rows], axis=-2)
+    per_probe = tap_power_sums(layout, theta, phi, rows, dev, backward, groups=rows.shape[-2])
+    weights = signs[..., None, :]  # (..., 1, n): signed sum over the first n probes
+    signal = np.concatenate([(weights @ t[..., :n, :])[..., 0, :] for t in per_probe[:2]], axis=-1)
+    if not noisy:
+        return signal
+    variance = np.concatenate([t[..., n:, :].sum(axis=-2) for t in per_probe[:2]], axis=-1)
+    return signal + tap_noise * np.sqrt(np.clip(variance, 0.0, None)) * standard_normal(rng, signal.shape)
 
 
 def forward_pass(layout, theta, phi, x, dev=None, rng=None, record_taps=True, aggregate=False) -> PassReadout:
@@ -164,9 +182,15 @@ def adjoint_pass(layout, theta, phi, g, dev=None, rng=None, record_taps=True, ag
 
 def sum_pass(layout, theta, phi, x, x_adj, dev=None, rng=None, zeta: float = 0.0, scale=None, integrate=False,
              aggregate=False):
-    """Sum pass: launch ``x - i e^{i zeta} conj(x_adj)`` from the input side; tap readings."""
+    """Sum pass: launch ``x - i e^{i zeta} conj(x_adj)`` from the input side; tap readings
+    (or, with ``aggregate``, the launch moments from which summed readings follow)."""
     w = x - 1j * np.exp(1j * zeta) * np.conj(x_adj)
-    return _pass(layout, theta, phi, w, dev, rng, False, True, scale, integrate, aggregate, read_field=False).tap_powers
+    readout = _pass(layout, theta, phi, w, dev, rng, False, True, scale, integrate, aggregate, read_field=False)
+    return readout.moments if aggregate else readout.tap_powers
+
+
+def _add(a, b):
+    return None if a is None or b is None else a + b
 
 
 def three_pass_gradient(p: np.ndarray, p_adj: np.ndarray, p_sum: np.ndarray) -> np.ndarray:
@@ -223,13 +247,14 @@ def measure_gradient(
         aggregate = np.shape(x)[-2] >= AGGREGATE_MIN_RATIO * net.n_ports
     phases = [net.layer_phases(params, layer) for layer in range(net.n_layers)]
 
-    inputs, outputs, p_fwd = [], [], []
+    inputs, outputs, p_fwd, fwd_moments = [], [], [], []
     current = np.asarray(x, dtype=complex)
     for layer, lay in enumerate(net.layouts):
         fwd = forward_pass(lay, *phases[layer], current, devs[layer], rng, record, aggregate)
         inputs.append(current)
         outputs.append(fwd.field)
         p_fwd.append(fwd.tap_powers)
+        fwd_moments.append(fwd.moments)
         current = nonlinearity(fwd.field).astype(complex)
 
     loss, _, g, probs = loss_and_seed(net, outputs[-1], labels)
@@ -239,14 +264,30 @@ def measure_gradient(
         theta, phi = phases[layer]
         adj = adjoint_pass(lay, theta, phi, g, dev, rng, record, aggregate)
         x_in = inputs[layer]
-        if protocol == "three_pass":
-            p_sum = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, aggregate=aggregate)
+        noise = _model(dev).tap_noise
+        if protocol == "three_pass" and aggregate:
+            summ = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, aggregate=True)
+            fwd = fwd_moments[layer]
+            # p_sum - p in one forward read, p_adj in one backward read; noise of all three
+            forward = read_summed_taps(lay, theta, phi, dev, False, summ.first - fwd.first,
+                                       _add(summ.second, fwd.second), noise, rng)
+            backward = read_summed_taps(lay, theta, phi, dev, True, adj.moments.first,
+                                        adj.moments.second, noise, rng)
+            flat = 0.5 * (forward - backward)
+        elif protocol == "three_pass":
+            p_sum = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng)
             flat = three_pass_gradient(p_fwd[layer], adj.tap_powers, p_sum)
         else:
             scale = analog_scale(x_in, adj.field)
             p_plus = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, 0.0, scale, True, aggregate)
             p_minus = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, np.pi, scale, True, aggregate)
-            flat = analog_gradient(p_plus, p_minus)
+            if aggregate:
+                # both toggles in one read; integrated noise of each: variance s^2 d^2 sum p
+                difference = read_summed_taps(lay, theta, phi, dev, False, p_plus.first - p_minus.first,
+                                              _add(p_plus.second, p_minus.second), noise, rng)
+                flat = 0.25 * difference
+            else:
+                flat = analog_gradient(p_plus, p_minus)
         m = lay.n_mzis
         grads[layer] = (flat[..., :m], flat[..., m:])
         if layer > 0:

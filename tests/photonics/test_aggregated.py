@@ -57,8 +57,8 @@ def test_automatic_choice_uses_aggregation_for_large_batches(monkeypatch):
     import photonics.protocols as protocols
 
     calls = []
-    original = protocols._aggregated_tap_sums
-    monkeypatch.setattr(protocols, "_aggregated_tap_sums", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = protocols.read_summed_taps
+    monkeypatch.setattr(protocols, "read_summed_taps", lambda *a, **k: calls.append(1) or original(*a, **k))
     net, params, x, labels, devices = _case(4, 4, 1, 3)
     measure_gradient(net, params, x, labels, devices, "three_pass")
     assert not calls
