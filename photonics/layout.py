@@ -52,6 +52,9 @@ class MeshLayout:
         # A column whose top modes form a step-2 progression is addressed by a strided slice
         # (a view), which is several times cheaper than fancy indexing in the kernels.
         object.__setattr__(self, "_slices", tuple(_as_slice(c) for c in cols))
+        object.__setattr__(
+            self, "_ranges", tuple(slice(int(offsets[c]), int(offsets[c + 1])) for c in range(len(cols)))
+        )
         if self.sensitivity is None:
             object.__setattr__(self, "sensitivity", _light_cone_sensitivity(self.n_ports, cols))
         else:
@@ -79,7 +82,7 @@ class MeshLayout:
 
     def column_range(self, c: int) -> slice:
         """Slice of the flat parameter arrays that belongs to column ``c``."""
-        return slice(int(self._offsets[c]), int(self._offsets[c + 1]))
+        return self._ranges[c]
 
     def column_modes(self, c: int) -> tuple[slice | np.ndarray, slice | np.ndarray]:
         """Indexers of the top and bottom modes of column ``c`` (slices when possible)."""
