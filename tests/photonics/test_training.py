@@ -23,9 +23,10 @@ def test_ring_reaches_ninety_percent(mode):
     assert np.median(accs) >= 0.90
 
 
-def test_ring_learns_with_ensembles():
+@pytest.mark.parametrize("mode", ["digital", "insitu"])
+def test_ring_learns_with_ensembles(mode):
     # 5 seeds in one ensemble (fast); the recipe needs a few hundred epochs for ring.
-    results = train_ensemble("ring", mode="insitu", epochs=250, batch_size=16, lr=0.03, seeds=range(5),
+    results = train_ensemble("ring", mode=mode, epochs=250, batch_size=16, lr=0.03, seeds=range(5),
                              record_gradient_error=False, eval_every=250)
     assert np.median([r.test_accuracy[-1] for r in results]) >= 0.90
 
