@@ -146,15 +146,17 @@ def _classify_extras(store, rows, axes, xs, notes) -> list[FigurePlan]:
             f"Mean gradient error 1 − cos over the training steps against {label(x)}, "
             "per in situ mode (log scale).",
             _bind(figures.gradient_error, measured, x, facet=facet, metric="grad_error_mean")))
-    # Learning curves, grouped by the first axis.
+    # Learning curves, grouped by the first numeric axis, else by a categorical one (a task).
     if _has_values(rows, "epoch") and _has_values(rows, "curve_test_accuracy"):
-        stem = "learning_curves" + (f"_by_{x}" if x else "")
+        group = x if x is not None else next(
+            (a for a in axes if rows[a].nunique(dropna=False) <= MAX_FACET_LEVELS), None)
+        stem = "learning_curves" + (f"_by_{group}" if group else "")
         plans.append(FigurePlan(
             stem,
             "Test error (1 − accuracy) against epoch per training mode"
-            + (f", one panel per {label(x)}" if x else "")
-            + "; 95 % t bands over seeds" + _pooled_note([a for a in axes if a != x]),
-            _bind(figures.learning_curves, rows, x)))
+            + (f", one panel per {label(group)}" if group else "")
+            + "; 95 % t bands over seeds" + _pooled_note([a for a in axes if a != group]),
+            _bind(figures.learning_curves, rows, group)))
     else:
         notes.append("no learning curves stored (columns epoch / curve_test_accuracy)")
     # Decision boundaries for 2-D tasks, one seed, at one setting of the other axes.
