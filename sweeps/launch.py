@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import logging
 import os
 import signal
 import socket
@@ -102,6 +103,8 @@ def _launch(store_path: Path, existing: Store | None, spec: Spec, experiment: Ex
         _dry_run(spec, experiment, trials, pending, workers, options, stdout)
         return 0
     if not pending:
+        if existing is not None and scan.unindexed:
+            _index_if_free(existing, scan, launch_id)
         print(f"{store_path}: nothing to do, all {len(trials)} trials are stored", file=stdout)
         return 0
 
@@ -130,6 +133,7 @@ def _launch(store_path: Path, existing: Store | None, spec: Spec, experiment: Ex
                 store.write_spec(spec)
             for temp in store.temp_paths():  # left by a killed launch; we hold the lock
                 temp.unlink(missing_ok=True)
+            _index_unindexed(store, scan)
             store.append_launch({
                 "launch_id": launch_id, "command": command,
                 "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
@@ -142,6 +146,30 @@ def _launch(store_path: Path, existing: Store | None, spec: Spec, experiment: Ex
         finally:
             backend.close()
             lock.release()
+
+
+def _index_if_free(store: Store, scan: Scan, launch_id: str) -> None:
+    """Index the parts ``scan`` read when the store is free; never fail the command for it."""
+    try:
+        with StoreLock(store.path / ".lock", launch_id):
+            _index_unindexed(store, scan)
+    except (StoreError, OSError) as exc:
+        logging.getLogger(__name__).debug("%s: manifest not updated: %s", store.path, exc)
+
+
+def _index_unindexed(store: Store, scan: Scan) -> None:
+    """Add the parts that ``scan`` had to read to the manifest (the caller holds the lock).
+
+    Only parts still in place with the size read are added: the scan ran before the lock.
+    """
+    entries = []
+    for entry in scan.unindexed:
+        try:
+            if (store.parts_dir / entry["part"]).stat().st_size == entry["bytes"]:
+                entries.append(entry)
+        except FileNotFoundError:
+            continue
+    store.append_manifest(entries)
 
 
 def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_path: Path,

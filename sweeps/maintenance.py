@@ -15,7 +15,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from sweeps.experiments import get_experiment
-from sweeps.store import Store, StoreLock, latest, new_launch_id, write_table_atomic
+from sweeps.store import Store, StoreLock, latest, manifest_entry, new_launch_id
+from sweeps.store import write_table_atomic
 from sweeps.store import PART_PREFIX, PART_SUFFIX, fsync_dir, lock_is_stale
 from sweeps.progress import format_duration
 from sweeps.trials import enumerate_trials
@@ -85,19 +86,22 @@ def verify(store_dir: str) -> str:
             temp.unlink(missing_ok=True)
             lines.append(f"removed leftover temporary file {temp.name}")
         key_parts: Counter = Counter()
+        entries = []
         good = quarantined = 0
         for path in store.part_paths():
-            problem = _part_problem(path)
+            table, problem = _read_part(path)
             if problem is None:
                 good += 1
-                key_parts.update(set(pq.read_table(path, columns=["key"])
-                                     .column("key").to_pylist()))
+                keys = table.column("key").unique()
+                key_parts.update(keys.to_pylist())
+                entries.append(manifest_entry(path, table))
                 continue
             store.quarantine_dir.mkdir(exist_ok=True)
             os.replace(path, store.quarantine_dir / path.name)
             fsync_dir(store.parts_dir)
             quarantined += 1
             lines.append(f"quarantined {path.name}: {problem}")
+        store.write_manifest(entries)  # rebuilt from the parts that are left
         duplicates = sum(1 for n in key_parts.values() if n > 1)
         lines.append(f"{store.path}: {good} parts readable, {quarantined} quarantined")
         if duplicates:
@@ -108,16 +112,16 @@ def verify(store_dir: str) -> str:
     return "\n".join(lines)
 
 
-def _part_problem(path: Path) -> str | None:
-    """Why a part cannot be used, or None when it reads whole."""
+def _read_part(path: Path):
+    """(the whole part, None), or (None, why it cannot be used)."""
     try:
         table = pq.read_table(path)
     except Exception as exc:  # noqa: BLE001 - any failure means unreadable
-        return " ".join(str(exc).split())[:200] or type(exc).__name__
+        return None, " ".join(str(exc).split())[:200] or type(exc).__name__
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing:
-        return f"missing columns {', '.join(missing)}"
-    return None
+        return None, f"missing columns {', '.join(missing)}"
+    return table, None
 
 
 def compact(store_dir: str) -> str:
@@ -141,9 +145,11 @@ def compact(store_dir: str) -> str:
             "host": socket.gethostname(), "pid": os.getpid()})
         merged = write_table_atomic(kept, store.parts_dir,
                                     f"{PART_PREFIX}{launch_id}-{0:06d}{PART_SUFFIX}")
+        store.append_manifest([manifest_entry(merged, kept)])
         for path in old_parts:
             if path != merged:
                 path.unlink()
         fsync_dir(store.parts_dir)
+        store.write_manifest([manifest_entry(merged, kept)])  # drop the removed parts
     return (f"{store.path}: compacted {len(old_parts)} parts into 1 ({kept.num_rows} rows; "
             f"dropped {table.num_rows - kept.num_rows} superseded rows)")

@@ -3,7 +3,10 @@
 Only the sweep driver writes, and every write is atomic: a part is written under a hidden
 temporary name, fsynced, renamed into place and the directory fsynced, so a visible part is
 always complete and a killed driver leaves nothing half-written. A ``.lock`` file keeps two
-launches from writing one store.
+launches from writing one store. After each rename the driver appends the part's keys and
+column types to ``manifest.jsonl``, an index that ``scan`` trusts only for parts present
+with the recorded size; it reads any other part, so a missing or stale entry costs time,
+never correctness.
 
 Several parts may hold rows of one key (``retry-failed`` reruns errors; a compaction
 rewrites rows). The rows that count for a key are those of its newest launch, the one with
@@ -20,7 +23,7 @@ import secrets
 import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,7 @@ PART_PREFIX = "part-"
 PART_SUFFIX = ".parquet"
 TEMP_PREFIX = ".part-"
 TEMP_SUFFIX = ".tmp"
+MANIFEST = "manifest.jsonl"
 
 # The columns every row carries, in order, with their Arrow types.
 FIXED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -74,6 +78,9 @@ class Scan:
     keys: set[str]
     column_types: dict[str, pa.DataType]
     parts: int
+    # Manifest entries for the parts that had none and were read from disk instead (the
+    # launch appends them once it holds the lock, so the next scan need not read them).
+    unindexed: list[dict] = field(default_factory=list)
 
 
 class Store:
@@ -185,24 +192,134 @@ class Store:
                 if p.name.startswith(TEMP_PREFIX) and p.name.endswith(TEMP_SUFFIX)]
 
     def scan(self) -> Scan:
-        """Keys and column types of every part, reading only footers and the key column."""
-        paths = self.part_paths()
+        """Keys and column types of every part.
+
+        A part listed in ``manifest.jsonl`` with its current size is taken from there; any
+        other part (written before the manifest existed, or by a driver killed between
+        renaming the part and appending its entry) is read: its footer and key column.
+        Manifest entries of parts that are not in ``parts/`` are ignored.
+        """
+        listed = self._listed_parts()
+        manifest = self.manifest()
+        per_part: list[tuple[tuple[tuple[str, pa.DataType], ...], list] | None] = []
+        missing: list[tuple[int, Path]] = []
+        for name, (path, size) in listed:
+            entry = manifest.get(name)
+            if entry is not None and entry[0] == size:
+                per_part.append((entry[2], entry[1]))
+            else:
+                per_part.append(None)
+                missing.append((len(per_part) - 1, path))
 
         def read(path: Path):
             try:
                 part = pq.ParquetFile(path)
-                return part.schema_arrow, part.read(columns=["key"]).column("key")
+                return part.schema_arrow, part.read(columns=["key"],
+                                                    use_threads=False).column("key")
             except Exception as exc:  # noqa: BLE001 - any failure means an unreadable part
                 raise _unreadable(self, path, exc) from None
 
+        unindexed: list[dict] = []
+        if missing:
+            described: dict[pa.Schema, tuple] = {}  # parts of one launch share a schema
+            with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+                results = pool.map(read, [path for _, path in missing])
+                for (index, path), (schema, column) in zip(missing, results):
+                    if schema not in described:
+                        described[schema] = (tuple((f.name, f.type) for f in schema),
+                                             _columns_text(schema))
+                    types, columns = described[schema]
+                    keys = column.unique().to_pylist()
+                    per_part[index] = (types, keys)
+                    unindexed.append(_manifest_entry(path.name, listed[index][1][1], keys,
+                                                     columns))
         keys: set[str] = set()
         types: dict[str, pa.DataType] = {}
-        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
-            for schema, column in pool.map(read, paths):
-                keys.update(column.to_pylist())
-                for f in schema:
-                    types[f.name] = merge_types(types.get(f.name), f.type) or f.type
-        return Scan(keys, types, len(paths))
+        previous = None
+        for part_types, part_keys in per_part:  # type: ignore[misc]
+            keys.update(part_keys)
+            if part_types is previous:  # merging the same types twice in a row: no change
+                continue
+            previous = part_types
+            for name, t in part_types:
+                types[name] = merge_types(types.get(name), t) or t
+        return Scan(keys, types, len(listed), unindexed)
+
+    def _listed_parts(self) -> list[tuple[str, tuple[Path, int]]]:
+        """Visible parts in name order, with their sizes (one directory scan)."""
+        if not self.parts_dir.is_dir():
+            return []
+        found = []
+        with os.scandir(self.parts_dir) as entries:
+            for e in entries:
+                if e.name.startswith(PART_PREFIX) and e.name.endswith(PART_SUFFIX):
+                    try:
+                        size = e.stat().st_size
+                    except FileNotFoundError:
+                        continue
+                    found.append((e.name, (Path(e.path), size)))
+        found.sort()
+        return found
+
+    # --------------------------------------------------------------------------- manifest
+    def manifest(self) -> dict[str, tuple[int, list, tuple[tuple[str, pa.DataType], ...]]]:
+        """Usable ``manifest.jsonl`` entries: part name -> (bytes, keys, column types).
+
+        A missing or unreadable manifest is empty; a line that does not parse (a torn
+        append) or names a column type this version does not know is skipped, so its part
+        is read instead. Parts are not checked here: ``scan`` uses an entry only for a part
+        that is in ``parts/`` with the recorded size.
+        """
+        try:
+            data = (self.path / MANIFEST).read_bytes()
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            log.warning("%s/%s: unreadable, reading every part instead: %s",
+                        self.path, MANIFEST, exc)
+            return {}
+        entries: dict = {}
+        schemas: dict[str, tuple | None] = {}
+        for line in data.decode("utf-8", "replace").splitlines():
+            try:
+                record = json.loads(line)
+                name, size, keys, columns = (record["part"], record["bytes"], record["keys"],
+                                             record["columns"])
+                if not (isinstance(name, str) and isinstance(size, int)
+                        and isinstance(keys, list) and isinstance(columns, str)):
+                    continue
+            except (ValueError, KeyError, TypeError):
+                continue
+            if columns not in schemas:
+                schemas[columns] = _decode_columns(columns)
+            types = schemas[columns]
+            if types is None:
+                entries.pop(name, None)
+                continue
+            entries[name] = (size, keys, types)
+        return entries
+
+    def append_manifest(self, entries: list[dict]) -> None:
+        """Append entries (the caller holds the lock and has renamed the parts into place).
+
+        Not fsynced: the manifest is an index of the parts, and a part missing from it,
+        or with a torn line, is only read from disk by the next ``scan``.
+        """
+        if not entries:
+            return
+        text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
+        with open(self.path / MANIFEST, "a+b") as f:
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":  # a torn last line: start a fresh one
+                    text = "\n" + text
+            f.write(text.encode())
+            f.flush()
+
+    def write_manifest(self, entries: list[dict]) -> None:
+        """Replace the manifest atomically (``verify`` and ``compact``, under the lock)."""
+        _write_atomic(self.path / MANIFEST, "".join(
+            json.dumps(e, separators=(",", ":")) + "\n" for e in entries))
 
     def read_parts(self, columns: list[str] | None = None) -> pa.Table:
         """Every row of every part, schemas unified, with a ``_part`` column (part index)."""
@@ -279,7 +396,10 @@ class PartWriter:
         fields = self.base_fields + [pa.field(n, t) for n, t in self.metric_types.items()]
         table = pa.Table.from_pylist(rows, schema=pa.schema(fields))
         name = f"{PART_PREFIX}{self.launch_id}-{chunk_index:06d}{PART_SUFFIX}"
-        return write_table_atomic(table, self.store.parts_dir, name)
+        path = write_table_atomic(table, self.store.parts_dir, name)
+        # Only after the part is in place: an entry never names a part that is not whole.
+        self.store.append_manifest([manifest_entry(path, table)])
+        return path
 
     def _fit(self, rows: list[dict]) -> list[dict]:
         """Extend the metric types with ``rows``; trials whose values do not fit, errors."""
@@ -331,6 +451,55 @@ def write_table_atomic(table: pa.Table, directory: Path, name: str) -> Path:
         raise
     fsync_dir(directory)
     return final
+
+
+def manifest_entry(path: Path, table: pa.Table) -> dict:
+    """The manifest entry of the part at ``path`` holding ``table``."""
+    return _manifest_entry(path.name, path.stat().st_size,
+                           table.column("key").unique().to_pylist(), _columns_text(table.schema))
+
+
+def _manifest_entry(name: str, size: int, keys: list, columns: str) -> dict:
+    return {"part": name, "bytes": size, "columns": columns, "keys": keys}
+
+
+def _columns_text(schema: pa.Schema) -> str:
+    """The ``columns`` of a manifest entry: JSON text of [[name, type], ...]."""
+    return json.dumps([[f.name, _type_name(f.type)] for f in schema], separators=(",", ":"))
+
+
+_TYPE_NAMES = {"string": pa.string(), "int64": pa.int64(), "double": pa.float64(),
+               "bool": pa.bool_(), "large_string": pa.large_string(),
+               "int32": pa.int32(), "float": pa.float32(), "null": pa.null()}
+
+
+def _type_name(t: pa.DataType) -> str:
+    """A column type as the manifest records it; ``?`` for a type it cannot record."""
+    if pa.types.is_list(t):
+        return f"list<{_type_name(t.value_type)}>"
+    name = str(t)
+    return name if _TYPE_NAMES.get(name) == t else "?"
+
+
+def _parse_type(name: str) -> pa.DataType | None:
+    if name.startswith("list<") and name.endswith(">"):
+        inner = _parse_type(name[5:-1])
+        return None if inner is None else pa.list_(inner)
+    return _TYPE_NAMES.get(name)
+
+
+def _decode_columns(columns: str) -> tuple[tuple[str, pa.DataType], ...] | None:
+    """The column types of a manifest entry; None when any is unknown (read the part)."""
+    try:
+        decoded = []
+        for name, type_name in json.loads(columns):
+            t = _parse_type(type_name)
+            if t is None or not isinstance(name, str):
+                return None
+            decoded.append((name, t))
+        return tuple(decoded)
+    except (ValueError, TypeError):
+        return None
 
 
 def infer_type(value: Any) -> pa.DataType | None:
