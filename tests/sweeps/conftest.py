@@ -24,6 +24,14 @@ def write_spec(tmp_path):
 
 
 @pytest.fixture
+def spec_file(write_spec):
+    """The small selftest spec (tests.sweeps.helpers.SMALL_SELFTEST_SPEC) as a file."""
+    from tests.sweeps.helpers import SMALL_SELFTEST_SPEC
+
+    return write_spec(SMALL_SELFTEST_SPEC)
+
+
+@pytest.fixture
 def cli(capsys):
     """Run ``insitu`` in-process; returns (exit status, stdout, stderr)."""
 

@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from sweeps.store import Store
 
+# A small selftest sweep: 4 grid points x 3 seeds, one trial per chunk.
+SMALL_SELFTEST_SPEC = """
+name = "s"
+experiment = "selftest"
+seeds = 3
+[fixed]
+curve_len = 2
+[grid]
+x = [0.0, 1.0, 2.0, 3.0]
+[ray]
+chunk_seconds = 0.001
+"""
+
 # Columns that legitimately differ between runs of the same trials.
 VOLATILE_COLUMNS = ("launch_id", "elapsed_s")
 

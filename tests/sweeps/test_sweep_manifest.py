@@ -9,25 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.sweeps.helpers import all_keys, stored_rows
+from tests.sweeps.helpers import SMALL_SELFTEST_SPEC as SPEC, all_keys, stored_rows
 from sweeps.store import MANIFEST, PartWriter, Store
 
-SPEC = """
-name = "m"
-experiment = "selftest"
-seeds = 3
-[fixed]
-curve_len = 2
-[grid]
-x = [0.0, 1.0, 2.0, 3.0]
-[ray]
-chunk_seconds = 0.001
-"""
-
-
-@pytest.fixture
-def spec_file(write_spec):
-    return write_spec(SPEC)
 
 
 def run(cli, spec_file, out):

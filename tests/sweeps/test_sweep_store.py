@@ -10,28 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.sweeps.helpers import all_keys, stored_rows
+from tests.sweeps.helpers import SMALL_SELFTEST_SPEC as SPEC, all_keys, stored_rows
 from sweeps import store as store_module
 from sweeps.errors import StoreError
 from sweeps.experiments import get_experiment
 from sweeps.store import PartWriter, Store, StoreLock
 
-SPEC = """
-name = "s"
-experiment = "selftest"
-seeds = 3
-[fixed]
-curve_len = 2
-[grid]
-x = [0.0, 1.0, 2.0, 3.0]
-[ray]
-chunk_seconds = 0.001
-"""
-
-
-@pytest.fixture
-def spec_file(write_spec):
-    return write_spec(SPEC)
 
 
 def run(cli, spec_file, out, *extra):
