@@ -32,6 +32,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from scipy.linalg.blas import zherk
 
 from .errors import DeviceErrors, ErrorModel, perturb_io, read_tap_powers, standard_normal
 from .network import (
@@ -129,16 +130,29 @@ def _pass(layout, theta, phi, v, dev, rng, backward, record_taps, scale=None, in
 
 
 def launch_moments(launched: np.ndarray, weights: np.ndarray, with_second: bool) -> LaunchMoments:
-    """:class:`LaunchMoments` of unit launch vectors (rows) with power weights (one BLAS call each)."""
-    conj = np.conj(launched)
-    first = np.swapaxes(launched * weights, -1, -2) @ conj
-    second = np.swapaxes(launched * weights**2, -1, -2) @ conj if with_second else None
+    """:class:`LaunchMoments` of unit launch vectors (rows) with power weights.
+
+    Each moment is one Hermitian rank-B update (BLAS ``zherk``, half the work of a general
+    product); only its upper triangle is filled, which is all :func:`_probes` reads.
+    """
+    first = _upper_gram(launched * np.sqrt(weights))
+    second = _upper_gram(launched * weights) if with_second else None
     return LaunchMoments(first, second)
 
 
+def _upper_gram(rows: np.ndarray) -> np.ndarray:
+    """Upper triangle of ``sum_b r_b r_b^H`` for rows ``r_b`` (shape ``(..., B, N)``)."""
+    n = rows.shape[-1]
+    flat = rows.reshape((-1,) + rows.shape[-2:])
+    # rows.T is Fortran-ordered: zherk computes rows^T conj(rows) without a copy
+    grams = [zherk(1.0, r.T, trans=0, lower=0) for r in flat]
+    return np.stack(grams).reshape(rows.shape[:-2] + (n, n))
+
+
 def _probes(moment: np.ndarray):
-    """Rows ``w_j`` and signs ``c_j`` with ``sum_j c_j w_j w_j^H = moment`` (Hermitian)."""
-    values, vectors = np.linalg.eigh(moment)
+    """Rows ``w_j`` and signs ``c_j`` with ``sum_j c_j w_j w_j^H = moment`` (Hermitian,
+    upper triangle read)."""
+    values, vectors = np.linalg.eigh(moment, UPLO="U")
     rows = np.swapaxes(vectors * np.sqrt(np.abs(values))[..., None, :], -1, -2)
     return rows, np.sign(values)
 
