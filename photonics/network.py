@@ -190,16 +190,12 @@ def loss_and_seed(net: PhotonicNetwork, y: np.ndarray, labels: np.ndarray):
     powers = class_powers(net, y)
     batch = y.shape[-2]
     onehot = np.eye(net.n_classes)[labels]
+    probs = class_probabilities(net, powers)
     if net.loss == "cross_entropy":
-        logits = net.logit_scale * powers
-        logits = logits - logits.max(axis=-1, keepdims=True)
-        expo = np.exp(logits)
-        probs = expo / expo.sum(axis=-1, keepdims=True)
         per_example = -np.log(np.take_along_axis(probs, labels[..., None], axis=-1)[..., 0] + 1e-300)
         d_powers = net.logit_scale * (probs - onehot) / batch
     else:
         total = powers.sum(axis=-1, keepdims=True) + 1e-300
-        probs = powers / total
         diff = probs - onehot
         per_example = np.sum(diff**2, axis=-1)
         # d/dP_c of sum_k (P_k/T - t_k)^2 with T = sum P: (2/T)(diff_c - sum_k diff_k P_k/T)
@@ -229,13 +225,18 @@ def exact_gradient(net, params, x, labels, devices=None):
     return loss, net.join(grads), probs
 
 
-def predict_proba(net, params, x, devices=None, io_rng=None) -> np.ndarray:
-    """Class probabilities (softmax of logits, or normalised powers for MSE)."""
-    y = network_forward(net, params, x, devices, io_rng).outputs[-1]
-    powers = class_powers(net, y)
+def class_probabilities(net: PhotonicNetwork, powers: np.ndarray) -> np.ndarray:
+    """Class probabilities from class powers: softmax of the logits ``scale * P`` for
+    cross-entropy, normalised powers ``P / sum P`` for MSE."""
     if net.loss == "cross_entropy":
         logits = net.logit_scale * powers
         logits = logits - logits.max(axis=-1, keepdims=True)
         expo = np.exp(logits)
         return expo / expo.sum(axis=-1, keepdims=True)
     return powers / (powers.sum(axis=-1, keepdims=True) + 1e-300)
+
+
+def predict_proba(net, params, x, devices=None, io_rng=None) -> np.ndarray:
+    """Class probabilities of inputs ``x`` on a device (or the ideal model)."""
+    y = network_forward(net, params, x, devices, io_rng).outputs[-1]
+    return class_probabilities(net, class_powers(net, y))

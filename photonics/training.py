@@ -25,7 +25,15 @@ import numpy as np
 
 from .datasets import Task, boundary_grid, load_task
 from .errors import DeviceErrors, DeviceNoise, ErrorModel
-from .network import PhotonicNetwork, build_network, exact_gradient, loss_and_seed, network_forward, sample_devices
+from .network import (
+    PhotonicNetwork,
+    build_network,
+    exact_gradient,
+    loss_and_seed,
+    network_forward,
+    predict_proba,
+    sample_devices,
+)
 from .optim import make_optimizer
 from .protocols import gradient_error, measure_gradient
 
@@ -198,7 +206,8 @@ def train_ensemble(
     boundaries = [{} for _ in range(k)]
     if boundary_size and task.is_2d:
         ax1, ax2, points = boundary_grid(boundary_size)
-        _, _, probs = _evaluate(net, params, task.encode_points(points), np.zeros(len(points), dtype=np.int64), devices, None)
+        grid = task.encode_points(points)
+        probs = predict_proba(net, params, np.broadcast_to(grid, (k,) + grid.shape), devices)
         for i in range(k):
             boundaries[i] = {
                 "grid_x1": ax1,
