@@ -160,16 +160,8 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
     fixed_values: dict[str, Any] = {}
     grid: dict[str, list] = {}
     if experiment is not None:
-        for key, value in fixed.items():
-            param = experiment.by_name.get(key)
-            if param is None:
-                problem(f"fixed.{key}", f"unknown parameter of experiment {experiment.name!r}")
-                continue
-            normalised, reason = param.check(value)
-            if reason:
-                problem(f"fixed.{key}", reason)
-            else:
-                fixed_values[key] = normalised
+        fixed_values = _check_settings(fixed, "fixed", experiment.by_name,
+                                       f"unknown parameter of experiment {experiment.name!r}", problem)
         for axis, values in grid_raw.items():
             param = experiment.by_name.get(axis)
             if param is None:
@@ -182,17 +174,8 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
             if axis_values is not None:
                 grid[axis] = axis_values
 
-    ray_settings: dict[str, Any] = {}
-    for key, value in ray_raw.items():
-        setting = RAY_BY_NAME.get(key)
-        if setting is None:
-            problem(f"ray.{key}", f"unknown setting (allowed: {', '.join(RAY_BY_NAME)})")
-            continue
-        normalised, reason = setting.check(value)
-        if reason:
-            problem(f"ray.{key}", reason)
-        else:
-            ray_settings[key] = normalised
+    ray_settings = _check_settings(ray_raw, "ray", RAY_BY_NAME,
+                                   f"unknown setting (allowed: {', '.join(RAY_BY_NAME)})", problem)
 
     if problems:
         raise SpecError(problems)
@@ -248,6 +231,23 @@ def change_problems(old: Spec, new: Spec) -> list[str]:
     if removed_seeds:
         problems.append(f"seeds: removed: {', '.join(map(str, removed_seeds))}")
     return problems
+
+
+def _check_settings(table: dict, section: str, declared: dict[str, Param], unknown: str,
+                    problem) -> dict[str, Any]:
+    """Normalised values of ``[section]`` keys; each unknown key or bad value is a problem."""
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        param = declared.get(key)
+        if param is None:
+            problem(f"{section}.{key}", unknown)
+            continue
+        normalised, reason = param.check(value)
+        if reason:
+            problem(f"{section}.{key}", reason)
+        else:
+            values[key] = normalised
+    return values
 
 
 def _parse_table(data: dict, key: str, problem) -> dict:
