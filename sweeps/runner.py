@@ -208,6 +208,7 @@ class Chunker:
     chunk_seconds: float
     workers: int
     group_seeds: bool = False
+    _group_of: dict = field(init=False)
     _pending: deque = field(init=False)
     _requeued: deque = field(init=False)
     _next_index: int = field(init=False, default=0)
@@ -216,12 +217,14 @@ class Chunker:
 
     def __post_init__(self):
         trials = list(self.trials)
+        # group key of every trial, computed once (a canonical JSON text each)
+        self._group_of = {t.key: group_key(t) for t in trials} if self.group_seeds else {}
         if self.group_seeds:
             # the seeds of one grid point next to each other, so chunks hold whole ensembles
             first: dict[str, int] = {}
             for i, trial in enumerate(trials):
-                first.setdefault(group_key(trial), i)
-            trials.sort(key=lambda t: first[group_key(t)])
+                first.setdefault(self._group_of[trial.key], i)
+            trials.sort(key=lambda t: first[self._group_of[t.key]])
         self._pending = deque(trials)
         self._requeued = deque()
 
@@ -248,8 +251,8 @@ class Chunker:
         taken = [self._pending.popleft() for _ in range(size)]
         if self.group_seeds:
             # never split a seed group across chunks (its trials run as one ensemble)
-            last = group_key(taken[-1])
-            while self._pending and group_key(self._pending[0]) == last:
+            last = self._group_of[taken[-1].key]
+            while self._pending and self._group_of[self._pending[0].key] == last:
                 taken.append(self._pending.popleft())
         return self.make_chunk(taken)
 
