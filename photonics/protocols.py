@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg.blas import zherk
 
-from .errors import DeviceErrors, ErrorModel, perturb_io, read_tap_powers, standard_normal
+from .errors import DeviceErrors, ErrorModel, perturb_io, read_tap_powers
 from .network import (
     PhotonicNetwork,
     exact_gradient,
@@ -56,7 +56,8 @@ class PassReadout(NamedTuple):
     ``field``: amplitudes read at the far side (after readout error), in true units, or
     ``None`` when nothing is read there (the sum pass).
     ``tap_powers``: tap readings, theta taps then phi taps: ``(..., B, 2M)`` per example,
-    ``(..., 1, 2M)`` aggregated over the batch, ``(..., 2M)`` integrated (analog); or ``None``.
+    ``(..., 2M)`` integrated (analog); ``None`` without taps or when aggregated.
+    ``moments``: with aggregation, the launch moments the summed readings follow from.
     """
 
     field: np.ndarray
@@ -181,7 +182,7 @@ def read_summed_taps(layout, theta, phi, dev, backward, signed_moment, noise_mom
     if not noisy:
         return signal
     variance = np.concatenate([t[..., n:, :].sum(axis=-2) for t in per_probe[:2]], axis=-1)
-    return signal + tap_noise * np.sqrt(np.clip(variance, 0.0, None)) * standard_normal(rng, signal.shape)
+    return signal + tap_noise * np.sqrt(np.clip(variance, 0.0, None)) * rng.standard_normal(signal.shape)
 
 
 def forward_pass(layout, theta, phi, x, dev=None, rng=None, record_taps=True, aggregate=False) -> PassReadout:
@@ -247,7 +248,7 @@ def measure_gradient(
 
     Runs the forward passes layer by layer (the nonlinearity and loss are applied digitally
     to the read outputs), the adjoint passes from the last layer back, and the sum passes
-    of ``protocol``. ``rng`` (a Generator, or one per device for an ensemble) drives tap
+    of ``protocol``. ``rng`` (a Generator, or a ``DeviceNoise`` for an ensemble) drives tap
     noise and I/O error; ``None`` measures noise-free.
     """
     if protocol not in PROTOCOLS:
