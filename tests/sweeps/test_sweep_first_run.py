@@ -294,3 +294,17 @@ def test_an_embedded_ray_run_prints_no_alarming_notice(write_spec, tmp_path):
     assert done.stderr.splitlines()[0].startswith("insitu: ")
     for alarming in ("8.8.8.8", "external connectivity", "Token authentication", "Traceback"):
         assert alarming not in done.stderr, done.stderr
+
+
+def test_shipped_specs_state_their_run_time_for_their_trial_count():
+    from sweeps.spec import load_spec
+
+    stated = {}
+    for name, path in catalog.shipped_specs().items():
+        match = re.search(r"^# Run time: (\d+) trials in [\d.]+ (s|min|h) of sweep on 2 cores",
+                          path.read_text(), re.M)
+        if match:
+            stated[name] = int(match.group(1))
+            assert stated[name] == load_spec(path).trial_count, name
+    # paper-fig4's time comes with its rewrite (issue 10)
+    assert {"quick", "quick-gradient", "paper-fig2", "paper-fig3", "errors-vs-depth"} <= set(stated)
