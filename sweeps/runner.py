@@ -345,7 +345,11 @@ class RayBackend:
     """A pool of Ray actors running chunks; see the module docstring.
 
     Without an address, an embedded Ray is started bound to 127.0.0.1, with no dashboard
-    and a small object store, and shut down at ``close``. With an address (``--address``,
+    and a small object store, and shut down at ``close``; its node address is the loopback
+    address itself (Ray would otherwise replace it by the address that routes towards a
+    public resolver), and Ray's notice that it enabled token authentication is dropped
+    unless logging is at debug level (``-v``). Ray's own log level follows the ``sweeps``
+    logger: errors only under ``-q``, warnings by default, information under ``-v``. With an address (``--address``,
     ``RAY_ADDRESS`` or the spec's ``[ray] address``) the driver attaches to that cluster
     and, unless ``ship_code`` is false or the driver itself runs as a Ray job (whose runtime
     environment already carries the code), ships the ``sweeps`` and ``photonics`` packages
