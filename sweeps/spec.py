@@ -230,8 +230,7 @@ def change_problems(old: Spec, new: Spec) -> list[str]:
     for axis in new.grid.keys() - old.grid.keys():
         if old_fixed[axis] not in new.grid[axis]:
             problems.append(f"grid.{axis}: axis added without the old value "
-                            f"{old_fixed[axis]!r} among its values (a parameter may move from "
-                            f"[fixed] to [grid] only with its old value kept)")
+                            f"{old_fixed[axis]!r} among its values")
     for axis in old.grid.keys() & new.grid.keys():
         kept = set(new.grid[axis])
         removed = [v for v in old.grid[axis] if v not in kept]

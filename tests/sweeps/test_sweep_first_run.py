@@ -79,7 +79,7 @@ def test_dry_run_estimate_is_within_2x_of_the_run(cli, write_spec, tmp_path):
     code, ran, _ = cli("run", spec, "--out", out, "--backend", "serial")
     assert code == 0 and "18 trials (0 errors)" in ran
     actual = float(re.search(r"parts, ([\d.]+) s", ran).group(1))
-    # One trial at a time would overestimate about 6-fold here (6 seeds per ensemble).
+    # Timing one trial and multiplying by 18 would overestimate several-fold (6 seeds per ensemble).
     assert 0.5 <= estimate / actual <= 2.0, (estimate, actual)
 
 
