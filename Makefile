@@ -22,11 +22,11 @@ test: $(STAMP)
 test-all: $(STAMP)
 	sh scripts/netns.sh $(PY) -m pytest -q
 
-# The main job: quick study on an embedded local Ray -> results/quick/{classify,gradient}
+# The main job: quick study on an embedded local Ray -> results/quick, results/quick-gradient
 study: $(STAMP)
 	sh scripts/netns.sh sh scripts/study.sh
 
-# Every paper spec and the systematic study (hours on a laptop; see README for clusters)
+# Every paper spec and the systematic study (long on a laptop; see README for clusters)
 paper: $(STAMP)
 	sh scripts/netns.sh sh scripts/paper.sh
 

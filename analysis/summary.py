@@ -6,7 +6,7 @@ of one trial share that chip. Two consequences shape this module:
 * Per grid point and mode the seeds give a mean with a 95 % **Student t** interval
   ``mean ± t_{0.975, n-1} · sd / sqrt(n)`` (sd with ``ddof = 1``); with one seed the spread
   and interval are NaN rather than zero.
-* Device-to-device spread is large (DESIGN.md sec. 6), so modes are compared **paired**: the
+* Device-to-device spread is large (docs/design.md, section 6), so modes are compared **paired**: the
   gap ``insitu − digital`` is taken per trial (same grid point, same seed, same chip: the
   rows share their ``key``) and its own mean and interval are reported.
 

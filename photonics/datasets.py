@@ -68,7 +68,7 @@ class Task:
         return encode_2d(points)
 
     def default_network(self) -> dict:
-        """Readout and logit scale that suit this task (DESIGN.md section 6)."""
+        """Readout and logit scale that suit this task (docs/design.md, section 6)."""
         if self.is_2d:
             return {"readout": "grouped", "logit_scale": 3.0}
         return {"readout": "first", "logit_scale": 30.0}

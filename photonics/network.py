@@ -6,7 +6,7 @@ Readout: the power at the output ports; the logit of class ``c`` is
 ``scale * sum_{k in ports(c)} |y_k|^2``; the loss is softmax cross-entropy (or MSE between
 normalised class powers and the one-hot target), averaged over the batch.
 
-Adjoint rules (DESIGN.md section 3): the seed at the last output is ``g = 2 dL/dy``
+Adjoint rules (docs/design.md, section 3): the seed at the last output is ``g = 2 dL/dy``
 (Wirtinger); through ``|y|`` it becomes ``Re(x_adj) * conj(y) / |y|`` where ``x_adj`` is
 the adjoint field that came back at the next layer's input (the conjugate phasor).
 

@@ -1,6 +1,6 @@
 """What a mesh *does*: propagation kernels, transfer matrices, tap fields and the adjoint gradient.
 
-Conventions (DESIGN.md section 2). Fields are complex batches of shape ``(batch, ports)``;
+Conventions (docs/design.md, section 2). Fields are complex batches of shape ``(batch, ports)``;
 an ensemble of devices adds a leading axis to phases, error arrays and fields. One MZI on
 modes ``(k, k+1)`` with splitting errors ``e1, e2``, arm amplitudes ``a_in, a_top,
 a_bottom`` and actual phases ``theta, phi`` is

@@ -91,7 +91,7 @@ def default_network(
     loss: str = "cross_entropy",
     logit_scale: float | None = None,
 ) -> PhotonicNetwork:
-    """The recipe of DESIGN.md section 6 for a task: 3 layers for 2-D tasks, 2 for images."""
+    """The recipe of docs/design.md section 6 for a task: 3 layers for 2-D tasks, 2 for images."""
     defaults = task.default_network()
     return build_network(
         task.n_ports,

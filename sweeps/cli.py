@@ -1,8 +1,8 @@
 """The ``insitu`` command line: run sweeps, inspect and repair stores, analyse results.
 
 Exit status: 0 on success, 2 for bad input (one ``insitu: error:`` line per problem, and
-nothing written), 130 when interrupted (the store keeps only whole parts), 1 for anything
-else.
+nothing written), 130 when interrupted (the store keeps only whole parts), 141 when the
+reader of the output went away (``insitu ... | head``: no traceback), 1 for anything else.
 """
 
 from __future__ import annotations
@@ -15,22 +15,73 @@ from typing import Sequence
 from sweeps.errors import InputError
 
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
+
+DESCRIPTION = "Run sweeps of photonic-network trials, inspect and repair stores, analyse results."
+EPILOG = """examples:
+  insitu specs                              list the shipped specs
+  insitu run quick --dry-run                count trials and estimate the time
+  insitu run quick                          run it into results/quick (rerun to resume)
+  insitu run my-spec.toml --out results/x   run your own spec
+  insitu params classify                    every parameter a spec may set
+  insitu status results/quick               done / error / pending per axis value
+  insitu summary results/quick              means and 95 % intervals over seeds
+  insitu figures results/quick              figures as PNG and PDF
+  insitu report results/quick               one HTML page
+
+insitu COMMAND --help describes one command."""
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse with its usage errors as one line and exit status 2."""
 
     def error(self, message: str):
-        print(f"insitu: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        message += _choice_suggestion(message)
+        print(f"insitu: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)
 
 
+def _choice_suggestion(message: str) -> str:
+    """`` (did you mean 'x'?)`` for argparse's "invalid choice: 'y' (choose from ...)"."""
+    import re
+
+    from sweeps.errors import did_you_mean
+
+    match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not match:
+        return ""
+    return did_you_mean(match.group(1), re.findall(r"'([^']*)'", match.group(2)))
+
+
+def _verbosity_options() -> argparse.ArgumentParser:
+    """-q / -v, accepted before or after the command (``insitu -q run ...``, ``run ... -q``)."""
+    options = argparse.ArgumentParser(add_help=False)
+    group = options.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1,
+                       default=argparse.SUPPRESS,
+                       help="only warnings and errors: no start line, no progress, no Ray notices")
+    group.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
+                       default=argparse.SUPPRESS,
+                       help="debug messages, and Ray's own information and notices")
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="insitu", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from sweeps import __version__
+
+    common = _verbosity_options()
+    parser = _Parser(prog="insitu", description=DESCRIPTION, epilog=EPILOG, parents=[common],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"insitu {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                     metavar="COMMAND")
+    # every command accepts -q / -v too (after the command name)
+    _add_parser = commands.add_parser
+    commands.add_parser = lambda *a, **k: _add_parser(*a, parents=[common], **k)
 
     run = commands.add_parser("run", help="run (or resume, or extend) a sweep spec")
-    run.add_argument("spec", help="sweep spec (TOML)")
+    run.add_argument("spec", help="sweep spec: a TOML file, or the name of a shipped spec "
+                                  "(insitu specs lists them)")
     run.add_argument("--out", help="store directory (default: results/<spec name>)")
     run.add_argument("--dry-run", action="store_true",
                      help="print the trial count and a time estimate; write nothing")
@@ -57,6 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write a report of the store")
     report.add_argument("store", help="store directory")
     report.add_argument("--out", help="output file")
+
+    commands.add_parser("specs", help="list the shipped specs, one line each")
+    params = commands.add_parser("params", help="an experiment's parameters: type, allowed "
+                                                "values, default, meaning")
+    params.add_argument("experiment", nargs="?", help="experiment (default: list them)")
     return parser
 
 
@@ -83,10 +139,20 @@ def _positive_int(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``insitu`` command line; returns the exit status."""
     try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the flush at exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    _log_to_stderr()
+    _log_to_stderr(getattr(args, "verbosity", 0))
     try:
         return _dispatch(args)
     except InputError as exc:
@@ -96,6 +162,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("insitu: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """After the reader of stdout went away: point stdout at /dev/null, so that the flush
+    at exit does not raise again."""
+    import os
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):
+        return  # not a real file (a test's capture): nothing will flush at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -113,27 +193,41 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def _log_to_stderr() -> None:
-    """Warnings of the sweeps package (a lost worker, say) go to stderr, one line each."""
+def _log_to_stderr(verbosity: int = 0) -> None:
+    """Messages of the sweeps package (a lost worker, say) go to stderr, one line each.
+
+    The level follows -q (warnings only) and -v (debug); an embedded local Ray takes its
+    own level from it (``sweeps.runner``).
+    """
     logger = logging.getLogger("sweeps")
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("insitu: %(message)s"))
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    logger.setLevel({-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}[verbosity])
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     from sweeps import launch, maintenance
 
     if args.command in ("run", "retry-failed"):
+        quiet = getattr(args, "verbosity", 0) < 0
         options = launch.LaunchOptions(backend=args.backend, workers=args.workers,
                                        address=args.address,
                                        dry_run=getattr(args, "dry_run", False),
-                                       pilot=not getattr(args, "no_pilot", False))
+                                       pilot=not getattr(args, "no_pilot", False),
+                                       quiet=quiet)
         if args.command == "run":
-            return launch.run_spec_file(args.spec, args.out, options)
+            from sweeps.catalog import resolve_spec
+
+            return launch.run_spec_file(str(resolve_spec(args.spec)), args.out, options)
         return launch.retry_failed(args.store, options)
+    if args.command in ("specs", "params"):
+        from sweeps import catalog
+
+        print(catalog.specs_text() if args.command == "specs"
+              else catalog.params_text(args.experiment))
+        return 0
     if args.command == "status":
         print(maintenance.status_text(args.store))
         return 0

@@ -23,3 +23,11 @@ class SpecError(InputError):
 
 class StoreError(InputError):
     """A path that is not a store, a store held by another launch, or a refused change."""
+
+
+def did_you_mean(name: str, candidates) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``candidates`` to ``name``, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

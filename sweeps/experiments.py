@@ -36,6 +36,10 @@ RESERVED_COLUMNS = frozenset(
 # skipped; any other import failure inside it propagates.
 _BUILTIN_MODULES = ("sweeps.experiments_selftest", "sweeps.experiments_photonics")
 
+# Registered for tests and benchmarks of the sweep machinery; left out of users' listings
+# (still runnable by name).
+INTERNAL_EXPERIMENTS = frozenset({"selftest"})
+
 RunTrial = Callable[[dict, int, dict], "list[dict]"]
 # run_group(params, trial_seeds, cache) -> one list of rows per seed, in order
 RunGroup = Callable[[dict, "list[int]", dict], "list[list[dict]]"]
@@ -175,10 +179,11 @@ def get_experiment(name: str) -> Experiment:
     return _REGISTRY[name]
 
 
-def experiment_names() -> list[str]:
-    """Names of every registered experiment, sorted."""
+def experiment_names(internal: bool = True) -> list[str]:
+    """Names of every registered experiment, sorted; ``internal=False`` leaves out the
+    experiments that exist to test the sweep machinery (``INTERNAL_EXPERIMENTS``)."""
     _load_builtins()
-    return sorted(_REGISTRY)
+    return sorted(n for n in _REGISTRY if internal or n not in INTERNAL_EXPERIMENTS)
 
 
 def _type_name(value: Any) -> str:

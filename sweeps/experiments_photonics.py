@@ -42,7 +42,8 @@ ERROR_PARAMS = (
 )
 
 MESH_PARAMS = (
-    Param("topology", "str", "rectangular", choices=("rectangular", "triangular")),
+    Param("topology", "str", "rectangular", choices=("rectangular", "triangular"),
+          doc="mesh layout: rectangular (Clements) or triangular (Reck)"),
     Param("depth", "int", 0, low=0, high=4096, doc="mesh columns (0 = N for rectangular)"),
     Param("n_layers", "int", 0, low=0, high=16, doc="layers (0: classify uses the task recipe, gradient 1)"),
 )
@@ -146,19 +147,19 @@ def run_classify(params: dict, trial_seed: int, cache: dict) -> list[dict]:
 
 
 CLASSIFY_PARAMS = (
-    Param("task", "str", "moons", choices=TASKS),
+    Param("task", "str", "moons", choices=TASKS, doc="data set (2-D tasks, or 64 Fourier features of digits)"),
     Param("mnist_path", "str", "", doc="directory of MNIST IDX files (task mnist64)"),
     *MESH_PARAMS,
     Param("modes", "str", "digital,insitu", doc="comma list of digital, insitu, analog"),
-    Param("optimizer", "str", "adam", choices=("adam", "sgd")),
-    Param("lr", "float", 0.02, low=1e-9, high=100.0),
-    Param("epochs", "int", 25, low=0, high=100_000),
-    Param("batch_size", "int", 16, low=1, high=1_000_000),
-    Param("eval_every", "int", 1, low=1, high=100_000),
+    Param("optimizer", "str", "adam", choices=("adam", "sgd"), doc="optimiser of the phases"),
+    Param("lr", "float", 0.02, low=1e-9, high=100.0, doc="learning rate (rad per unit gradient)"),
+    Param("epochs", "int", 25, low=0, high=100_000, doc="passes over the training set"),
+    Param("batch_size", "int", 16, low=1, high=1_000_000, doc="examples per gradient step"),
+    Param("eval_every", "int", 1, low=1, high=100_000, doc="epochs between points of the learning curves"),
     Param("boundary_grid", "int", 0, low=0, high=400, doc="decision-boundary grid points per axis (2-D tasks)"),
-    Param("loss", "str", "cross_entropy", choices=("cross_entropy", "mse")),
+    Param("loss", "str", "cross_entropy", choices=("cross_entropy", "mse"), doc="training loss on the output powers"),
     Param("logit_scale", "float", 0.0, low=0.0, high=1e6, doc="0 = task recipe (3 for 2-D, 30 for images)"),
-    Param("record_gradient_error", "bool", True),
+    Param("record_gradient_error", "bool", True, doc="record 1 - cos of measured vs exact gradients (in situ modes)"),
     *ERROR_PARAMS,
 )
 
@@ -200,7 +201,7 @@ def run_gradient(params: dict, trial_seed: int, cache: dict) -> list[dict]:
 
 
 GRADIENT_PARAMS = (
-    Param("n_ports", "int", 4, low=2, high=1024),
+    Param("n_ports", "int", 4, low=2, high=1024, doc="ports of each mesh"),
     *MESH_PARAMS,
     Param("modes", "str", "three_pass,analog", doc="comma list of protocols: three_pass, analog"),
     Param("batch_size", "int", 1, low=1, high=100_000, doc="examples per measurement (summed digitally by three_pass, integrated by analog)"),

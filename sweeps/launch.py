@@ -12,8 +12,10 @@ abandoned, and the store keeps only whole parts; the exit status is 130.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import logging
+import math
 import os
 import signal
 import socket
@@ -26,14 +28,15 @@ from typing import Sequence, TextIO
 
 from sweeps.errors import StoreError
 from sweeps.experiments import Experiment, get_experiment
-from sweeps.progress import format_duration, progress_bar
-from sweeps.runner import Chunker, make_backend, run_one
+from sweeps.progress import Progress, format_duration
+from sweeps.runner import Chunker, group_key, make_backend, run_group, run_one
 from sweeps.spec import Spec, change_problems, load_spec
 from sweeps.store import PartWriter, Scan, Store, StoreLock, is_store, new_launch_id
 from sweeps.trials import Trial, enumerate_trials
 
 EXIT_INTERRUPTED = 130
 MANY_PARTS = 2000  # beyond this, scanning parts dominates the start of a launch
+PROGRESS_SECONDS = 30.0  # interval of the plain progress lines when stderr is no terminal
 
 
 @dataclass
@@ -45,7 +48,9 @@ class LaunchOptions:
     address: str | None = None
     dry_run: bool = False
     pilot: bool = True  # dry run: time one pilot trial for the estimate
-    progress: bool | None = None  # None: only when stderr is a terminal
+    progress: bool | None = None  # tqdm bar; None: only when stderr is a terminal
+    progress_seconds: float = PROGRESS_SECONDS  # plain progress lines when there is no bar
+    quiet: bool = False  # no start line, no bar, no progress lines
 
 
 def run_spec_file(spec_path: str, out: str | None, options: LaunchOptions,
@@ -58,10 +63,19 @@ def run_spec_file(spec_path: str, out: str | None, options: LaunchOptions,
     existing: Store | None = None
     if is_store(store_path):
         existing = Store.open(store_path)
-        problems = change_problems(existing.spec(), spec)
+        stored = existing.spec()
+        problems = change_problems(stored, spec)
+        if problems and not change_problems(spec, stored):
+            # An older, smaller spec: its trials are all among the store's. Run those still
+            # pending (usually none) and keep the store's wider spec.
+            trials = enumerate_trials(spec, experiment)
+            spec = dataclasses.replace(stored, ray=spec.ray)
+            return _launch(store_path, existing, spec, experiment, trials, options, "run",
+                           stdout, stderr)
         if problems:
-            raise StoreError([f"{store_path}: spec change refused: {p} (only adding axis "
-                              f"values or seeds is allowed; use a new --out)" for p in problems])
+            raise StoreError([f"{store_path}: spec change refused: {p} (allowed: adding axis "
+                              f"values or seeds, or moving a [fixed] parameter to [grid] with "
+                              f"its old value kept; use a new --out)" for p in problems])
     else:
         Store.check_creatable(store_path)
     trials = enumerate_trials(spec, experiment)
@@ -108,7 +122,7 @@ def _launch(store_path: Path, existing: Store | None, spec: Spec, experiment: Ex
         print(f"{store_path}: nothing to do, all {len(trials)} trials are stored", file=stdout)
         return 0
 
-    address = options.address or spec.ray_setting("address") or os.environ.get("RAY_ADDRESS", "")
+    address = _address(options, spec)
     backend = make_backend(options.backend, experiment, workers=workers, address=address,
                            object_store_mb=spec.ray_setting("object_store_mb"),
                            chunks_per_worker=spec.ray_setting("chunks_per_worker"),
@@ -142,7 +156,7 @@ def _launch(store_path: Path, existing: Store | None, spec: Spec, experiment: Ex
                 "trials": len(pending)})
             writer = PartWriter(store, launch_id, experiment, scan.column_types)
             return _drive(backend, writer, pending, spec, store_path, options, stdout, stderr,
-                          parts_before=scan.parts)
+                          parts_before=scan.parts, total=len(trials))
         finally:
             backend.close()
             lock.release()
@@ -173,14 +187,25 @@ def _index_unindexed(store: Store, scan: Scan) -> None:
 
 
 def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_path: Path,
-           options: LaunchOptions, stdout: TextIO, stderr: TextIO, parts_before: int = 0) -> int:
-    """The driver loop: write each finished chunk as a part, show progress."""
+           options: LaunchOptions, stdout: TextIO, stderr: TextIO, parts_before: int = 0,
+           total: int | None = None) -> int:
+    """The driver loop: write each finished chunk as a part, show progress.
+
+    Progress goes to ``stderr``: a start line (store, trial counts, pool), then the tqdm bar
+    on a terminal or a plain line every ``options.progress_seconds`` elsewhere.
+    """
     chunker = Chunker(pending, spec.ray_setting("chunk_seconds"), backend.workers,
                       group_seeds=backend.experiment.run_group is not None and spec.ray_setting("ensembles"))
     written: set[str] = set()
     parts = errors = 0
     started = time.monotonic()
-    bar = progress_bar(len(pending), options.progress, stderr)
+    if not options.quiet:
+        total = len(pending) if total is None else total
+        print(f"insitu: {store_path}: {len(pending)} trials to run ({total - len(pending)} of "
+              f"{total} stored) on {backend.workers} {backend.name} worker"
+              f"{'s' if backend.workers != 1 else ''}", file=stderr, flush=True)
+    bar = Progress(len(pending), stderr, bar=False if options.quiet else options.progress,
+                   seconds=None if options.quiet else options.progress_seconds)
     try:
         for done in backend.run(chunker):
             rows = [r for r in done.rows if r["key"] not in written]
@@ -190,13 +215,12 @@ def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_
                 writer.write(rows, done.chunk.index)
             keys = {r["key"] for r in rows}
             written |= keys
-            errors += len({r["key"] for r in rows if r["status"] == "error"})
+            new_errors = len({r["key"] for r in rows if r["status"] == "error"})
+            errors += new_errors
             parts += 1
-            bar.update(len(keys))
-            if errors:
-                bar.set_postfix(errors=errors, refresh=False)
+            bar.update(len(keys), new_errors)
     except KeyboardInterrupt:
-        bar.close()
+        bar.close(final=False)
         print(f"insitu: interrupted: {len(written)} of {len(pending)} trials stored in "
               f"{parts} whole parts; run the same command again to resume", file=stderr)
         return EXIT_INTERRUPTED
@@ -213,24 +237,59 @@ def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_
 def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
              pending: Sequence[Trial], workers: int, options: LaunchOptions,
              stdout: TextIO) -> None:
-    """Print the trial count and an estimate from one pilot trial run here; write nothing."""
+    """Print the trial count and an estimate from a pilot run here; write nothing.
+
+    The pilot is what one worker runs as a unit: one trial, or, when the seeds of a grid
+    point run as one device ensemble, the first such group of seeds. The estimate is
+    ``t_pilot * ceil(units / pool)``: units are handed out whole, ``pool`` at a time.
+    """
     print(f"{spec.name}: {len(trials)} trials ({len(pending)} pending) of experiment "
           f"{experiment.name} v{experiment.version}", file=stdout)
     if not pending or not options.pilot:
         return
-    rows = run_one(experiment, pending[0], {})
-    seconds = rows[0]["elapsed_s"]
-    pool = 1 if options.backend == "serial" else workers
-    estimate = seconds * len(pending) / pool
-    status = "" if rows[0]["status"] == "ok" else f" (the pilot trial failed: {rows[0]['error']})"
     grouped = experiment.run_group is not None and spec.ray_setting("ensembles")
-    print(f"pilot trial: {seconds:.3g} s{status}; estimated {format_duration(estimate)} on "
-          f"{pool} worker{'s' if pool != 1 else ''}"
-          + (" at one trial at a time (seed ensembles make it several times faster)" if grouped else ""),
-          file=stdout)
+    units = _work_units(pending, experiment.max_group) if grouped else [[t] for t in pending]
+    pilot = units[0]
+    start = time.perf_counter()
+    rows = run_one(experiment, pilot[0], {}) if len(pilot) == 1 else run_group(experiment, pilot, {})
+    seconds = time.perf_counter() - start
+    failed = next((r for r in rows if r["status"] != "ok"), None)
+    status = "" if failed is None else f" (the pilot failed: {failed['error']})"
+    if len(pilot) > 1:
+        what, unit = f"pilot: one device ensemble of {len(pilot)} seeds", "ensemble"
+    else:
+        what, unit = "pilot trial", "trial"
+    if options.backend == "serial":
+        pool, where = 1, "on 1 worker (serial)"
+    elif workers:
+        pool, where = workers, f"on {workers} worker{'s' if workers != 1 else ''}"
+    elif _address(options, spec):
+        pool, where = 1, "of worker time (divide by the cluster's CPUs; --workers N to say)"
+    else:
+        pool = os.cpu_count() or 1
+        where = f"on {pool} worker{'s' if pool != 1 else ''} (one per CPU)"
+    estimate = seconds * math.ceil(len(units) / pool)
+    print(f"{what}: {seconds:.3g} s{status}; {len(units)} {unit}"
+          f"{'s' if len(units) != 1 else ''} to run: estimated {format_duration(estimate)} "
+          f"{where}, plus the start of the pool", file=stdout)
+
+
+def _work_units(trials: Sequence[Trial], max_group: int) -> list[list[Trial]]:
+    """The seed groups a launch runs as ensembles: trials of one grid point, in runs of at
+    most ``max_group`` (as the chunker and the chunk function form them)."""
+    by_point: dict[str, list[Trial]] = {}
+    for trial in trials:
+        by_point.setdefault(group_key(trial), []).append(trial)
+    return [group[i:i + max_group] for group in by_point.values()
+            for i in range(0, len(group), max_group)]
+
+
+def _address(options: LaunchOptions, spec: Spec) -> str:
+    return options.address or spec.ray_setting("address") or os.environ.get("RAY_ADDRESS", "")
 
 
 def _workers(options: LaunchOptions, spec: Spec) -> int:
+    """The requested pool size; 0: decided when the backend starts (every CPU)."""
     if options.backend == "serial":
         return 1
     return options.workers or spec.ray_setting("workers") or 0

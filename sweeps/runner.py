@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -38,6 +39,12 @@ ACTOR_START_TIMEOUT_S = 120.0
 ACTOR_GRACE_S = 10.0
 # Set by Ray in the environment of a driver started as a Ray job.
 JOB_DRIVER_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
+# Ray's switch between a one-machine Ray (node address: loopback) and a cluster node (node
+# address found by routing towards a public resolver). Despite its name it applies on Linux.
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# Ray's notice when a new local cluster turns token authentication on by default.
+AUTH_NOTICE_LOGGER = "ray._private.authentication.authentication_token_setup"
+AUTH_NOTICE_PREFIXES = ("Token authentication is enabled for this Ray cluster",)
 
 log = logging.getLogger(__name__)
 
@@ -338,7 +345,11 @@ class RayBackend:
     """A pool of Ray actors running chunks; see the module docstring.
 
     Without an address, an embedded Ray is started bound to 127.0.0.1, with no dashboard
-    and a small object store, and shut down at ``close``. With an address (``--address``,
+    and a small object store, and shut down at ``close``; its node address is the loopback
+    address itself (Ray would otherwise replace it by the address that routes towards a
+    public resolver), and Ray's notice that it enabled token authentication is dropped
+    unless logging is at debug level (``-v``). Ray's own log level follows the ``sweeps``
+    logger: errors only under ``-q``, warnings by default, information under ``-v``. With an address (``--address``,
     ``RAY_ADDRESS`` or the spec's ``[ray] address``) the driver attaches to that cluster
     and, unless ``ship_code`` is false or the driver itself runs as a Ray job (whose runtime
     environment already carries the code), ships the ``sweeps`` and ``photonics`` packages
@@ -365,6 +376,11 @@ class RayBackend:
     # -- lifecycle
     def start(self) -> None:
         """Connect to (or start) Ray and bring the actor pool up."""
+        if not self.address and "ray" not in sys.modules:
+            # An embedded Ray is one machine's: its node address is the loopback address,
+            # not one found by probing a public resolver (which also logs a warning).
+            # Read by Ray once, at import.
+            os.environ.setdefault(SINGLE_MACHINE_ENV, "0")
         import ray
 
         if not ray.is_initialized():
@@ -391,7 +407,13 @@ class RayBackend:
                                f"(does the cluster have a free CPU?)")
 
     def _init_ray(self, ray) -> None:
-        options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": True}
+        # Ray's own level follows the sweeps logger (-q: errors only, -v: Ray's info too).
+        level = logging.getLogger("sweeps").getEffectiveLevel()
+        ray_level = (logging.ERROR if level >= logging.WARNING
+                     else logging.INFO if level <= logging.DEBUG else logging.WARNING)
+        options: dict[str, Any] = {"logging_level": ray_level, "log_to_driver": True}
+        if not self.address and level > logging.DEBUG:
+            _quiet_local_ray_notices()
         try:
             if self.address:
                 # A driver started by `ray job submit` (or a KubeRay RayJob) already runs
@@ -524,6 +546,29 @@ class RayBackend:
                     type(exc).__name__, chunk.index, len(chunk.trials))
         chunker.requeue(chunk)
         return None
+
+
+class _DropMessages(logging.Filter):
+    """Drops the log records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefixes)
+
+
+def _quiet_local_ray_notices() -> None:
+    """Drop Ray's notice that a new local cluster enabled token authentication.
+
+    The embedded Ray keeps Ray's default (token authentication on, token in
+    ``~/.ray/auth_token``); the notice says nothing a user of a loopback-only pool must
+    act on. Every other warning of Ray still shows.
+    """
+    logger = logging.getLogger(AUTH_NOTICE_LOGGER)
+    if not any(isinstance(f, _DropMessages) for f in logger.filters):
+        logger.addFilter(_DropMessages(AUTH_NOTICE_PREFIXES))
 
 
 def _shipped_packages() -> list:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweeps.errors import SpecError
+from sweeps.errors import SpecError, did_you_mean
 from sweeps.experiments import Experiment, Param, experiment_names, get_experiment
 
 TOP_LEVEL_KEYS = ("name", "experiment", "seeds", "fixed", "grid", "ray")
@@ -131,7 +131,8 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
 
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            problem(key, f"unknown key (allowed: {', '.join(TOP_LEVEL_KEYS)})")
+            problem(key, f"unknown key{did_you_mean(key, TOP_LEVEL_KEYS)} "
+                         f"(allowed: {', '.join(TOP_LEVEL_KEYS)})")
 
     name = data.get("name")
     if name is None:
@@ -149,8 +150,9 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
         try:
             experiment = get_experiment(exp_name)
         except KeyError:
-            problem("experiment", f"unknown experiment {exp_name!r} "
-                                  f"(known: {', '.join(experiment_names())})")
+            problem("experiment", f"unknown experiment {exp_name!r}"
+                                  f"{did_you_mean(exp_name, experiment_names())} "
+                                  f"(known: {', '.join(experiment_names(internal=False))})")
 
     seeds = _parse_seeds(data.get("seeds", 1), problem)
     fixed = _parse_table(data, "fixed", problem)
@@ -165,7 +167,8 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
         for axis, values in grid_raw.items():
             param = experiment.by_name.get(axis)
             if param is None:
-                problem(f"grid.{axis}", f"unknown parameter of experiment {experiment.name!r}")
+                problem(f"grid.{axis}", f"unknown parameter of experiment {experiment.name!r}"
+                                        f"{did_you_mean(axis, experiment.by_name)}")
                 continue
             if axis in fixed:
                 problem(f"grid.{axis}", "also set in [fixed]")
@@ -197,8 +200,13 @@ def spec_from_json(data: dict, source: str) -> Spec:
 def change_problems(old: Spec, new: Spec) -> list[str]:
     """Why ``new`` may not extend a store launched with ``old`` (empty: it may).
 
-    Allowed: adding values to existing axes and adding seeds (and any ``[ray]`` change).
-    Everything else would change what existing keys mean or orphan stored trials.
+    Allowed: adding values to existing axes, adding seeds (and any ``[ray]`` change), and
+    promoting a parameter from ``[fixed]`` (or its default) to a ``[grid]`` axis whose values
+    include the old one: every stored trial keeps its key (keys hash every parameter, fixed
+    or not), only the new ones run. In short: ``new`` may extend ``old`` when every trial of
+    ``old`` is a trial of ``new``. Everything else would change what existing keys mean or
+    orphan stored trials. ``change_problems(new, old) == []`` is the converse: ``new`` is
+    an older, smaller spec whose trials are all among the store's.
     """
     problems = []
     if new.name != old.name:
@@ -220,7 +228,9 @@ def change_problems(old: Spec, new: Spec) -> list[str]:
     for axis in old.grid.keys() - new.grid.keys():
         problems.append(f"grid.{axis}: axis removed")
     for axis in new.grid.keys() - old.grid.keys():
-        problems.append(f"grid.{axis}: axis added (only values may be added to existing axes)")
+        if old_fixed[axis] not in new.grid[axis]:
+            problems.append(f"grid.{axis}: axis added without the old value "
+                            f"{old_fixed[axis]!r} among its values")
     for axis in old.grid.keys() & new.grid.keys():
         kept = set(new.grid[axis])
         removed = [v for v in old.grid[axis] if v not in kept]
@@ -240,7 +250,7 @@ def _check_settings(table: dict, section: str, declared: dict[str, Param], unkno
     for key, value in table.items():
         param = declared.get(key)
         if param is None:
-            problem(f"{section}.{key}", unknown)
+            problem(f"{section}.{key}", unknown + did_you_mean(key, declared))
             continue
         normalised, reason = param.check(value)
         if reason:

@@ -116,5 +116,5 @@ def test_only_added_values_and_seeds_are_compatible():
                                                "fixed": {"noise": 2.0}, "seeds": [1]}))
     assert [p.split(":")[0] for p in changed] == ["fixed.noise", "grid.x", "seeds"]
     added_axis = change_problems(old, parse_spec({**base, "grid": {"x": [0.0, 1.0],
-                                                                   "noise": [1.0]}}))
-    assert added_axis and added_axis[0].startswith("grid.noise: axis added")
+                                                                   "noise": [2.0, 3.0]}}))
+    assert added_axis and added_axis[0].startswith("grid.noise: axis added without the old value 1.0")
