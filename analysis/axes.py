@@ -133,6 +133,17 @@ def error_axes(axes: Iterable[str]) -> list[str]:
     return [a for a in ERROR_AXES if a in given]
 
 
+# Error axes whose error-free end is their largest value (more DAC bits, less rounding).
+LARGER_IS_BETTER: frozenset[str] = frozenset({"dac_bits"})
+
+
+def error_free_value(axis: str, values: Iterable):
+    """The value of an axis closest to an ideal chip among ``values``: the smallest, except
+    for axes in :data:`LARGER_IS_BETTER` (the largest)."""
+    vals = [v for v in values if v is not None and v == v]
+    return max(vals) if axis in LARGER_IS_BETTER else min(vals)
+
+
 def order_axes(axes: Iterable[str]) -> list[str]:
     """``axes`` with error axes first (preferred order), then the rest in their given order."""
     given = list(axes)
