@@ -2,8 +2,8 @@
 
 DESIGN.md sec. 7. For a mode and one combination of the other varying axes, let ``m(x)`` be
 the mean over seeds of the metric at value ``x`` of the error axis, and ``x_0`` the axis's
-error-free end (its smallest value; the largest for :data:`analysis.axes.LARGER_IS_BETTER`
-axes such as DAC bits). The tolerance is the first ``x`` at which
+error-free end (its smallest value; see :func:`analysis.axes.error_order` for DAC bits),
+grid values taken in that order. The tolerance is the first ``x`` at which
 
     m(x) <= m(x_0) − drop            (absolute drop, in the metric's units), or
     m(x) <= m(x_0) · (1 − drop)      (``relative``),
@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.axes import LARGER_IS_BETTER, label, mode_rank
+from analysis.axes import LARGER_IS_BETTER, error_order, label, mode_rank
 from analysis.errors import AnalysisInputError
 from analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
 from analysis.summary import default_metric
@@ -126,13 +126,12 @@ def tolerance(
     check_replicates(frame, keys, pooled)
     seeds_table = per_seed(frame, keys, [metric])
     seeds_table = seeds_table[np.isfinite(seeds_table[metric])]
-    descending = axis in LARGER_IS_BETTER
     alpha = (1.0 - confidence) / 2.0
     records = []
     groups = seeds_table.groupby(by, sort=True, dropna=False) if by else [((), seeds_table)]
     for group, part in groups:
         group = group if isinstance(group, tuple) else (group,)
-        xs = np.array(sorted(part[axis].unique(), reverse=descending), dtype=float)
+        xs = np.array(error_order(axis, part[axis].unique()), dtype=float)
         modes = sorted(part["mode"].dropna().unique(), key=mode_rank)
         seeds = np.array(sorted(part["seed"].unique())) if "seed" in part else np.array([0])
         cube = np.full((len(modes), len(xs), len(seeds)), np.nan)

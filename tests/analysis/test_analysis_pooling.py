@@ -15,7 +15,7 @@ from analysis.commands import figures_command, report_command, summary_command
 from analysis.errors import AnalysisInputError
 from analysis.load import load, read_store
 from analysis.outputs import stale_notices
-from analysis.plan import build_figures
+from analysis.plan import build_figures, plan_figures
 from analysis.summary import interval, log_interval, summarize
 
 THREE = {"bs_error": [0.0, 0.05, 0.1], "depth": [2, 4], "tap_noise": [0.0, 0.02]}
@@ -110,8 +110,8 @@ def test_metric_option_and_unknown_metric(three_axes, tmp_path):
     assert "train accuracy (train_accuracy) per" in text
     with pytest.raises(AnalysisInputError, match="unknown metric 'nope'; this store's metrics are: "):
         summary_command(root, metric="nope")
-    paths = figures_command(root, str(tmp_path / "f"), metric="train_accuracy")
-    assert any(p.name.startswith("train_accuracy_vs_bs_error") for p in paths)
+    names = [p.name for p in plan_figures(read_store(root), metric="train_accuracy")[0]]
+    assert "train_accuracy_vs_bs_error_by_tap_noise_depth" in names
 
 
 def test_drop_against_the_error_free_cell_by_hand(make_store):
@@ -190,19 +190,23 @@ def test_figures_stay_narrow_for_a_twenty_value_axis(make_store, fill, tmp_path)
                        seeds=(0, 1))
     fill.classify(store, modes=("digital", "insitu"), seed=1)
     rows = load(store.root)
-    figs = [F.metric_vs_axis(rows, "bs_error", facet="tap_noise", row="depth"),
+    # the PNG that save_figure writes (150 dpi) is at most 2000 px wide
+    fig = F.metric_vs_axis(rows, "bs_error", facet="tap_noise", pool=["depth"])
+    png = tmp_path / "twenty.png"
+    fig.savefig(png, dpi=150)  # as save_figure does
+    assert _png_size(png)[0] <= 2000
+    assert fig.get_figwidth() * 150 == pytest.approx(_png_size(png)[0], abs=1)
+    figs = [fig,
+            F.metric_vs_axis(rows, "bs_error", facet="tap_noise", row="depth"),  # 2 x 20 panels
             F.gap_heatmap(rows, "tap_noise", "bs_error", facet="depth"),
-            F.learning_curves(rows, "tap_noise", row="depth", pool=["bs_error"])]
+            F.learning_curves(rows, "tap_noise", row="depth", pool=["bs_error"]),
+            F.gradient_error(rows[rows["mode"] == "insitu"], "bs_error", facet="tap_noise", row="depth")]
     for fig in figs:
-        png, _ = F.save_figure(fig, tmp_path / "one")
-        width, _height = _png_size(png)
-        assert width <= 2000
-    grid = figs[0]
-    columns = {round(ax.get_position().x0, 3) for ax in grid.axes}
-    assert len(columns) <= 4 and len(grid.axes) == 40
-    for path in figures_command(str(store.root), str(tmp_path / "all")):
-        if path.suffix == ".png":
-            assert _png_size(path)[0] <= 2000, path.name
+        assert fig.get_figwidth() * 150 <= 2000
+    for fig in (figs[1], figs[3]):  # 40 panels wrap at 4 columns
+        panels = [ax for ax in fig.axes]
+        assert len(panels) == 40
+        assert {ax.get_subplotspec().colspan.start for ax in panels} == {0, 1, 2, 3}
 
 
 def test_stale_outputs_are_reported(make_store, fill, tmp_path):
