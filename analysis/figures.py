@@ -41,7 +41,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 from analysis.axes import MODE_ORDER, label
 from analysis.errors import AnalysisInputError
 from analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
-from analysis.summary import EXACT_BELOW, gap_summary, is_log_metric, seed_statistics, t_quantile
+from analysis.summary import EXACT_BELOW, gap_summary, is_log_metric, seed_statistics
 
 __all__ = [
     "MODE_COLORS",

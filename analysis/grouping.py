@@ -109,7 +109,7 @@ def resolve_grouping(
             raise AnalysisInputError(
                 f"{what} would pool over {missing[0]!r} ({label(missing[0])}, {n} values) "
                 f"without saying so; show it, filter it with --where, or pool it by name "
-                f"(--pool {missing[0]})")
+                f"(--pool {missing[0]}; pool=[{missing[0]!r}] in Python)")
     pooled = [p for p in pool if frame[p].nunique(dropna=False) > 1]
     return list(by), pooled
 

@@ -130,10 +130,12 @@ def _setup_line(store: LoadedStore) -> str:
     grid = store.spec.get("grid") or {}
 
     def value(name):
+        auto = name in ("depth", "n_layers")  # 0 = the layout's or the task's default
         if name in grid and len(grid[name]) > 1:
             return f"{'/'.join(value_text(v) for v in grid[name])}"
         if name in rows.columns and len(rows) and rows[name].notna().any():
-            return value_text(rows[name].dropna().iloc[0])
+            first = rows[name].dropna().iloc[0]
+            return None if auto and first == 0 else value_text(first)
         fixed = (store.spec.get("fixed") or {}).get(name)
         return None if fixed is None else value_text(fixed)
 

@@ -191,9 +191,9 @@ def _beyond(row) -> str:
 
 
 def tolerance_text(row, digits: int = 3) -> tuple[str, str]:
-    """(tolerance, interval) as text: ``"0.043"``, ``"(0.031, 0.061)"``; beyond the grid
-    ``"not reached (> 0.1)"`` and bounds like ``"> 0.1"``."""
-    fmt = f"{{:.{digits}g}}"
+    """(tolerance, interval) as text with fixed decimals: ``"0.043"``, ``"(0.031, 0.061)"``;
+    beyond the grid ``"not reached (> 0.1)"`` and bounds like ``"> 0.1"``."""
+    fmt = f"{{:.{digits}f}}"
     tol = fmt.format(row["tolerance"]) if row["reached"] else f"not reached ({_beyond(row)})"
     if row["baseline"] != row["baseline"]:
         tol = "no value at the error-free end"

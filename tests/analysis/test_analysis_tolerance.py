@@ -140,7 +140,7 @@ def test_tolerance_command_formats_and_figure(make_store, tmp_path):
     lines = text.splitlines()
     assert lines[0].startswith("tolerance of test accuracy (test_accuracy) along splitting error σ (rad)")
     assert "95 % bootstrap interval over 12 seeds" in lines[0]
-    assert re.search(r"^\s+2\s+digital\s+0\.950\s+0\.05\s+\(0\.05, 0\.05\)\s+12$", text, re.M)
+    assert re.search(r"^\s+2\s+digital\s+0\.950\s+0\.050\s+\(0\.050, 0\.050\)\s+12$", text, re.M)
     assert re.search(r"^\s+4\s+insitu\s+0\.950\s+not reached \(> 0\.16\)\s+\(> 0\.16, > 0\.16\)\s+12$",
                      text, re.M)
     doc = json.loads(tolerance_command(root, "bs_error", 0.05, fmt="json"))
