@@ -45,7 +45,7 @@ from analysis.summary import (
 )
 from analysis.tolerance import tolerance, tolerance_header, tolerance_text
 
-__all__ = ["FORMATS", "figures_command", "report_command", "summary_command", "tolerance_command"]
+__all__ = ["FORMATS", "apply_where", "figures_command", "report_command", "summary_command", "tolerance_command"]
 
 FORMATS = ("text", "csv", "md", "json")
 
@@ -233,7 +233,7 @@ def summary_command(
                "statistic": header, "rows": _records(table), "paired_gaps": _records(gaps)}
         return _write_text(out, json.dumps(doc, indent=1))
     if fmt == "md":
-        text = [f"**{header}**", "", to_markdown(_display(table))]
+        text = ([f"rows where `{where}`", ""] if where else []) + [f"**{header}**", "", to_markdown(_display(table))]
         if len(gaps):
             text += [f"**paired gaps in {metric_name} (same grid point and seed), mean over seeds, "
                      f"95 % t interval{'; ' + pooled_line if pooled_line else ''}**", "",
@@ -336,7 +336,8 @@ def tolerance_command(
         text = json.dumps({"store": str(store.path), "where": where, "statistic": header,
                            "pooled_over": table.attrs["pooled"], "rows": _records(table)}, indent=1)
     elif fmt == "md":
-        text = f"**{header}**\n\n" + to_markdown(_tolerance_display(table))
+        text = (f"rows where `{where}`\n\n" if where else "") + f"**{header}**\n\n" \
+            + to_markdown(_tolerance_display(table))
     else:
         text = header + "\n" + format_table(_tolerance_display(table))
         if where:

@@ -238,6 +238,8 @@ def render_report(
                 excludes = r["ci_low"] > 0 or r["ci_high"] < 0
                 return text + (" *" if excludes and r["n"] > 1 else "")
 
+            gaps = gaps.assign(comparison=gaps["comparison"].str.replace(" - ", " − ")
+                               + f": {label(metric)} gap")
             parts.append(_table(_wide(gaps, by, "comparison", gap_cell)))
         errs = [a for a in error_axes(store.varying_axes()) if a not in user_pool
                 and pd.api.types.is_numeric_dtype(rows[a])]

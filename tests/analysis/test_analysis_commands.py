@@ -76,7 +76,9 @@ def test_figures_and_report_on_a_classify_store(classify_store):
         "lr 0.02 batch 16; modes digital, insitu, analog; 3 seeds",
         "<h2>Figures", "<h2>Summary", "<h2>Bookkeeping", "<h2>Spec")]
     assert order == sorted(order)
-    assert "<th>splitting error σ (rad)</th>" in page and "<th>insitu - digital</th>" in page
+    assert "<th>splitting error σ (rad)</th>" in page and "<th>insitu − digital: test accuracy gap</th>" in page
+    assert re.search(r"<td>\+0\.\d{3} ± 0\.\d{3}( \*)?</td>", page)  # fixed decimals
+    assert re.search(r"<td>\+0\.1\d\d ± 0\.\d{3} \*</td>", page)  # digital falls: interval excludes 0
     assert "No trial ended in an error." in page
     assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched
 
