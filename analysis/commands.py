@@ -385,8 +385,10 @@ def figures_command(
     paths: list[pathlib.Path] = []
     for plan, fig in built:
         paths += save_figure(fig, out / plan.name)
-    record_output(full, "figures", out, store_state(full), where=where, metric=metric,
-                  pool=list(pool))
+    problem = record_output(full, "figures", out, store_state(full), where=where, metric=metric,
+                            pool=list(pool))
+    if problem and notices is not None:
+        notices.append(problem)
     return paths
 
 
@@ -419,6 +421,8 @@ def report_command(
         notices += stale_notices(full, skip=("report", out))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
-    record_output(full, "report", out, store_state(full), where=where, metric=metric,
-                  pool=list(pool))
+    problem = record_output(full, "report", out, store_state(full), where=where, metric=metric,
+                            pool=list(pool))
+    if problem and notices is not None:
+        notices.append(problem)
     return out

@@ -46,8 +46,12 @@ def _shown_path(store_path: Path, path: Path) -> str:
 
 
 def record_output(store: LoadedStore, kind: str, path: Path, state: dict | None = None,
-                  **details) -> None:
-    """Record that ``kind`` ("figures" or "report") was written to ``path`` from ``store``."""
+                  **details) -> str | None:
+    """Record that ``kind`` ("figures" or "report") was written to ``path`` from ``store``.
+
+    Returns None, or a line saying why the record could not be written (a read-only store
+    copied off a cluster still gets its figures).
+    """
     state = store_state(store) if state is None else state
     shown = _shown_path(store.path, path)
     records = [r for r in _records(store.path) if (r.get("kind"), r.get("path")) != (kind, shown)]
@@ -56,8 +60,12 @@ def record_output(store: LoadedStore, kind: str, path: Path, state: dict | None 
                     **{k: v for k, v in details.items() if v not in (None, [], ())}})
     file = store.path / RECORD_NAME
     tmp = file.with_name(f".{RECORD_NAME}.tmp")
-    tmp.write_text(json.dumps({"outputs": records}, indent=1) + "\n")
-    os.replace(tmp, file)
+    try:
+        tmp.write_text(json.dumps({"outputs": records}, indent=1) + "\n")
+        os.replace(tmp, file)
+    except OSError as exc:
+        return f"could not record the {kind} in {file} ({exc.strerror or exc}); stale-output notices will not cover them"
+    return None
 
 
 def stale_notices(store: LoadedStore | str | Path, skip: tuple[str, Path] | None = None) -> list[str]:
