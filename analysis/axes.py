@@ -133,6 +133,25 @@ def error_axes(axes: Iterable[str]) -> list[str]:
     return [a for a in ERROR_AXES if a in given]
 
 
+# Error axes whose error-free end is their largest value (more DAC bits, less rounding);
+# for ``dac_bits`` the value 0 means a continuous DAC and comes first.
+LARGER_IS_BETTER: frozenset[str] = frozenset({"dac_bits"})
+
+
+def error_order(axis: str, values: Iterable) -> list:
+    """Distinct ``values`` of an axis ordered from the error-free end: ascending, except for
+    axes in :data:`LARGER_IS_BETTER` (descending, with 0 = "off" first)."""
+    vals = sorted({v for v in values if v is not None and v == v})
+    if axis not in LARGER_IS_BETTER:
+        return vals
+    return [v for v in vals if v == 0] + sorted((v for v in vals if v != 0), reverse=True)
+
+
+def error_free_value(axis: str, values: Iterable):
+    """The value of an axis closest to an ideal chip among ``values`` (see :func:`error_order`)."""
+    return error_order(axis, values)[0]
+
+
 def order_axes(axes: Iterable[str]) -> list[str]:
     """``axes`` with error axes first (preferred order), then the rest in their given order."""
     given = list(axes)

@@ -10,7 +10,14 @@ Conventions shared by every figure, so that a reader can compare them:
 
 * one fixed colour per training mode / protocol (:data:`MODE_COLORS`), the same everywhere;
 * axis labels with units from :data:`analysis.axes.LABELS` (unknown names stay raw);
-* bands and error bars are 95 % Student t intervals over seeds (as in :mod:`analysis.summary`);
+* bands and error bars are 95 % Student t intervals over seeds, computed by
+  :func:`analysis.summary.seed_statistics`, so a figure shows the numbers of the table;
+  gradient errors ``1 − cos`` are geometric means with log-scale intervals, and exact values
+  (below :data:`analysis.summary.EXACT_BELOW`) are named in the panel, not drawn at 1e-16;
+* nothing is pooled silently: a figure shows every axis that varies (x, panels, rows) or
+  names the ones it pools (``pool=``) in its title; pooled values are averaged per seed;
+* panel grids wrap at :data:`MAX_COLUMNS` columns and no figure is wider than
+  :data:`MAX_WIDTH_IN` inches (1950 px at the 150 dpi of :func:`save_figure`);
 * constrained layout and a single figure legend outside the panels, so no text overlaps.
 """
 
@@ -19,6 +26,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,7 +40,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from analysis.axes import MODE_ORDER, label
 from analysis.errors import AnalysisInputError
-from analysis.summary import gap_summary, t_quantile
+from analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
+from analysis.summary import EXACT_BELOW, gap_summary, is_log_metric, seed_statistics
 
 __all__ = [
     "MODE_COLORS",
@@ -47,6 +56,7 @@ __all__ = [
     "metric_vs_axis",
     "mode_palette",
     "save_figure",
+    "tolerance_vs_axis",
 ]
 
 # One colour per training mode (classify) and protocol (gradient), Okabe-Ito colour-blind
@@ -60,6 +70,8 @@ MODE_COLORS: dict[str, str] = {
 }
 _SPARE_COLORS = ("#e69f00", "#56b4e9", "#f0e442", "#999999", "#882255", "#44aa99")
 _PANEL = (4.0, 3.1)  # inches per panel
+MAX_COLUMNS = 4  # panel grids wrap after this many columns
+MAX_WIDTH_IN = 13.0  # no figure is wider (1950 px at 150 dpi)
 
 
 def mode_palette(modes: Sequence[str]) -> tuple[list[str], dict[str, str]]:
@@ -82,33 +94,12 @@ def _styled(func):
 
 
 def _figure(n_rows: int, n_cols: int, sharex=True, sharey=True, extra_width=1.3, panel=_PANEL):
-    fig = Figure(figsize=(panel[0] * n_cols + extra_width, panel[1] * n_rows), layout="constrained")
+    width = min(panel[0] * n_cols + extra_width, MAX_WIDTH_IN)
+    height = panel[1] * n_rows + 0.5  # room for the title that names seeds and pooling
+    fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(n_rows, n_cols, sharex=sharex, sharey=sharey, squeeze=False)
     return fig, axes
-
-
-def _t_band(values) -> tuple[float, float]:
-    """95 % Student t interval of the mean, for seaborn's ``errorbar``; a point when n < 2."""
-    x = np.asarray(values, dtype=float)
-    x = x[np.isfinite(x)]
-    if x.size == 0:
-        return (math.nan, math.nan)
-    mean = float(x.mean())
-    if x.size < 2:
-        return (mean, mean)
-    half = t_quantile(x.size) * float(x.std(ddof=1)) / math.sqrt(x.size)
-    return (mean - half, mean + half)
-
-
-def _t_band_positive(values) -> tuple[float, float]:
-    """As :func:`_t_band`, the lower end kept above zero so a log axis can show the band."""
-    lo, hi = _t_band(values)
-    x = np.asarray(values, dtype=float)
-    pos = x[np.isfinite(x) & (x > 0)]
-    if pos.size and not lo > 0:
-        lo = float(pos.min()) / 2
-    return (lo, hi)
 
 
 def _require(frame: pd.DataFrame, names: Sequence[str | None], what="column") -> None:
@@ -129,10 +120,7 @@ def _levels(frame: pd.DataFrame, name: str | None) -> list:
         return values
 
 
-def _value_text(value) -> str:
-    if isinstance(value, (float, np.floating)):
-        return f"{value:g}"
-    return str(value)
+_value_text = value_text
 
 
 def _panel_title(facet, fvalue, row, rvalue) -> str:
@@ -142,6 +130,32 @@ def _panel_title(facet, fvalue, row, rvalue) -> str:
     if facet is not None:
         parts.append(f"{label(facet)} = {_value_text(fvalue)}")
     return "\n".join(parts)
+
+
+def _seed_count(stats: pd.DataFrame) -> str:
+    n = pd.to_numeric(stats["n"], errors="coerce").dropna() if len(stats) else pd.Series([], dtype=float)
+    if not len(n):
+        return "no seeds"
+    lo, hi = int(n.min()), int(n.max())
+    return f"{lo} seed{'s' if hi != 1 else ''}" if lo == hi else f"{lo}-{hi} seeds"
+
+
+def _title(fig: Figure, what: str, frame: pd.DataFrame, pooled: Sequence[str], extra: str = "") -> str:
+    """Set and return the figure title: what is shown, over what, and what is pooled."""
+    parts = [what] + ([extra] if extra else [])
+    pooled_line = pooled_text(frame, pooled)
+    if pooled_line:
+        parts.append(pooled_line)
+    text = "\n".join(parts)
+    _suptitle(fig, text)
+    return text
+
+
+def _suptitle(fig: Figure, text: str) -> None:
+    """A figure title wrapped to the figure's width (the full text stays in the report)."""
+    width = max(30, int(fig.get_figwidth() * 10.5))
+    lines = [w for line in text.split("\n") for w in (textwrap.wrap(line, width) or [""])]
+    fig.suptitle("\n".join(lines), fontsize="medium")
 
 
 def _set_scale(ax, values, axis: str, name: str | None, log: bool | None = None,
@@ -182,16 +196,40 @@ def _mode_title(frame: pd.DataFrame) -> str:
 
 
 def _grid_shape(n_rows: int, n_cols: int) -> tuple[int, int, bool]:
-    """Panel grid for (row, facet) levels; a single long facet row wraps to stay readable."""
-    if n_rows == 1 and n_cols > 3:
-        cols = math.ceil(math.sqrt(n_cols))
-        return math.ceil(n_cols / cols), cols, True
-    return n_rows, n_cols, False
+    """Panel grid for (row, facet) levels: at most :data:`MAX_COLUMNS` columns.
+
+    A grid with more facet levels than that is flattened into (row, facet) panels wrapped at
+    :data:`MAX_COLUMNS` per line, each panel titled with both values.
+    """
+    if n_cols <= MAX_COLUMNS:
+        return n_rows, n_cols, False
+    total = n_rows * n_cols
+    return math.ceil(total / MAX_COLUMNS), MAX_COLUMNS, True
 
 
-def _facet_lines(frame, x, y, facet, row, errorbar, markers=True, sharey=True):
-    """Draw ``y`` against ``x`` per mode, one panel per (row, facet) value. Returns fig, panels."""
+def _shown(*names) -> list[str]:
+    return [n for n in dict.fromkeys(names) if n is not None]
+
+
+def _grouping(frame: pd.DataFrame, shown: Sequence[str], pool: Sequence[str], what: str):
+    """The pooled axes of a figure showing ``shown``; raises if it would pool silently."""
+    by, pooled = resolve_grouping(frame, list(shown), pool, what=what)
+    check_replicates(frame, [*by, "mode"], pooled)
+    return pooled
+
+
+def _facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False):
+    """Draw ``y`` against ``x`` per mode, one panel per (row, facet) value.
+
+    Statistics are over seeds (pooled axes averaged per seed first): the mean, or the
+    geometric mean when ``log``, and its 95 % interval as a band. Returns fig, panels, stats.
+    """
     modes, colors = mode_palette(frame["mode"].dropna().unique())
+    panel_keys = _shown(row, facet)
+    keys = [*panel_keys, x, "mode"]
+    seeds = per_seed(frame, keys, [y])
+    seeds = seeds[np.isfinite(seeds[y])]
+    stats = seed_statistics(seeds, keys, y, log=log)
     rows, cols = _levels(frame, row), _levels(frame, facet)
     n_rows, n_cols, wrapped = _grid_shape(len(rows), len(cols))
     fig, axes = _figure(n_rows, n_cols, sharey=sharey)
@@ -200,30 +238,42 @@ def _facet_lines(frame, x, y, facet, row, errorbar, markers=True, sharey=True):
     for k, (rvalue, fvalue) in enumerate(combos):
         i, j = (k // n_cols, k % n_cols) if wrapped else (rows.index(rvalue), cols.index(fvalue))
         ax = axes[i, j]
-        part = frame
+        part = stats
         if row is not None:
             part = part[part[row] == rvalue]
         if facet is not None:
             part = part[part[facet] == fvalue]
-        if len(part):
-            present = set(part["mode"])
-            sns.lineplot(data=part, x=x, y=y, hue="mode", hue_order=[m for m in modes if m in present],
-                         palette=colors, errorbar=errorbar, marker="o" if markers else None,
-                         markersize=5, ax=ax, legend=False, err_kws={"alpha": 0.2})
+        exact_at = []
+        for mode in modes:
+            line = part[part["mode"] == mode].sort_values(x)
+            if not len(line):
+                continue
+            if log:
+                exact = line["mean"].isna() & (line["n_exact"] > 0)
+                if exact.any():
+                    exact_at.append(f"{mode} at {x} = "
+                                    + ", ".join(_value_text(v) for v in line.loc[exact, x]))
+                line = line[~line["mean"].isna()]
+            xs = line[x].to_numpy(dtype=float)
+            ax.plot(xs, line["mean"].to_numpy(dtype=float), color=colors[mode],
+                    marker="o" if markers else None, markersize=5, lw=1.8)
+            ax.fill_between(xs, line["ci_low"].to_numpy(dtype=float),
+                            line["ci_high"].to_numpy(dtype=float), color=colors[mode], alpha=0.2,
+                            lw=0)
+        if exact_at:
+            ax.text(0.02, 0.02, f"exact (1 − cos < {EXACT_BELOW:.0e}):\n" + "\n".join(exact_at),
+                    transform=ax.transAxes, fontsize="x-small", va="bottom", wrap=True)
         ax.set_title(_panel_title(facet, fvalue, row, rvalue))
         below = k + n_cols < len(combos) if wrapped else i < n_rows - 1
         ax.set_xlabel("" if below else label(x))
-        if below:
-            ax.tick_params(labelbottom=False)
-        else:
-            ax.tick_params(labelbottom=True)
+        ax.tick_params(labelbottom=not below)
         ax.set_ylabel(label(y) if j == 0 else "")
         panels.append(ax)
     for ax in axes.flat:
         if ax not in panels:
             ax.remove()
     _figure_legend(fig, modes, colors, _mode_title(frame))
-    return fig, np.asarray(panels)
+    return fig, np.asarray(panels), stats
 
 
 def _data_ticks(ax, values, axis: str = "x") -> None:
@@ -241,6 +291,11 @@ def _data_ticks(ax, values, axis: str = "x") -> None:
     target.set_minor_locator(NullLocator())
 
 
+def _stat_name(metric: str) -> str:
+    return "geometric mean and 95 % log-scale t interval" if is_log_metric(metric) \
+        else "mean and 95 % t interval"
+
+
 @_styled
 def metric_vs_axis(
     frame: pd.DataFrame,
@@ -249,20 +304,27 @@ def metric_vs_axis(
     row: str | None = None,
     metric: str = "test_accuracy",
     log_x: bool | None = None,
+    pool: Sequence[str] = (),
 ) -> Figure:
     """A metric against one parameter, one line per mode with 95 % t bands over seeds.
 
-    Panels: one column per value of ``facet`` and one row per value of ``row`` (both
-    optional). Rows at other settings of unshown axes are pooled into the band.
+    Panels: one per value of ``facet`` (wrapped at :data:`MAX_COLUMNS`) and one row per
+    value of ``row`` (both optional). Every other axis that varies must be named in ``pool``;
+    it is then averaged per seed and named in the title.
     """
     _require(frame, [x, facet, row, metric, "mode"])
     data = frame[frame[metric].notna()]
     if not len(data):
         raise AnalysisInputError(f"metric {metric!r} has no values to plot")
-    fig, axes = _facet_lines(data, x, metric, facet, row, _t_band)
+    pooled = _grouping(data, _shown(x, facet, row), pool, "this figure")
+    log = is_log_metric(metric)
+    fig, axes, stats = _facet_lines(data, x, metric, facet, row, log=log)
     for ax in axes:
-        _set_scale(ax, data[x], "x", x, log_x)
+        if log and (stats["mean"] > 0).any():
+            ax.set_yscale("log")
+        _set_scale(ax, data[x], "x", x, log_x, symlog=log)
         _data_ticks(ax, data[x])
+    _title(fig, f"{label(metric)}: {_stat_name(metric)} over {_seed_count(stats)}", data, pooled)
     return fig
 
 
@@ -272,33 +334,58 @@ def accuracy_vs_error(
     facet: str | None = None,
     row: str | None = None,
     metric: str = "test_accuracy",
+    pool: Sequence[str] = (),
 ) -> Figure:
     """Test accuracy against an error axis per training mode, faceted by a second axis."""
-    return metric_vs_axis(frame, x, facet=facet, row=row, metric=metric)
+    return metric_vs_axis(frame, x, facet=facet, row=row, metric=metric, pool=pool)
 
 
 @_styled
 def metric_by_mode(frame: pd.DataFrame, metric: str = "test_accuracy", facet: str | None = None,
-                   log_y: bool = False) -> Figure:
-    """Mean of a metric per mode with a 95 % t interval: the figure when no numeric axis varies."""
+                   log_y: bool | None = None, pool: Sequence[str] = ()) -> Figure:
+    """Mean of a metric per mode with a 95 % t interval: the figure when no numeric axis varies.
+
+    One dot per seed; gradient errors (or ``log_y``) on a log scale with geometric means.
+    """
     _require(frame, [metric, facet, "mode"])
     data = frame[frame[metric].notna()]
+    if not len(data):
+        raise AnalysisInputError(f"metric {metric!r} has no values to plot")
+    pooled = _grouping(data, _shown(facet), pool, "this figure")
+    log = is_log_metric(metric) if log_y is None else log_y
     modes, colors = mode_palette(data["mode"].dropna().unique())
+    keys = [*_shown(facet), "mode"]
+    seeds = per_seed(data, keys, [metric])
+    stats = seed_statistics(seeds, keys, metric, log=log)
     cols = _levels(data, facet)
-    fig, axes = _figure(1, len(cols), sharex=False)
-    for j, fvalue in enumerate(cols):
-        ax = axes[0, j]
-        part = data if facet is None else data[data[facet] == fvalue]
-        sns.pointplot(data=part, x="mode", y=metric, hue="mode", order=modes, hue_order=modes,
-                      palette=colors, errorbar=_t_band_positive if log_y else _t_band,
-                      capsize=0.15, linestyle="none", ax=ax, legend=False)
-        sns.stripplot(data=part, x="mode", y=metric, hue="mode", order=modes, hue_order=modes,
-                      palette=colors, alpha=0.35, size=3, ax=ax, legend=False)
+    n_rows, n_cols, _ = _grid_shape(1, len(cols)) if len(cols) > MAX_COLUMNS else (1, len(cols), False)
+    fig, axes = _figure(n_rows, n_cols, sharex=False)
+    for k, fvalue in enumerate(cols):
+        ax = axes.flat[k]
+        part = stats if facet is None else stats[stats[facet] == fvalue]
+        dots = seeds if facet is None else seeds[seeds[facet] == fvalue]
+        for i, mode in enumerate(modes):
+            s = part[part["mode"] == mode]
+            d = dots[dots["mode"] == mode][metric].to_numpy(dtype=float)
+            if log:
+                d = d[d >= EXACT_BELOW]
+            jitter = np.linspace(-0.12, 0.12, d.size) if d.size > 1 else np.zeros(d.size)
+            ax.scatter(i + jitter, d, color=colors[mode], alpha=0.35, s=9)
+            if len(s) and np.isfinite(s["mean"].iloc[0]):
+                m, lo, hi = (float(s[c].iloc[0]) for c in ("mean", "ci_low", "ci_high"))
+                err = [[m - lo if np.isfinite(lo) else 0], [hi - m if np.isfinite(hi) else 0]]
+                ax.errorbar([i], [m], yerr=err, color=colors[mode], marker="o", capsize=4, lw=1.8)
+        ax.set_xticks(range(len(modes)), modes)
+        ax.set_xlim(-0.6, len(modes) - 0.4)
         ax.set_title(_panel_title(facet, fvalue, None, None))
         ax.set_xlabel(_mode_title(data))
-        ax.set_ylabel(label(metric) if j == 0 else "")
-        if log_y:
+        ax.set_ylabel(label(metric) if k % n_cols == 0 else "")
+        if log:
             ax.set_yscale("log")
+    for ax in list(axes.flat)[len(cols):]:
+        ax.remove()
+    _title(fig, f"{label(metric)}: {_stat_name(metric)} over {_seed_count(stats)}, one dot per seed",
+           data, pooled)
     return fig
 
 
@@ -310,43 +397,57 @@ def gap_heatmap(
     metric: str = "test_accuracy",
     mode: str = "insitu",
     reference: str = "digital",
+    facet: str | None = None,
+    pool: Sequence[str] = (),
 ) -> Figure:
     """Mean paired gap ``metric[mode] − metric[reference]`` over two axes (cells annotated).
 
     The gap is taken per trial (same grid point and seed) and averaged over seeds; ``y`` may
-    be None for a single row. Diverging colours centred on zero: blue where ``mode`` wins.
+    be None for a single row, ``facet`` gives one heatmap per value (wrapped at
+    :data:`MAX_COLUMNS`). Other varying axes must be in ``pool`` (named in the title).
+    Diverging colours centred on zero: blue where ``mode`` wins.
     """
-    _require(frame, [x, y, metric, "mode"])
-    by = [x] if y is None else [x, y]
-    gaps = gap_summary(frame, metric, by=by, comparisons=[(mode, reference)])
+    _require(frame, [x, y, facet, metric, "mode"])
+    shown = _shown(x, y, facet)
+    pooled = _grouping(frame, shown, pool, "this figure")
+    gaps = gap_summary(frame, metric, by=shown, comparisons=[(mode, reference)], pool=pooled)
     if not len(gaps):
         raise AnalysisInputError(f"no paired {mode}/{reference} trials with {metric!r} to compare")
+    y_name = y if y is not None else "_row"
     if y is None:
         gaps = gaps.assign(_row="all")
-        y_name = "_row"
-    else:
-        y_name = y
-    table = gaps.pivot(index=y_name, columns=x, values="mean").sort_index(ascending=False)
-    counts = gaps.pivot(index=y_name, columns=x, values="n").reindex_like(table)
-    limit = float(np.nanmax(np.abs(table.to_numpy()))) or 1.0
-    n_rows, n_cols = table.shape
-    fig = Figure(figsize=(max(4.5, 0.9 * n_cols + 2.8), max(2.2 if y is None else 2.6, 0.6 * n_rows + 1.8)),
+    facets = _levels(gaps, facet)
+    limit = float(np.nanmax(np.abs(gaps["mean"].to_numpy(dtype=float)))) or 1.0
+    n_x = gaps[x].nunique()
+    n_y = gaps[y_name].nunique()
+    n_rows, n_cols, _ = _grid_shape(1, len(facets)) if len(facets) > MAX_COLUMNS else (1, len(facets), False)
+    cell = min(0.9, (MAX_WIDTH_IN - 2.8) / max(1, n_x * n_cols))
+    fig = Figure(figsize=(min(MAX_WIDTH_IN, max(4.5, cell * n_x * n_cols + 1.2 * n_cols + 1.6)),
+                          max(2.7 if y is None else 3.1, (0.6 * n_y + 1.6) * n_rows + 0.5)),
                  layout="constrained")
     FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    sns.heatmap(table, ax=ax, cmap="RdBu", vmin=-limit, vmax=limit, annot=True,
-                fmt=".3f", linewidths=0.5, annot_kws={"fontsize": 8},
-                cbar_kws={"label": f"{label(metric)} gap\n{mode} − {reference}"})
-    ax.set_xlabel(label(x))
-    ax.set_ylabel("" if y is None else label(y))
-    ax.set_xticklabels([_value_text(v) for v in table.columns], rotation=0)
-    if y is None:
-        ax.set_yticks([])
-    else:
-        ax.set_yticklabels([_value_text(v) for v in table.index], rotation=0)
-    n_min, n_max = int(np.nanmin(counts.to_numpy())), int(np.nanmax(counts.to_numpy()))
-    seeds = f"{n_min}" if n_min == n_max else f"{n_min}-{n_max}"
-    ax.set_title(f"paired gap, mean over {seeds} seeds")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    font = 8 if cell >= 0.6 else 6
+    for k, fvalue in enumerate(facets):
+        ax = axes.flat[k]
+        part = gaps if facet is None else gaps[gaps[facet] == fvalue]
+        table = part.pivot(index=y_name, columns=x, values="mean").sort_index(ascending=False)
+        sns.heatmap(table, ax=ax, cmap="RdBu", vmin=-limit, vmax=limit, annot=cell >= 0.45,
+                    fmt=".3f", linewidths=0.5, annot_kws={"fontsize": font},
+                    cbar=k == len(facets) - 1,
+                    cbar_kws={"label": f"{label(metric)} gap\n{mode} − {reference}"})
+        ax.set_xlabel(label(x))
+        ax.set_ylabel("" if y is None or k % n_cols else label(y))
+        ax.set_xticklabels([_value_text(v) for v in table.columns],
+                           rotation=0 if cell >= 0.6 else 90)
+        if y is None:
+            ax.set_yticks([])
+        else:
+            ax.set_yticklabels([_value_text(v) for v in table.index], rotation=0)
+        ax.set_title(_panel_title(facet, fvalue, None, None))
+    for ax in list(axes.flat)[len(facets):]:
+        ax.remove()
+    _title(fig, f"paired gap {mode} − {reference}, mean over {_seed_count(gaps)}", frame, pooled)
     return fig
 
 
@@ -357,22 +458,28 @@ def gradient_error(
     facet: str | None = None,
     metric: str = "grad_error_mean",
     log_x: bool | None = None,
+    row: str | None = None,
+    pool: Sequence[str] = (),
 ) -> Figure:
     """Gradient error ``1 − cos`` against a parameter per protocol (``mode``), log axes.
 
-    The paper's Fig. 2D-F style: y on a log scale; x on a log scale when it spans a decade
-    (symlog when it includes zero), linear for quantities already in dB.
+    The paper's Fig. 2D-F style: geometric means over seeds with log-scale 95 % t bands, y
+    on a log scale; x on a log scale when it spans a decade (symlog when it includes zero),
+    linear for quantities already in dB. Exact values are named in the panel.
     """
-    _require(frame, [x, facet, metric, "mode"])
+    _require(frame, [x, facet, row, metric, "mode"])
     data = frame[np.isfinite(pd.to_numeric(frame[metric], errors="coerce"))]
     if not len(data):
         raise AnalysisInputError(f"metric {metric!r} has no finite values to plot")
-    fig, axes = _facet_lines(data, x, metric, facet, None, _t_band_positive)
+    pooled = _grouping(data, _shown(x, facet, row), pool, "this figure")
+    fig, axes, stats = _facet_lines(data, x, metric, facet, row, log=True)
     for ax in axes:
-        if (data[metric] > 0).any():
+        if (stats["mean"] > 0).any():
             ax.set_yscale("log")
         _set_scale(ax, data[x], "x", x, log_x, symlog=True)
         _data_ticks(ax, data[x])
+    _title(fig, f"{label(metric)}: geometric mean and 95 % log-scale t interval over "
+                f"{_seed_count(stats)}", data, pooled)
     return fig
 
 
@@ -397,28 +504,33 @@ def learning_curves(
     metric: str = "curve_test_accuracy",
     as_error: bool = True,
     log_y: bool = False,
+    row: str | None = None,
+    pool: Sequence[str] = (),
 ) -> Figure:
     """Test error (1 − accuracy) against epoch per mode, one panel per level of a noise axis.
 
-    The paper's Fig. 4 style: the band is the 95 % t interval over seeds and over any other
-    axis that varies (mean and spread over the other errors). Curves are the list columns
-    ``epoch`` and ``metric``, exploded to long form.
+    The paper's Fig. 4 style: the band is the 95 % t interval over seeds. ``row`` adds a row
+    of panels per value of a second axis; every other varying axis must be in ``pool``
+    (averaged per seed, named in the title). Curves are the list columns ``epoch`` and
+    ``metric``, exploded to long form.
     """
-    _require(frame, [noise_axis, metric, "epoch", "mode"])
-    long = _explode_curves(frame, metric, [noise_axis] if noise_axis else [])
+    _require(frame, [noise_axis, row, metric, "epoch", "mode"])
+    pooled = _grouping(frame, _shown(noise_axis, row), pool, "this figure")
+    long = _explode_curves(frame, metric, [*_shown(noise_axis, row), *pooled])
     if not len(long):
         raise AnalysisInputError(f"no learning curves ({metric!r} with 'epoch') in these rows")
     y = metric
     if as_error:
         y = "test_error" if metric == "curve_test_accuracy" else f"1 - {metric}"
         long[y] = 1.0 - long[metric]
-    fig, axes = _facet_lines(long, "epoch", y, noise_axis, None, _t_band_positive if log_y else _t_band,
-                             markers=False)
+    fig, axes, stats = _facet_lines(long, "epoch", y, noise_axis, row, markers=False)
     for ax in axes:
         if as_error and y != "test_error" and ax.get_ylabel():
             ax.set_ylabel(f"1 − {label(metric)}")
         if log_y:
             ax.set_yscale("log")
+    _title(fig, f"{label(y) if y == 'test_error' else y}: mean and 95 % t interval over "
+                f"{_seed_count(stats)}", frame, pooled)
     return fig
 
 
@@ -437,29 +549,41 @@ def decision_boundaries(
 
     Uses the stored probability grids (``grid_prob`` row-major over (x2, x1) on the axes
     ``grid_x1``, ``grid_x2``) of one seed (default: the smallest with a grid). ``where``
-    fixes other axes (``{axis: value}``); with several rows left per panel the first is used.
-    The black line is P(class 1) = 0.5; the title gives the row's test accuracy.
+    fixes other axes (``{axis: value}``); an axis that still varies is fixed at its first
+    value. The title names the seed and every value so fixed (the grid point shown). The
+    black line is P(class 1) = 0.5; panel titles give the row's test accuracy.
     """
     _require(frame, ["grid_prob", "grid_x1", "grid_x2", "mode"])
     data = frame[frame["grid_prob"].map(_has_grid)]
+    fixed = {}
     for name, value in (where or {}).items():
         _require(frame, [name])
         data = data[data[name] == value]
+        fixed[name] = value
     if not len(data):
         raise AnalysisInputError("no decision-boundary grids (grid_prob) in these rows")
     seed = int(data["seed"].min()) if seed is None else seed
     data = data[data["seed"] == seed]
     if not len(data):
         raise AnalysisInputError(f"no decision-boundary grids for seed {seed}")
+    params = [p for p in (frame.attrs.get("params") or []) if p in data.columns and p != "task"]
+    for name in params:
+        if name not in fixed and data[name].nunique(dropna=False) > 1:
+            fixed[name] = _levels(data, name)[0]
+            data = data[data[name] == fixed[name]]
     tasks = _levels(data, "task") if "task" in data.columns else [None]
     present, colors = mode_palette(data["mode"].dropna().unique())
     modes = [m for m in (modes or present) if m in present]
-    fig, axes = _figure(len(tasks), len(modes), sharex=False, sharey=False, extra_width=1.0,
+    n_cols = min(len(modes), MAX_COLUMNS)
+    per_task = math.ceil(len(modes) / n_cols)
+    fig, axes = _figure(len(tasks) * per_task, n_cols, sharex=False, sharey=False, extra_width=1.0,
                         panel=(3.2, 3.3))
     mappable = None
+    used = []
     for i, task in enumerate(tasks):
         for j, mode in enumerate(modes):
-            ax = axes[i, j]
+            ax = axes[i * per_task + j // n_cols, j % n_cols]
+            used.append(ax)
             part = data[data["mode"] == mode]
             if task is not None:
                 part = part[part["task"] == task]
@@ -484,11 +608,98 @@ def decision_boundaries(
             ax.set_aspect("equal")
             ax.grid(False)
             ax.set_xlabel("x1" if i == len(tasks) - 1 else "")
-            ax.set_ylabel("x2" if j == 0 else "")
+            ax.set_ylabel("x2" if j % n_cols == 0 else "")
+    for ax in axes.flat:
+        if ax not in used:
+            ax.remove()
     if mappable is not None:
-        fig.colorbar(mappable, ax=axes.ravel().tolist(), label="P(class 1)", shrink=0.8)
-    fig.suptitle(f"decision boundaries, seed {seed}")
+        fig.colorbar(mappable, ax=used, label="P(class 1)", shrink=0.8)
+    at = ", ".join(f"{label(k)} = {_value_text(v)}" for k, v in fixed.items())
+    fig.suptitle(f"decision boundaries, seed {seed}" + (f"\nat {at}" if at else ""))
     return fig
+
+
+@_styled
+def tolerance_vs_axis(table: pd.DataFrame, x: str, facet: str | None = None,
+                      log_x: bool | None = None, log_y: bool | None = None) -> Figure:
+    """Tolerances (:func:`analysis.tolerance.tolerance`) against a second axis, per mode.
+
+    Points are the tolerances with their bootstrap intervals as bars. A tolerance that is
+    not reached is drawn as an open triangle at the axis's far end (the dashed line); a bar
+    reaching that line means the interval's bound is beyond the grid. Log axes where the
+    values span a decade or more (``log_x``/``log_y`` force or forbid). Other grouping axes
+    of the table besides ``x`` and ``facet`` must not vary (pass a filtered table).
+    """
+    if not len(table):
+        raise AnalysisInputError("no tolerances to plot")
+    for name in _shown(x, facet):
+        if name not in table.columns:
+            raise AnalysisInputError(f"unknown axis {name!r} for the tolerance figure")
+    others = [b for b in table.attrs.get("by", []) if b not in (x, facet) and table[b].nunique() > 1]
+    if others:
+        raise AnalysisInputError(
+            f"the tolerance table varies in {others[0]!r} too; facet by it or filter it")
+    r0 = table.iloc[0]
+    axis, largest = r0["axis"], float(r0["largest"])
+    modes, colors = mode_palette(table["mode"].dropna().unique())
+    cols = _levels(table, facet)
+    n_rows, n_cols, _ = _grid_shape(1, len(cols)) if len(cols) > MAX_COLUMNS else (1, len(cols), False)
+    fig, axes = _figure(n_rows, n_cols, sharey=True, extra_width=2.6)
+    offsets = np.linspace(-0.03, 0.03, len(modes)) if len(modes) > 1 else np.zeros(1)
+    finite = pd.concat([table["tolerance"], table["ci_low"]]).replace(np.inf, np.nan).dropna()
+    values_y = np.append(finite.to_numpy(dtype=float), largest)
+    for k, fvalue in enumerate(cols):
+        ax = axes.flat[k]
+        part = table if facet is None else table[table[facet] == fvalue]
+        xs_all = np.asarray(sorted(part[x].unique()), dtype=float)
+        spread = (np.ptp(xs_all) or 1.0)
+        log_scale_x = _would_log(xs_all, log_x, x)
+        for mode, off in zip(modes, offsets):
+            line = part[part["mode"] == mode].sort_values(x)
+            if not len(line):
+                continue
+            xs = line[x].to_numpy(dtype=float)
+            xs = xs * 10 ** (off * 2) if log_scale_x else xs + off * spread
+            tol = line["tolerance"].to_numpy(dtype=float)
+            lo = np.minimum(line["ci_low"].to_numpy(dtype=float), largest)
+            hi = np.minimum(line["ci_high"].to_numpy(dtype=float), largest)
+            reached = line["reached"].to_numpy(dtype=bool)
+            y = np.where(reached, tol, largest)
+            ax.errorbar(xs, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], color=colors[mode],
+                        fmt="none", capsize=3, lw=1.4)
+            ax.plot(xs[reached], y[reached], "o", color=colors[mode])
+            ax.plot(xs[~reached], y[~reached], "^", markerfacecolor="white", color=colors[mode],
+                    markersize=8)
+            ax.plot(xs, y, color=colors[mode], lw=1, alpha=0.5)
+        ax.axhline(largest, color="0.4", ls="--", lw=1)
+        ax.set_title(_panel_title(facet, fvalue, None, None))
+        ax.set_xlabel(label(x))
+        ax.set_ylabel(f"tolerance: {label(axis)}" if k % n_cols == 0 else "")
+        if log_scale_x:
+            ax.set_xscale("log")
+        _set_scale(ax, values_y, "y", axis, log_y)
+        _data_ticks(ax, xs_all)
+    for ax in list(axes.flat)[len(cols):]:
+        ax.remove()
+    _figure_legend(fig, modes, colors, _mode_title(table))
+    how = f"{r0['drop'] * 100:g} %" if r0["relative"] else f"{r0['drop']:g}"
+    seeds = table["n_seeds"]
+    n = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+    text = (f"{label(axis)} at which {label(r0['metric'])} falls {how} below its value at "
+            f"{_value_text(r0['error_free'])}\n95 % bootstrap intervals over {n} seeds; "
+            f"△ not reached (dashed: largest value {largest:g})")
+    if table.attrs.get("pooled_text"):
+        text += "\n" + table.attrs["pooled_text"]
+    _suptitle(fig, text)
+    return fig
+
+
+def _would_log(values, log: bool | None, name: str) -> bool:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if log is False or v.size < 2 or name.endswith("_db") or (v <= 0).any():
+        return False
+    return bool(log) or v.max() / v.min() >= 10
 
 
 # ---------------------------------------------------------------------------------------

@@ -8,20 +8,24 @@ Defaults, per experiment:
 
 * ``classify``: test accuracy against each varying numeric axis (error axes first, at most
   :data:`MAX_X_AXES`), faceted by the next varying axis and, in rows, the one after; the
-  paired in situ − digital (and analog − digital) gap as a heatmap over the first two axes;
-  the measured gradient error during training against the first axis; learning curves
-  grouped by the first axis; decision boundaries of one seed where grids were stored.
+  paired gap of every mode against digital as a heatmap over the first two axes (one panel
+  per value of a third); the tolerance along the first error axis (5 points of the metric)
+  against the next axis; the measured gradient error during training against the first
+  axis; learning curves grouped by the first axis; decision boundaries of one seed where
+  grids were stored.
 * ``gradient``: gradient error against each varying numeric axis (loss imbalance, tap noise
   and batch size first), per protocol, faceted by the next axis.
 * when no numeric axis varies (only seeds, or only a categorical axis such as ``task``), a
   per-mode interval plot replaces the line plots, faceted by the categorical axis if any.
 
-A figure that cannot be drawn from the rows (no curves, no pairs) is skipped with a note.
+Every figure shows every axis that varies, or names in its title and caption the ones it
+pools (averaged per seed). A figure that cannot be drawn from the rows (no curves, no
+pairs) is skipped with a note.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +36,12 @@ from analysis import figures
 from analysis.axes import ERROR_AXES, label, order_axes
 from analysis.errors import AnalysisInputError
 from analysis.load import LoadedStore
-from analysis.summary import default_comparisons, default_metric
+from analysis.grouping import pooled_text, value_text
+from analysis.summary import default_comparisons, default_metric, is_log_metric
+from analysis.tolerance import tolerance
+
+# The drop (in the metric's units) of the tolerance figure: 5 points of accuracy.
+TOLERANCE_DROP = 0.05
 
 __all__ = ["FigurePlan", "MAX_FACET_LEVELS", "MAX_X_AXES", "build_figures", "plan_figures"]
 
@@ -65,18 +74,34 @@ def _has_values(frame: pd.DataFrame, name: str) -> bool:
     return bool(np.isfinite(pd.to_numeric(col, errors="coerce")).any())
 
 
-def _pooled_note(axes: list[str]) -> str:
-    return f" Pooled over {', '.join(label(a) for a in axes)}." if axes else ""
+def _pooled_note(rows: pd.DataFrame, axes: list[str]) -> str:
+    text = pooled_text(rows, axes)
+    return f" {text[0].upper()}{text[1:]}, averaged per seed." if text else ""
 
 
-def plan_figures(store: LoadedStore) -> tuple[list[FigurePlan], list[str]]:
-    """The figures this store supports and notes on the ones skipped (never raises for data)."""
+def _split(facetable: list[str], axes: list[str], shown: list[str], n: int) -> tuple[list[str], list[str]]:
+    """The next ``n`` panel axes after ``shown``, and the axes left to pool (named)."""
+    panels = [a for a in facetable if a not in shown][:n]
+    pooled = [a for a in axes if a not in (*shown, *panels)]
+    return panels, pooled
+
+
+def plan_figures(store: LoadedStore, metric: str | None = None,
+                 pool: Sequence[str] = ()) -> tuple[list[FigurePlan], list[str]]:
+    """The figures this store supports and notes on the ones skipped (never raises for data).
+
+    ``metric`` replaces the experiment's headline metric; ``pool`` names axes to average
+    over (per seed) in every figure. Axes a figure cannot show (more than two panel axes, or
+    an axis with more than :data:`MAX_FACET_LEVELS` values) are pooled too, and every
+    pooled axis is named in the figure's title and caption.
+    """
     rows = store.rows
     notes: list[str] = []
     if not len(rows):
         return [], ["no successful rows: nothing to plot"]
     experiment = str(store.meta.get("experiment") or store.spec.get("experiment") or "")
-    axes = order_axes(store.varying_axes())
+    user_pool = [a for a in dict.fromkeys(pool) if a in rows.columns and rows[a].nunique(dropna=False) > 1]
+    axes = [a for a in order_axes(store.varying_axes()) if a not in user_pool]
     numeric = [a for a in axes if _numeric(rows, a)]
     categorical = [a for a in axes if a not in numeric]
     if experiment == "gradient":
@@ -84,79 +109,112 @@ def plan_figures(store: LoadedStore) -> tuple[list[FigurePlan], list[str]]:
     xs = numeric[:MAX_X_AXES]
     if len(numeric) > MAX_X_AXES:
         notes.append(f"only the first {MAX_X_AXES} varying numeric axes are used as x axes")
-    metric = "grad_error_mean" if experiment == "gradient" else default_metric(rows, experiment)
+    if metric is None:
+        metric = "grad_error_mean" if experiment == "gradient" else default_metric(rows, experiment)
+    log = is_log_metric(metric)
     plans: list[FigurePlan] = []
 
     facetable = [a for a in axes if rows[a].nunique(dropna=False) <= MAX_FACET_LEVELS]
     # Headline metric against each varying axis (or per mode when nothing numeric varies).
     for x in xs:
-        panels = [a for a in facetable if a != x][: 1 if experiment == "gradient" else 2]
+        (panels, pooled) = _split(facetable, axes, [x], 2)
         facet = panels[0] if panels else None
         row = panels[1] if len(panels) > 1 else None
-        pooled = [a for a in axes if a not in (x, *panels)]
         stem = f"{metric}_vs_{x}" + (f"_by_{facet}" if facet else "") + (f"_{row}" if row else "")
-        if experiment == "gradient":
-            build = _bind(figures.gradient_error, rows, x, facet=facet, metric=metric)
-            what = f"{label(metric)} against {label(x)} per protocol (log scale)"
+        if log:
+            build = _bind(figures.gradient_error, rows, x, facet=facet, row=row, metric=metric,
+                          pool=[*user_pool, *pooled])
+            what = (f"{label(metric)} against {label(x)} per {'protocol' if experiment == 'gradient' else 'mode'}: "
+                    "geometric mean over seeds with 95 % log-scale t bands")
         else:
-            build = _bind(figures.metric_vs_axis, rows, x, facet=facet, row=row, metric=metric)
-            what = f"{label(metric)} against {label(x)} per training mode"
-        plans.append(FigurePlan(stem, f"{what}; 95 % t bands over seeds.{_pooled_note(pooled)}", build))
+            build = _bind(figures.metric_vs_axis, rows, x, facet=facet, row=row, metric=metric,
+                          pool=[*user_pool, *pooled])
+            what = f"{label(metric)} against {label(x)} per training mode; mean over seeds with 95 % t bands"
+        plans.append(FigurePlan(stem, f"{what}.{_pooled_note(rows, [*user_pool, *pooled])}", build))
     if not xs:
         facet = next((a for a in categorical if a in facetable), None)
-        log_y = experiment == "gradient"
+        pooled = [*user_pool, *[a for a in axes if a != facet]]
         plans.append(FigurePlan(
             f"{metric}_by_mode" + (f"_by_{facet}" if facet else ""),
-            f"{label(metric)} per mode: mean with 95 % t interval, one dot per seed."
-            + _pooled_note([a for a in categorical if a != facet]),
-            _bind(figures.metric_by_mode, rows, metric, facet=facet, log_y=log_y)))
+            f"{label(metric)} per mode: mean over seeds with 95 % t interval, one dot per seed."
+            + _pooled_note(rows, pooled),
+            _bind(figures.metric_by_mode, rows, metric, facet=facet, pool=pooled)))
 
     if experiment != "gradient":
-        plans += _classify_extras(store, rows, axes, xs, notes)
+        plans += _classify_extras(store, rows, axes, xs, facetable, user_pool, metric, notes)
     return plans, notes
 
 
-def _classify_extras(store, rows, axes, xs, notes) -> list[FigurePlan]:
+def _classify_extras(store, rows, axes, xs, facetable, user_pool, metric, notes) -> list[FigurePlan]:
     plans = []
     x = xs[0] if xs else None
-    # Paired gaps over two axes.
+    accuracy = "test_accuracy" if "test_accuracy" in rows.columns else None
+    gap_metric = metric if not is_log_metric(metric) else accuracy
+    # Paired gaps over two axes, one heatmap per value of a third.
     comparisons = default_comparisons(rows["mode"].dropna().unique())
-    if comparisons and "test_accuracy" in rows.columns:
+    if comparisons and gap_metric is not None:
         # with only categorical axes varying (e.g. task) the heatmap is drawn over them
         hx = x if x is not None else (axes[0] if axes else None)
         if hx is None:
             notes.append("no axis varies: the paired gap is in the summary table only")
         else:
-            hy = next((a for a in axes if a != hx), None)
+            panels, pooled = _split(facetable, axes, [hx], 2)
+            hy = panels[0] if panels else None
+            hf = panels[1] if len(panels) > 1 else None
             for mode, reference in comparisons:
-                stem = f"gap_{mode}_minus_{reference}_{hx}" + (f"_x_{hy}" if hy else "")
-                over = label(hx) + (f" × {label(hy)}" if hy else "")
+                stem = (f"gap_{mode}_minus_{reference}_{hx}" + (f"_x_{hy}" if hy else "")
+                        + (f"_by_{hf}" if hf else ""))
+                over = label(hx) + (f" × {label(hy)}" if hy else "") + (f", one panel per {label(hf)}" if hf else "")
                 plans.append(FigurePlan(
                     stem,
-                    f"Paired test-accuracy gap {mode} − {reference} (same device and seed), "
-                    f"mean over seeds, over {over}.{_pooled_note([a for a in axes if a not in (hx, hy)])}",
-                    _bind(figures.gap_heatmap, rows, hx, hy, metric="test_accuracy", mode=mode,
-                          reference=reference)))
+                    f"Paired {label(gap_metric)} gap {mode} − {reference} (same device and seed), "
+                    f"mean over seeds, over {over}.{_pooled_note(rows, [*user_pool, *pooled])}",
+                    _bind(figures.gap_heatmap, rows, hx, hy, metric=gap_metric, mode=mode,
+                          reference=reference, facet=hf, pool=[*user_pool, *pooled])))
+    # Tolerance along the first error axis, against a second axis.
+    err = next((a for a in xs if a in ERROR_AXES), None)
+    if err is not None and gap_metric is not None:
+        (panels, pooled) = _split(facetable, axes, [err], 2)
+        numeric_panels = [a for a in panels if _numeric(rows, a)] + [a for a in panels if not _numeric(rows, a)]
+        if numeric_panels:
+            tx = numeric_panels[0]
+            tf = numeric_panels[1] if len(numeric_panels) > 1 else None
+            pool_t = [*user_pool, *pooled]
+            plans.append(FigurePlan(
+                f"tolerance_{err}_vs_{tx}" + (f"_by_{tf}" if tf else ""),
+                f"{label(err)} at which {label(gap_metric)} falls {TOLERANCE_DROP:g} below its value "
+                f"at the error-free end, per training mode, against {label(tx)}; 95 % bootstrap "
+                f"intervals over seeds (resampled jointly for all modes); △ not reached."
+                + _pooled_note(rows, pool_t),
+                lambda: figures.tolerance_vs_axis(
+                    tolerance(rows, err, TOLERANCE_DROP, gap_metric, by=_shown(tx, tf), pool=pool_t),
+                    tx, facet=tf)))
     # Gradient error measured during training (in situ modes only).
     measured = rows[rows["mode"] != "digital"] if "mode" in rows else rows
-    if x is not None and _has_values(measured, "grad_error_mean"):
-        facet = next((a for a in axes if a != x and rows[a].nunique() <= MAX_FACET_LEVELS), None)
+    if x is not None and _has_values(measured, "grad_error_mean") and metric != "grad_error_mean":
+        (panels, pooled) = _split(facetable, axes, [x], 2)
+        facet = panels[0] if panels else None
+        row = panels[1] if len(panels) > 1 else None
         plans.append(FigurePlan(
-            f"training_grad_error_vs_{x}" + (f"_by_{facet}" if facet else ""),
-            f"Mean gradient error 1 − cos over the training steps against {label(x)}, "
-            "per in situ mode (log scale).",
-            _bind(figures.gradient_error, measured, x, facet=facet, metric="grad_error_mean")))
+            f"training_grad_error_vs_{x}" + (f"_by_{facet}" if facet else "") + (f"_{row}" if row else ""),
+            f"Mean gradient error 1 − cos over the training steps against {label(x)}, per in situ "
+            "mode: geometric mean over seeds with 95 % log-scale t bands; exact values named."
+            + _pooled_note(rows, [*user_pool, *pooled]),
+            _bind(figures.gradient_error, measured, x, facet=facet, row=row, metric="grad_error_mean",
+                  pool=[*user_pool, *pooled])))
     # Learning curves, grouped by the first numeric axis, else by a categorical one (a task).
     if _has_values(rows, "epoch") and _has_values(rows, "curve_test_accuracy"):
-        group = x if x is not None else next(
-            (a for a in axes if rows[a].nunique(dropna=False) <= MAX_FACET_LEVELS), None)
-        stem = "learning_curves" + (f"_by_{group}" if group else "")
+        group = x if x is not None else next(iter(facetable), None)
+        (panels, pooled) = _split(facetable, axes, _shown(group), 1)
+        row = panels[0] if panels else None
+        stem = "learning_curves" + (f"_by_{group}" if group else "") + (f"_{row}" if row else "")
         plans.append(FigurePlan(
             stem,
             "Test error (1 − accuracy) against epoch per training mode"
             + (f", one panel per {label(group)}" if group else "")
-            + "; 95 % t bands over seeds" + _pooled_note([a for a in axes if a != group]),
-            _bind(figures.learning_curves, rows, group)))
+            + (f" and row per {label(row)}" if row else "")
+            + "; mean over seeds with 95 % t bands." + _pooled_note(rows, [*user_pool, *pooled]),
+            _bind(figures.learning_curves, rows, group, row=row, pool=[*user_pool, *pooled])))
     else:
         notes.append("no learning curves stored (columns epoch / curve_test_accuracy)")
     # Decision boundaries for 2-D tasks, one seed, at one setting of the other axes.
@@ -164,30 +222,34 @@ def _classify_extras(store, rows, axes, xs, notes) -> list[FigurePlan]:
         grids = rows[rows["grid_prob"].map(lambda v: v is not None and hasattr(v, "__len__") and len(v) > 0)]
         where = {}
         first_error = next((a for a in axes if a in ERROR_AXES), None)
-        for a in axes:
+        for a in [*axes, *user_pool]:
             if a == "task":
                 continue
             values = sorted(grids[a].dropna().unique())
             if values:
                 where[a] = values[-1] if a == first_error else values[0]
         seed = int(grids["seed"].min())
-        at = ", ".join(f"{label(k)} = {v:g}" if isinstance(v, (float, np.floating)) else f"{label(k)} = {v}"
-                       for k, v in where.items())
+        at = ", ".join(f"{label(k)} = {value_text(v)}" for k, v in where.items())
         plans.append(FigurePlan(
             f"decision_boundaries_seed{seed}",
-            f"Decision boundaries (P(class 1), black line at 0.5) and test points, seed {seed}"
-            + (f", at {at}" if at else "") + ".",
+            f"Decision boundaries (P(class 1), black line at 0.5) and test points of one device, "
+            f"seed {seed}" + (f", at {at}" if at else "") + ".",
             _bind(figures.decision_boundaries, rows, seed=seed, where=where)))
     return plans
+
+
+def _shown(*names):
+    return [n for n in dict.fromkeys(names) if n is not None]
 
 
 def _bind(func, *args, **kwargs) -> Callable[[], Figure]:
     return lambda: func(*args, **kwargs)
 
 
-def build_figures(store: LoadedStore) -> tuple[list[tuple[FigurePlan, Figure]], list[str]]:
+def build_figures(store: LoadedStore, metric: str | None = None,
+                  pool: Sequence[str] = ()) -> tuple[list[tuple[FigurePlan, Figure]], list[str]]:
     """Draw every planned figure in memory; a figure the data cannot support becomes a note."""
-    plans, notes = plan_figures(store)
+    plans, notes = plan_figures(store, metric=metric, pool=pool)
     built = []
     for plan in plans:
         try:

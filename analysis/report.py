@@ -1,10 +1,12 @@
 """A self-contained HTML report of one store: one file that opens in a browser, no server.
 
-Figures are embedded as base64 PNG, tables are plain HTML (``DataFrame.to_html``, which
-needs no template engine), and the spec is included verbatim, so the file can be mailed or
-archived next to a paper draft. The page shows what a reader must know before trusting a
-figure: how many trials finished, how many failed and why (messages grouped), how many rows
-a resumed launch superseded.
+Figures are embedded as base64 PNG (each with its caption as alt text), tables are plain
+HTML (``DataFrame.to_html``, which needs no template engine), and the spec is included as
+TOML, so the file can be mailed or archived next to a paper draft. The answer comes first:
+the headline figure, the paired gaps (``*`` where the 95 % interval excludes 0), the
+tolerances along the first error axis and a one-line setup; then the other figures, the
+per-mode summary (modes in columns, "0.940 ± 0.008"), the bookkeeping a reader needs before
+trusting a figure (launches, parts, failed trials and why, superseded rows), and the spec.
 """
 
 from __future__ import annotations
@@ -18,11 +20,14 @@ from datetime import datetime, timezone
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.axes import label, spec_seeds
+from analysis.axes import error_axes, label, mode_rank, spec_seeds
+from analysis.errors import AnalysisInputError
 from analysis.figures import figure_png
+from analysis.grouping import pooled_text, value_text
 from analysis.load import LoadedStore
-from analysis.plan import FigurePlan
-from analysis.summary import default_metric, gap_summary, summarize
+from analysis.plan import TOLERANCE_DROP, FigurePlan
+from analysis.summary import default_metric, gap_summary, is_log_metric, summarize
+from analysis.tolerance import tolerance, tolerance_header, tolerance_text
 
 __all__ = ["render_report"]
 
@@ -47,9 +52,15 @@ def _table(frame: pd.DataFrame) -> str:
                          escape=True)
 
 
-def _img(fig: Figure) -> str:
+def _img(fig: Figure, alt: str) -> str:
     data = base64.b64encode(figure_png(fig)).decode("ascii")
-    return f'<img alt="figure" src="data:image/png;base64,{data}">'
+    return f'<img alt="{html.escape(alt, quote=True)}" src="data:image/png;base64,{data}">'
+
+
+def _figure_html(plan: FigurePlan, fig: Figure) -> str:
+    return (f'<figure id="{html.escape(plan.name)}">{_img(fig, plan.caption)}'
+            f"<figcaption><b>{html.escape(plan.name)}</b>: {html.escape(plan.caption)}"
+            "</figcaption></figure>")
 
 
 def _overview(store: LoadedStore) -> pd.DataFrame:
@@ -60,6 +71,7 @@ def _overview(store: LoadedStore) -> pd.DataFrame:
         ("experiment", f"{meta.get('experiment', '')} (version {meta.get('experiment_version', '')})"),
         ("created", str(meta.get("created", ""))),
         ("launches", str(len(store.launches))),
+        ("last launch", store.launches[-1] if store.launches else ""),
         ("parts", str(store.n_parts)),
         ("trials done (ok)", str(store.n_trials_ok)),
         ("trials with an error", str(store.n_trials_error)),
@@ -84,12 +96,110 @@ def _error_groups(store: LoadedStore) -> pd.DataFrame:
     return groups.assign(example=examples)
 
 
+def _stat_text(row, log: bool, signed: bool = False) -> str:
+    """``"0.940 ± 0.008"`` (mean ± half-width of the 95 % interval); log scale: geometric
+    mean and interval ``"0.0123 (0.0101, 0.0150)"``, or "exact"."""
+    if log:
+        if row.get("n_exact", 0) == row["n"] and row["n"] > 0:
+            return "exact"
+        if row["mean"] != row["mean"]:
+            return ""
+        return f"{row['mean']:.3g} ({row['ci_low']:.3g}, {row['ci_high']:.3g})"
+    if row["mean"] != row["mean"]:
+        return ""
+    sign = "+" if signed else ""
+    half = row["ci_half_width"]
+    return f"{row['mean']:{sign}.3f}" + (f" ± {half:.3f}" if half == half else " (one seed)")
+
+
+def _wide(table: pd.DataFrame, by: list[str], column: str, cell) -> pd.DataFrame:
+    """Grid points in rows, one column per value of ``column`` (modes, comparisons)."""
+    values = list(dict.fromkeys(table[column]))
+    rows = table[by].drop_duplicates() if by else pd.DataFrame(index=[0])
+    out = rows.reset_index(drop=True).copy()
+    for v in values:
+        part = table[table[column] == v]
+        texts = {tuple(r[b] for b in by): cell(r) for _, r in part.iterrows()}
+        out[v] = [texts.get(tuple(r[b] for b in by), "") for _, r in out.iterrows()]
+    return out.rename(columns={b: label(b) for b in by})
+
+
+def _setup_line(store: LoadedStore) -> str:
+    """Task, mesh, epochs, optimiser and seeds, from the rows (fixed) and the spec (grid)."""
+    rows = store.rows if len(store.rows) else store.errors
+    grid = store.spec.get("grid") or {}
+
+    def value(name):
+        auto = name in ("depth", "n_layers")  # 0 = the layout's or the task's default
+        if name in grid and len(grid[name]) > 1:
+            return f"{'/'.join(value_text(v) for v in grid[name])}"
+        if name in rows.columns and len(rows) and rows[name].notna().any():
+            first = rows[name].dropna().iloc[0]
+            return None if auto and first == 0 else value_text(first)
+        fixed = (store.spec.get("fixed") or {}).get(name)
+        return None if fixed is None else value_text(fixed)
+
+    parts = []
+    if value("task"):
+        parts.append(f"task {value('task')}")
+    mesh = [f"{value('topology')} mesh" if value("topology") else None,
+            f"{value('n_ports')} ports" if value("n_ports") else None,
+            f"{value('n_layers')} layers" if value("n_layers") else None,
+            f"depth {value('depth')}" if value("depth") else None]
+    if any(mesh):
+        parts.append(", ".join(m for m in mesh if m))
+    train = [f"{value('epochs')} epochs" if value("epochs") else None,
+             value("optimizer"), f"lr {value('lr')}" if value("lr") else None,
+             f"batch {value('batch_size')}" if value("batch_size") else None]
+    if any(train):
+        parts.append(" ".join(t for t in train if t))
+    modes = sorted(rows["mode"].dropna().unique(), key=mode_rank) if "mode" in rows else []
+    if modes:
+        parts.append("modes " + ", ".join(modes))
+    parts.append(f"{len(spec_seeds(store.spec))} seeds")
+    return "; ".join(parts)
+
+
+def _spec_toml(store: LoadedStore) -> str:
+    path = store.path / "spec.toml"
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    spec = store.spec
+
+    def toml(v):
+        return json.dumps(v) if not isinstance(v, bool) else ("true" if v else "false")
+
+    lines = [f"{k} = {toml(spec[k])}" for k in ("name", "experiment", "seeds") if k in spec]
+    for table in ("fixed", "grid", "ray"):
+        if spec.get(table):
+            lines += ["", f"[{table}]"] + [f"{k} = {toml(v)}" for k, v in spec[table].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _tolerance_table(rows: pd.DataFrame, axis: str, metric: str, pool) -> tuple[str, pd.DataFrame]:
+    table = tolerance(rows, axis, TOLERANCE_DROP, metric, pool=pool)
+    by = table.attrs["by"]
+
+    def cell(r):
+        tol, ci = tolerance_text(r)
+        return tol if not r["reached"] and ci.startswith("(>") else f"{tol} {ci}"
+
+    return tolerance_header(table), _wide(table, by, "mode", cell)
+
+
 def render_report(
     store: LoadedStore,
     built: Sequence[tuple[FigurePlan, Figure]],
     notes: Sequence[str] = (),
+    metric: str | None = None,
+    pool: Sequence[str] = (),
+    where: str | None = None,
 ) -> str:
-    """The report page as one HTML string (figures drawn by :func:`analysis.plan.build_figures`)."""
+    """The report page as one HTML string (figures drawn by :func:`analysis.plan.build_figures`).
+
+    The answer comes first: the headline figure, the paired-gap table, the tolerances, a
+    one-line setup; then the other figures, the per-mode summary, bookkeeping and the spec.
+    """
     spec = store.spec
     title = f"{spec.get('name') or store.path.name}: {store.meta.get('experiment', '')}"
     parts = [
@@ -98,12 +208,87 @@ def render_report(
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="muted">insitu analysis report, generated '
-        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}</p>",
-        "<h2>Overview</h2>",
-        _table(_overview(store)),
+        f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
+        + (f"; rows where <code>{html.escape(where)}</code>" if where else "") + "</p>",
     ]
+    rows = store.rows
+    built = list(built)
+    if built:
+        parts.append(_figure_html(*built[0]))
+    else:
+        parts.append('<p class="muted">No figure could be drawn from this store.</p>')
 
-    parts.append("<h2>Errors</h2>")
+    if len(rows):
+        metric = metric or default_metric(rows, store.meta.get("experiment"))
+        log = is_log_metric(metric)
+        user_pool = [p for p in pool if p in rows.columns]
+        gaps = gap_summary(rows, metric, pool=user_pool)
+        by = gaps.attrs.get("by", [])
+        pooled_line = pooled_text(rows, gaps.attrs.get("pooled", []))
+        if len(gaps):
+            parts.append(f"<h2>Paired gaps: {html.escape(label(metric))}</h2>")
+            parts.append('<p class="muted">Per trial (same grid point, seed and sampled device), '
+                         "then the mean ± the half-width of its 95 % Student t interval over seeds; "
+                         "* marks an interval that excludes 0."
+                         + (f" {html.escape(pooled_line)}, averaged per seed." if pooled_line else "")
+                         + "</p>")
+
+            def gap_cell(r):
+                text = _stat_text(r, False, signed=True)
+                excludes = r["ci_low"] > 0 or r["ci_high"] < 0
+                return text + (" *" if excludes and r["n"] > 1 else "")
+
+            gaps = gaps.assign(comparison=gaps["comparison"].str.replace(" - ", " − ")
+                               + f": {label(metric)} gap")
+            parts.append(_table(_wide(gaps, by, "comparison", gap_cell)))
+        errs = [a for a in error_axes(store.varying_axes()) if a not in user_pool
+                and pd.api.types.is_numeric_dtype(rows[a])]
+        if errs and not log:
+            try:
+                header, table = _tolerance_table(rows, errs[0], metric, user_pool)
+            except AnalysisInputError as exc:
+                parts.append(f'<h2>Tolerances</h2><p class="muted">{html.escape(str(exc))}</p>')
+            else:
+                parts.append("<h2>Tolerances</h2>")
+                parts.append(f'<p class="muted">{html.escape(header)}.</p>')
+                parts.append(_table(table))
+        parts.append(f"<p><b>Setup:</b> {html.escape(_setup_line(store))}.</p>")
+    else:
+        parts.append(f"<p><b>Setup:</b> {html.escape(_setup_line(store))}.</p>")
+
+    if len(built) > 1:
+        parts.append("<h2>Figures</h2>")
+        for plan, fig in built[1:]:
+            parts.append(_figure_html(plan, fig))
+    if notes:
+        parts.append("<ul>" + "".join(f'<li class="muted">{html.escape(n)}</li>' for n in notes) + "</ul>")
+
+    if len(rows):
+        table = summarize(rows, metrics=[metric], pool=[p for p in pool if p in rows.columns],
+                          drop=True)
+        by = table.attrs["by"]
+        pooled_line = pooled_text(rows, table.attrs["pooled"])
+        parts.append(f"<h2>Summary: {html.escape(label(metric))}</h2>")
+        parts.append('<p class="muted">'
+                     + ("Per grid point and mode: geometric mean over seeds and the 95 % t interval "
+                        "of the log10 values, mapped back; exact = every seed below 1e-12."
+                        if log else
+                        "Per grid point and mode: mean over seeds ± the half-width of the 95 % "
+                        "Student t interval mean ± t<sub>0.975, n−1</sub>·sd/√n.")
+                     + (" Columns “drop” give the mean loss against the error-free cell, paired by "
+                        "seed index." if "drop" in table.columns else "")
+                     + (f" {html.escape(pooled_line)}, averaged per seed." if pooled_line else "")
+                     + "</p>")
+        wide = _wide(table, by, "mode", lambda r: _stat_text(r, log))
+        if "drop" in table.columns:
+            drops = table.assign(mean=table["drop"], ci_half_width=(table["drop_ci_high"] - table["drop_ci_low"]) / 2)
+            drops = drops.assign(mode="drop " + drops["mode"].astype(str))
+            extra = _wide(drops, by, "mode", lambda r: _stat_text(r, False, signed=True))
+            wide = pd.concat([wide, extra.drop(columns=[label(b) for b in by])], axis=1)
+        parts.append(_table(wide))
+
+    parts.append("<h2>Bookkeeping</h2>")
+    parts.append(_table(_overview(store)))
     if store.n_trials_error:
         parts.append(f'<p class="err">{store.n_trials_error} trial(s) ended in an error; '
                      "messages grouped (most frequent first):</p>")
@@ -111,32 +296,7 @@ def render_report(
     else:
         parts.append('<p class="muted">No trial ended in an error.</p>')
 
-    rows = store.rows
-    if len(rows):
-        metric = default_metric(rows, store.meta.get("experiment"))
-        axes = store.varying_axes()
-        parts.append(f"<h2>Summary: {html.escape(label(metric))}</h2>")
-        parts.append('<p class="muted">Per grid point and mode over seeds: mean, sd and the 95 % '
-                     "Student t interval mean ± t<sub>0.975, n−1</sub>·sd/√n.</p>")
-        parts.append(_table(summarize(rows, by=axes, metrics=[metric]).drop(columns="metric")))
-        gaps = gap_summary(rows, metric, by=axes)
-        if len(gaps):
-            parts.append("<h2>Paired gaps</h2>")
-            parts.append('<p class="muted">Per trial (same grid point, seed and sampled device), '
-                         "then mean and 95 % t interval over the pairs.</p>")
-            parts.append(_table(gaps.drop(columns="metric")))
-
-    parts.append("<h2>Figures</h2>")
-    if not built:
-        parts.append('<p class="muted">No figure could be drawn from this store.</p>')
-    for plan, fig in built:
-        parts.append(f'<figure id="{html.escape(plan.name)}">{_img(fig)}'
-                     f"<figcaption><b>{html.escape(plan.name)}</b>: {html.escape(plan.caption)}"
-                     "</figcaption></figure>")
-    if notes:
-        parts.append("<ul>" + "".join(f'<li class="muted">{html.escape(n)}</li>' for n in notes) + "</ul>")
-
     parts.append("<h2>Spec</h2>")
-    parts.append(f"<pre>{html.escape(json.dumps(spec, indent=2, sort_keys=True, default=str))}</pre>")
+    parts.append(f"<pre>{html.escape(_spec_toml(store))}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

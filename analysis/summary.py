@@ -9,6 +9,14 @@ of one trial share that chip. Two consequences shape this module:
 * Device-to-device spread is large (docs/design.md, section 6), so modes are compared **paired**: the
   gap ``insitu − digital`` is taken per trial (same grid point, same seed, same chip: the
   rows share their ``key``) and its own mean and interval are reported.
+* Gradient error ``1 − cos`` (metrics ``grad_error_*``) spans decades, so it is summarised on
+  a log scale: the geometric mean, and the t interval of the log10 values mapped back, so no
+  bound is ever negative. Values below :data:`EXACT_BELOW` are exact up to rounding; they are
+  counted (``n_exact``) and left out of the logarithms, and a group of exact values only is
+  reported as "exact".
+* Nothing is pooled silently (:mod:`analysis.grouping`): tables group by every axis that
+  varies unless ``pool`` names axes, and pooled values are averaged per seed first, so ``n``
+  always counts seeds.
 
 Tables are tidy (one row per group and metric) and can be written as CSV and Markdown; the
 Markdown writer is local so that no extra dependency (tabulate) is needed.
@@ -24,12 +32,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.axes import mode_rank, order_axes
+from analysis.axes import error_axes, error_free_value, mode_rank, order_axes
 from analysis.errors import AnalysisInputError
+from analysis.grouping import check_replicates, per_seed, resolve_grouping
 from analysis.load import IDENTITY_COLUMNS
 
 __all__ = [
     "DEFAULT_METRICS",
+    "EXACT_BELOW",
+    "is_log_metric",
+    "log_interval",
     "default_comparisons",
     "default_metric",
     "format_table",
@@ -46,6 +58,15 @@ __all__ = [
 # The metric a study of each experiment is about, used when a caller names none.
 DEFAULT_METRICS = {"classify": "test_accuracy", "gradient": "grad_error_mean"}
 STAT_COLUMNS = ["n", "mean", "sd", "ci_low", "ci_high", "ci_half_width"]
+LOG_COLUMNS = ["scale", "n_exact"]
+DROP_COLUMNS = ["drop", "drop_ci_low", "drop_ci_high"]
+# 1 − cos below this is exact up to floating-point rounding (about 1e-16 in practice).
+EXACT_BELOW = 1e-12
+
+
+def is_log_metric(name: str) -> bool:
+    """True for the gradient errors ``1 − cos`` (``grad_error_*``), summarised on a log scale."""
+    return str(name).startswith("grad_error")
 
 
 def t_quantile(n: int, confidence: float = 0.95) -> float:
@@ -65,6 +86,28 @@ def interval(values: Iterable[float], confidence: float = 0.95) -> dict[str, flo
     half = t_quantile(n, confidence) * sd / math.sqrt(n) if n > 1 else math.nan
     return {"n": n, "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half,
             "ci_half_width": half}
+
+
+def log_interval(values: Iterable[float], confidence: float = 0.95) -> dict[str, float]:
+    """Geometric mean and the t interval of log10 values, mapped back (never negative).
+
+    Returns ``n`` (finite values), ``n_exact`` (values below :data:`EXACT_BELOW`, left out of
+    the logarithms), ``mean`` = 10**mean(log10 x), ``sd`` = sd of log10 x (decades),
+    ``ci_low``/``ci_high`` = 10**(mean ± t sd / sqrt(k)) over the k inexact values, and
+    ``ci_half_width`` in decades. With only exact values every statistic is NaN.
+    """
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    x = x[np.isfinite(x)]
+    exact = x < EXACT_BELOW
+    logs = np.log10(x[~exact])
+    stats_ = interval(logs, confidence)
+    out = {"n": int(x.size), "n_exact": int(exact.sum())}
+    if not logs.size:
+        return {**out, "mean": math.nan, "sd": math.nan, "ci_low": math.nan, "ci_high": math.nan,
+                "ci_half_width": math.nan}
+    return {**out, "mean": 10 ** stats_["mean"], "sd": stats_["sd"],
+            "ci_low": 10 ** stats_["ci_low"], "ci_high": 10 ** stats_["ci_high"],
+            "ci_half_width": stats_["ci_half_width"]}
 
 
 def metric_columns(frame: pd.DataFrame, params: Iterable[str] = ()) -> list[str]:
@@ -108,32 +151,97 @@ def _default_by(frame: pd.DataFrame) -> list[str]:
     return order_axes(p for p in params if p in frame.columns and frame[p].nunique(dropna=False) > 1)
 
 
+def seed_statistics(
+    seeds: pd.DataFrame, keys: Sequence[str], metric: str, confidence: float = 0.95,
+    log: bool | None = None,
+) -> pd.DataFrame:
+    """Statistics over seeds of a per-seed table (:func:`analysis.grouping.per_seed`).
+
+    One row per ``keys`` group: ``*keys, n, mean, sd, ci_low, ci_high, ci_half_width``, and
+    for a log-scale metric also ``scale`` ("log10") and ``n_exact`` (see :func:`log_interval`).
+    Figures and tables both call this, so they always show the same numbers.
+    """
+    log = is_log_metric(metric) if log is None else log
+    keys = list(keys)
+    columns = [*keys, *STAT_COLUMNS, *(LOG_COLUMNS if log else [])]
+    records = []
+    if len(seeds):
+        groups = seeds.groupby(keys, sort=True, dropna=False) if keys else [((), seeds)]
+        for group, part in groups:
+            group = group if isinstance(group, tuple) else (group,)
+            stats_ = log_interval(part[metric], confidence) if log else interval(part[metric], confidence)
+            if log:
+                stats_["scale"] = "log10"
+            records.append({**dict(zip(keys, group)), **stats_})
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
 def summarize(
     frame: pd.DataFrame,
     by: Sequence[str] | None = None,
     metrics: Sequence[str] | None = None,
     confidence: float = 0.95,
+    pool: Sequence[str] = (),
+    drop: bool = False,
 ) -> pd.DataFrame:
-    """Mean, sd, count and Student t interval over seeds per group, mode and metric.
+    """Statistics over seeds per group, mode and metric.
 
-    ``by`` are the grouping parameters (default: the declared parameters that vary among the
-    rows); ``mode`` is always added. ``metrics`` default to every scalar metric column.
-    Returns a tidy table: ``*by, mode, metric, n, mean, sd, ci_low, ci_high, ci_half_width``.
+    ``by`` are the grouping parameters (default: every declared parameter that varies among
+    the rows, except those in ``pool``); an explicit ``by`` that leaves out a varying axis
+    not named in ``pool`` raises (nothing is pooled silently). Pooled axes are averaged per
+    seed first, so ``n`` counts seeds. ``mode`` is always added. ``metrics`` default to every
+    scalar metric column. Returns a tidy table: ``*by, mode, metric, n, mean, sd, ci_low,
+    ci_high, ci_half_width``; 95 % Student t intervals for linear metrics, geometric means
+    with ``scale`` and ``n_exact`` for gradient errors (:func:`log_interval`).
+    ``table.attrs["pooled"]`` lists the pooled axes.
+
+    With ``drop``, linear metrics also get the mean **drop against the error-free cell**
+    (every error axis in ``by`` at its error-free end, the other axes as in the row) and its
+    t interval over seeds, paired by seed index: ``drop = metric[error-free] − metric``,
+    positive when the cell lost. The columns are ``drop, drop_ci_low, drop_ci_high``.
     """
-    by = list(_default_by(frame) if by is None else by)
+    by, pooled = resolve_grouping(frame, by, pool, what="summary")
     _check_columns(frame, by, "axis")
     metrics = list(metrics) if metrics is not None else metric_columns(frame, by)
     _check_columns(frame, metrics, "metric")
-    keys = [*[b for b in by if b != "mode"], "mode"]
-    records = []
-    if len(frame):
-        for group, part in frame.groupby(keys, sort=True, dropna=False):
-            group = group if isinstance(group, tuple) else (group,)
-            for metric in metrics:
-                records.append({**dict(zip(keys, group)), "metric": metric,
-                                **interval(part[metric], confidence)})
-    table = pd.DataFrame.from_records(records, columns=[*keys, "metric", *STAT_COLUMNS])
-    return _sort_modes(table, keys[:-1], "mode")
+    keys = [*by, "mode"]
+    check_replicates(frame, keys, pooled)
+    errs = error_axes(by)
+    tables = []
+    for metric in metrics:
+        seeds = per_seed(frame, keys, [metric])
+        seeds = seeds[np.isfinite(seeds[metric])] if len(seeds) else seeds
+        table = seed_statistics(seeds, keys, metric, confidence)
+        table.insert(len(keys), "metric", metric)
+        if drop and errs and not is_log_metric(metric):
+            table = table.merge(_drops(seeds, by, errs, metric, confidence), on=keys, how="left")
+        tables.append(table)
+    columns = [*keys, "metric", *STAT_COLUMNS]
+    if any(is_log_metric(m) for m in metrics):
+        columns += LOG_COLUMNS
+    if drop and errs and any(not is_log_metric(m) for m in metrics):
+        columns += DROP_COLUMNS
+    table = pd.concat([t.reindex(columns=columns) for t in tables], ignore_index=True) if tables \
+        else pd.DataFrame(columns=columns)
+    table = _sort_modes(table, [*by, "metric"] if len(metrics) > 1 else by, "mode")
+    table.attrs["pooled"] = list(pooled)
+    table.attrs["by"] = list(by)
+    return table
+
+
+def _drops(seeds: pd.DataFrame, by: list[str], errs: list[str], metric: str,
+           confidence: float) -> pd.DataFrame:
+    """Per group: mean drop against the error-free cell and its t interval over seeds."""
+    keys = [*by, "mode"]
+    ref = seeds
+    for axis in errs:
+        ref = ref[ref[axis] == error_free_value(axis, seeds[axis].unique())]
+    on = [k for k in keys if k not in errs] + ["seed"]
+    paired = seeds.merge(ref[[*on, metric]], on=on, suffixes=("", "_ref"))
+    paired["drop"] = paired[f"{metric}_ref"] - paired[metric]
+    stats_ = seed_statistics(paired, keys, "drop", confidence, log=False)
+    return stats_[[*keys, "mean", "ci_low", "ci_high"]].rename(
+        columns={"mean": "drop", "ci_low": "drop_ci_low", "ci_high": "drop_ci_high"})
 
 
 def _sort_modes(table: pd.DataFrame, by: list[str], mode_col: str) -> pd.DataFrame:
@@ -150,14 +258,14 @@ def _sort_modes(table: pd.DataFrame, by: list[str], mode_col: str) -> pd.DataFra
 def default_comparisons(modes: Iterable[str]) -> list[tuple[str, str]]:
     """Which paired gaps make sense for the modes present: (mode, reference) pairs.
 
-    classify: ``insitu − digital`` and ``analog − digital``; gradient protocols:
-    ``analog − three_pass``.
+    The modes come from the store: with ``digital`` present every other mode is compared
+    with it (classify); otherwise, with ``three_pass`` present, every other protocol with it
+    (gradient). Modes are taken in the canonical order of :func:`analysis.axes.mode_rank`.
     """
-    present = set(modes)
-    if "digital" in present:
-        return [(m, "digital") for m in ("insitu", "analog") if m in present]
-    if "three_pass" in present and "analog" in present:
-        return [("analog", "three_pass")]
+    present = sorted({str(m) for m in modes}, key=mode_rank)
+    for reference in ("digital", "three_pass"):
+        if reference in present:
+            return [(m, reference) for m in present if m != reference]
     return []
 
 
@@ -177,6 +285,7 @@ def paired_differences(
     by = list(_default_by(frame) if by is None else by)
     _check_columns(frame, [*by, metric, "key", "mode"], "column")
     cols = list(dict.fromkeys(["key", "seed", *by]))
+    cols = [c for c in cols if c in frame.columns]
     left = frame.loc[frame["mode"] == mode, [*cols, metric]]
     right = frame.loc[frame["mode"] == reference, ["key", metric]]
     paired = left.merge(right, on="key", suffixes=("", "_ref"))
@@ -193,27 +302,35 @@ def gap_summary(
     by: Sequence[str] | None = None,
     comparisons: Sequence[tuple[str, str]] | None = None,
     confidence: float = 0.95,
+    pool: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Mean paired gap with its Student t interval per group and comparison.
+    """Mean paired gap with its Student t interval over seeds per group and comparison.
 
-    Returns ``*by, comparison, metric, n, mean, sd, ci_low, ci_high, ci_half_width``, where
-    ``n`` counts paired trials (seeds). Empty when no comparison applies.
+    The gap is taken per trial (same grid point, seed and device); axes in ``pool`` are then
+    averaged per seed, so ``n`` counts seeds. As in :func:`summarize`, an explicit ``by``
+    must cover every varying axis not in ``pool``. Returns ``*by, comparison, metric, n,
+    mean, sd, ci_low, ci_high, ci_half_width``; empty when no comparison applies.
     """
-    by = list(_default_by(frame) if by is None else by)
-    by = [b for b in by if b != "mode"]
+    by, pooled = resolve_grouping(frame, by, pool, what="the paired-gap table")
     if comparisons is None:
         comparisons = default_comparisons(frame["mode"].dropna().unique() if "mode" in frame else [])
-    records = []
+    check_replicates(frame, [*by, "mode"], pooled)
+    tables = []
     for mode, reference in comparisons:
-        diffs = paired_differences(frame, metric, mode, reference, by)
-        groups = diffs.groupby(by, sort=True, dropna=False) if by else [((), diffs)]
-        for group, part in groups:
-            if not len(part):
-                continue
-            group = group if isinstance(group, tuple) else (group,)
-            records.append({**dict(zip(by, group)), "comparison": f"{mode} - {reference}",
-                            "metric": metric, **interval(part["gap"], confidence)})
-    return pd.DataFrame.from_records(records, columns=[*by, "comparison", "metric", *STAT_COLUMNS])
+        diffs = paired_differences(frame, metric, mode, reference, [*by, *pooled])
+        if not len(diffs):
+            continue
+        seeds = per_seed(diffs, by, ["gap"])
+        table = seed_statistics(seeds, by, "gap", confidence, log=False)
+        table.insert(len(by), "comparison", f"{mode} - {reference}")
+        table.insert(len(by) + 1, "metric", metric)
+        tables.append(table)
+    columns = [*by, "comparison", "metric", *STAT_COLUMNS]
+    out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
+    out = out[out["n"] > 0].reset_index(drop=True) if len(out) else out
+    out.attrs["pooled"] = list(pooled)
+    out.attrs["by"] = list(by)
+    return out
 
 
 # ---------------------------------------------------------------------------------------

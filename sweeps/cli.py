@@ -101,19 +101,60 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="table of metrics by axes")
     summary.add_argument("store", help="store directory")
     summary.add_argument("--by", action="append", metavar="AXES",
-                         help="group by these axes (comma-separated; repeatable)")
+                         help="group by these axes (comma-separated; repeatable; default: every "
+                              "axis that varies; the others must be named with --pool)")
+    _add_analysis_options(summary, out="write the table to this file instead of printing it")
+    summary.add_argument("--format", dest="fmt", choices=("text", "csv", "md", "json"),
+                         default="text", help="output format (default: text)")
+    tolerance = commands.add_parser(
+        "tolerance", help="error tolerance per mode: where the metric falls DROP below its error-free value")
+    tolerance.add_argument("store", help="store directory")
+    tolerance.add_argument("--axis", required=True, help="the error axis (e.g. bs_error)")
+    tolerance.add_argument("--drop", type=_positive_float, default=0.05,
+                           help="drop in the metric's units (default 0.05: 5 points of accuracy)")
+    tolerance.add_argument("--relative", action="store_true",
+                           help="DROP is a fraction of the error-free value instead")
+    _add_analysis_options(tolerance, out="write the table to this file instead of printing it")
+    tolerance.add_argument("--format", dest="fmt", choices=("text", "csv", "md", "json"),
+                           default="text", help="output format (default: text)")
+    tolerance.add_argument("--figure", metavar="STEM",
+                           help="also draw the tolerance against a second axis: STEM.png, STEM.pdf")
+    tolerance.add_argument("--against", metavar="AXIS",
+                           help="the figure's x axis (default: the first other axis that varies)")
+    tolerance.add_argument("--resamples", type=_positive_int, default=2000, metavar="N",
+                           help="bootstrap resamples over seeds (default 2000)")
     figures = commands.add_parser("figures", help="draw the store's figures")
     figures.add_argument("store", help="store directory")
-    figures.add_argument("--out", help="output directory")
+    _add_analysis_options(figures, out="output directory (default: STORE/figures)")
     report = commands.add_parser("report", help="write a report of the store")
     report.add_argument("store", help="store directory")
-    report.add_argument("--out", help="output file")
+    _add_analysis_options(report, out="output file (default: STORE/report.html)")
 
     commands.add_parser("specs", help="list the shipped specs, one line each")
     params = commands.add_parser("params", help="an experiment's parameters: type, allowed "
                                                 "values, default, meaning")
     params.add_argument("experiment", nargs="?", help="experiment (default: list them)")
     return parser
+
+
+def _add_analysis_options(parser: argparse.ArgumentParser, out: str) -> None:
+    parser.add_argument("--where", metavar="EXPR",
+                        help="keep rows matching this pandas query, e.g. \"topology == 'triangular' "
+                             "and tap_noise == 0\"")
+    parser.add_argument("--metric", help="metric column (default: the experiment's headline metric)")
+    parser.add_argument("--pool", action="append", metavar="AXES",
+                        help="average over these axes per seed, and say so (comma-separated; repeatable)")
+    parser.add_argument("--out", help=out)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
 
 
 def _add_execution_options(parser: argparse.ArgumentParser) -> None:
@@ -230,6 +271,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "status":
         print(maintenance.status_text(args.store))
+        _print_stale_outputs(args.store, sys.stdout)
         return 0
     if args.command == "verify":
         print(maintenance.verify(args.store))
@@ -240,23 +282,49 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _analysis(args)
 
 
-def _analysis(args: argparse.Namespace) -> int:
-    """``summary``, ``figures`` and ``report``: delegated to the analysis package."""
-    from analysis.commands import figures_command, report_command, summary_command
+def _print_stale_outputs(store: str, stream) -> None:
+    """Figures and reports made from an earlier state of the store, one line each."""
     from analysis.errors import AnalysisInputError
+    from analysis.outputs import stale_notices
 
     try:
+        notices = stale_notices(store)
+    except AnalysisInputError:
+        return
+    for line in notices:
+        print(f"stale output: {line}", file=stream)
+
+
+def _axes_list(groups) -> list[str]:
+    return [a.strip() for group in groups or [] for a in group.split(",") if a.strip()]
+
+
+def _analysis(args: argparse.Namespace) -> int:
+    """``summary``, ``tolerance``, ``figures`` and ``report``: delegated to the analysis package."""
+    from analysis.commands import (figures_command, report_command, summary_command,
+                                   tolerance_command)
+    from analysis.errors import AnalysisInputError
+
+    common = {"where": args.where, "metric": args.metric, "pool": _axes_list(args.pool)}
+    notices: list[str] = []
+    try:
         if args.command == "summary":
-            by = [a.strip() for group in args.by or [] for a in group.split(",") if a.strip()]
-            print(summary_command(args.store, by or None))
+            by = _axes_list(args.by)
+            print(summary_command(args.store, by or None, fmt=args.fmt, out=args.out, **common))
+        elif args.command == "tolerance":
+            print(tolerance_command(args.store, args.axis, args.drop, relative=args.relative,
+                                    fmt=args.fmt, out=args.out, figure=args.figure,
+                                    against=args.against, n_resamples=args.resamples, **common))
         elif args.command == "figures":
-            for path in figures_command(args.store, args.out):
+            for path in figures_command(args.store, args.out, notices=notices, **common):
                 print(path)
         else:
-            print(report_command(args.store, args.out))
+            print(report_command(args.store, args.out, notices=notices, **common))
     except AnalysisInputError as exc:
         print(f"insitu: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    for line in notices:
+        print(f"insitu: note: {line}", file=sys.stderr)
     return 0
 
 

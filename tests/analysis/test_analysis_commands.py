@@ -22,14 +22,22 @@ def _one_line(exc_info) -> str:
 def test_summary_text(classify_store):
     text = summary_command(str(classify_store.root), None)
     assert "trials ok: 18   trials with an error: 0" in text
-    assert "test accuracy (test_accuracy) over seeds" in text
+    assert ("test accuracy (test_accuracy) per bs_error, depth, mode: mean over seeds, sd, "
+            "95 % Student t interval (n = seeds)") in text
+    assert "pooled" not in text
     header = next(line for line in text.splitlines() if line.strip().startswith("bs_error"))
     assert header.split() == ["bs_error", "depth", "mode", "n", "mean", "sd", "ci_low", "ci_high",
-                              "ci_half_width"]
+                              "ci_half_width", "drop", "drop_ci_low", "drop_ci_high"]
     assert "insitu - digital" in text and "analog - digital" in text
-    by_depth = summary_command(str(classify_store.root), ["depth"])
-    digital_rows = re.findall(r"^\s+[24]\s+digital\s+9\s", by_depth, flags=re.M)
-    assert len(digital_rows) == 2  # one row per depth, 3 bs_error x 3 seeds pooled in each
+    # grouping by depth alone would pool bs_error: refused unless pooled by name
+    with pytest.raises(AnalysisInputError) as info:
+        summary_command(str(classify_store.root), ["depth"])
+    assert _one_line(info).startswith("summary would pool over 'bs_error' (splitting error σ (rad), "
+                                      "3 values) without saying so")
+    by_depth = summary_command(str(classify_store.root), ["depth"], pool=["bs_error"])
+    assert "pooled over splitting error σ (rad) (0, 0.05, 0.1), averaged per seed" in by_depth
+    digital_rows = re.findall(r"^\s+[24]\s+digital\s+3\s", by_depth, flags=re.M)
+    assert len(digital_rows) == 2  # one row per depth; n counts the 3 seeds, not 9 rows
     with pytest.raises(AnalysisInputError) as info:
         summary_command(str(classify_store.root), ["nope"])
     assert _one_line(info).startswith("unknown axis 'nope'; this store's axes are: task, n_ports")
@@ -45,19 +53,32 @@ def test_figures_and_report_on_a_classify_store(classify_store):
     assert stems == sorted([
         "test_accuracy_vs_bs_error_by_depth", "test_accuracy_vs_depth_by_bs_error",
         "gap_insitu_minus_digital_bs_error_x_depth", "gap_analog_minus_digital_bs_error_x_depth",
-        "training_grad_error_vs_bs_error_by_depth", "learning_curves_by_bs_error",
-        "decision_boundaries_seed0"])
+        "tolerance_bs_error_vs_depth", "training_grad_error_vs_bs_error_by_depth",
+        "learning_curves_by_bs_error_depth", "decision_boundaries_seed0"])
 
     report = report_command(str(root), None)
     assert report == root / "report.html"
     page = report.read_text()
-    images = re.findall(r'<img alt="figure" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', page)
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">', page)
     assert len(images) == len(stems)
+    captions = re.findall(r"<figcaption><b>[^<]+</b>: ([^<]+)</figcaption>", page)
+    assert [alt for alt, _ in images] == captions  # every image has its caption as alt text
+    images = [data for _, data in images]
     assert all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
     for stem in stems:
         assert f'id="{stem}"' in page
-    assert "&quot;bs_error&quot;" in page  # the spec, escaped
+    assert "[grid]\nbs_error = [0.0, 0.05, 0.1]" in page  # the spec, as TOML
     assert "trials done (ok)</td>\n      <td>18" in page
+    # the answer first: headline figure, gaps, tolerances, setup; bookkeeping and spec last
+    order = [page.index(s) for s in (
+        'id="test_accuracy_vs_bs_error_by_depth"', "<h2>Paired gaps", "<h2>Tolerances",
+        "<b>Setup:</b> task moons; rectangular mesh, 4 ports, 3 layers, depth 2/4; 10 epochs adam "
+        "lr 0.02 batch 16; modes digital, insitu, analog; 3 seeds",
+        "<h2>Figures", "<h2>Summary", "<h2>Bookkeeping", "<h2>Spec")]
+    assert order == sorted(order)
+    assert "<th>splitting error σ (rad)</th>" in page and "<th>insitu − digital: test accuracy gap</th>" in page
+    assert re.search(r"<td>\+0\.\d{3} ± 0\.\d{3}( \*)?</td>", page)  # fixed decimals
+    assert re.search(r"<td>\+0\.1\d\d ± 0\.\d{3} \*</td>", page)  # digital falls: interval excludes 0
     assert "No trial ended in an error." in page
     assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched
 
@@ -83,6 +104,8 @@ def test_gradient_store_figures(gradient_store, tmp_path):
     assert sorted({p.stem for p in paths}) == [
         "grad_error_mean_vs_batch_size_by_loss_imbalance_db",
         "grad_error_mean_vs_loss_imbalance_db_by_batch_size"]
+    text = summary_command(str(gradient_store.root), None)
+    assert "geometric mean over seeds" in text
     assert "analog - three_pass" in summary_command(str(gradient_store.root), None)
 
 

@@ -49,9 +49,18 @@ def test_accuracy_vs_error_lines_bands_labels(classify_rows):
     assert y[list(x).index(0.1)] == pytest.approx(part[part["bs_error"] == 0.1]["test_accuracy"].mean())
 
 
-def test_accuracy_vs_error_without_facet(classify_rows):
-    fig = F.accuracy_vs_error(classify_rows, "bs_error")
+def test_accuracy_vs_error_without_facet_pools_only_by_name(classify_rows):
+    with pytest.raises(AnalysisInputError, match="would pool over 'depth'"):
+        F.accuracy_vs_error(classify_rows, "bs_error")
+    fig = F.accuracy_vs_error(classify_rows, "bs_error", pool=["depth"])
     assert len(_panels(fig)) == 1 and len(_panels(fig)[0].get_lines()) == 3
+    assert "pooled over mesh depth (MZI columns) (2, 4)" in fig.get_suptitle()
+    assert "over 3 seeds" in fig.get_suptitle()
+    # pooled values are averaged per seed first: the drawn mean is the mean of seed means
+    part = classify_rows[(classify_rows["mode"] == "digital") & (classify_rows["bs_error"] == 0.1)]
+    expected = part.groupby("seed")["test_accuracy"].mean().mean()
+    x, y = _panels(fig)[0].get_lines()[0].get_data()
+    assert y[list(x).index(0.1)] == pytest.approx(expected)
 
 
 def test_gap_heatmap_cells_match_paired_means(classify_rows):
@@ -68,8 +77,9 @@ def test_gap_heatmap_cells_match_paired_means(classify_rows):
     # rows are drawn with the largest depth on top
     grid = expected.pivot(index="depth", columns="bs_error", values="mean").sort_index(ascending=False)
     assert np.asarray(cells).reshape(2, 3) == pytest.approx(grid.to_numpy())
-    single = F.gap_heatmap(classify_rows, "bs_error")
+    single = F.gap_heatmap(classify_rows, "bs_error", pool=["depth"])
     assert _panels(single)[0].collections[0].get_array().size == 3
+    assert "pooled over mesh depth" in single.get_suptitle()
 
 
 def test_gradient_error_log_axes_per_protocol(gradient_rows):
@@ -103,7 +113,7 @@ def test_gradient_error_symlog_when_zero_included(make_store):
 
 
 def test_learning_curves_explode_to_long_form(classify_rows):
-    fig = F.learning_curves(classify_rows, "bs_error")
+    fig = F.learning_curves(classify_rows, "bs_error", pool=["depth"])
     panels = _panels(fig)
     assert len(panels) == 3
     assert panels[0].get_ylabel() == "test error (1 − accuracy)"
@@ -114,7 +124,9 @@ def test_learning_curves_explode_to_long_form(classify_rows):
     expected = np.mean([1 - c[-1] for c in part["curve_test_accuracy"]])
     x, y = panels[2].get_lines()[0].get_data()
     assert x[-1] == 10 and y[-1] == pytest.approx(expected)
-    assert len(_panels(F.learning_curves(classify_rows))) == 1
+    assert "pooled over mesh depth" in fig.get_suptitle()
+    assert len(_panels(F.learning_curves(classify_rows, pool=["bs_error", "depth"]))) == 1
+    assert len(_panels(F.learning_curves(classify_rows, "bs_error", row="depth"))) == 6
 
 
 def test_decision_boundaries_one_panel_per_task_and_mode(make_store, fill):
@@ -147,7 +159,7 @@ def test_metric_by_mode_when_nothing_varies(make_store):
 
 
 def test_save_figure_writes_png_and_pdf(classify_rows, tmp_path):
-    fig = F.accuracy_vs_error(classify_rows, "bs_error")
+    fig = F.accuracy_vs_error(classify_rows, "bs_error", facet="depth")
     png, pdf = F.save_figure(fig, tmp_path / "sub" / "accuracy")
     assert png.name == "accuracy.png" and pdf.name == "accuracy.pdf"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"

@@ -100,22 +100,28 @@ def fake_analysis(monkeypatch):
     """Stand-in ``analysis.commands`` / ``analysis.errors`` recording their calls."""
     calls = []
 
-    def summary_command(store_dir, by):
-        calls.append(("summary", store_dir, by))
+    def summary_command(store_dir, by, **options):
+        calls.append(("summary", store_dir, by, options))
         if store_dir == "bad":
             raise AnalysisInputError("bad: not a store\n(really)")
         return "a table"
 
-    def figures_command(store_dir, out_dir):
-        calls.append(("figures", store_dir, out_dir))
+    def tolerance_command(store_dir, axis, drop, **options):
+        calls.append(("tolerance", store_dir, axis, drop, options))
+        return "tolerances"
+
+    def figures_command(store_dir, out_dir, notices, **options):
+        calls.append(("figures", store_dir, out_dir, options))
+        notices.append("report report.html is out of date")
         return ["f1.png", "f2.png"]
 
-    def report_command(store_dir, out_path):
-        calls.append(("report", store_dir, out_path))
+    def report_command(store_dir, out_path, notices, **options):
+        calls.append(("report", store_dir, out_path, options))
         return "report.html"
 
     commands = types.ModuleType("analysis.commands")
     commands.summary_command = summary_command
+    commands.tolerance_command = tolerance_command
     commands.figures_command = figures_command
     commands.report_command = report_command
     errors = types.ModuleType("analysis.errors")
@@ -126,10 +132,21 @@ def fake_analysis(monkeypatch):
 
 
 def test_analysis_subcommands_delegate(cli, fake_analysis):
+    plain = {"where": None, "metric": None, "pool": []}
     assert cli("summary", "st", "--by", "noise,seed", "--by", "x") == (0, "a table\n", "")
-    assert cli("summary", "st") == (0, "a table\n", "")
-    assert cli("figures", "st", "--out", "figs") == (0, "f1.png\nf2.png\n", "")
+    assert cli("summary", "st", "--where", "x == 1", "--metric", "m", "--pool", "a,b",
+               "--format", "md", "--out", "t.md") == (0, "a table\n", "")
+    assert cli("tolerance", "st", "--axis", "noise", "--drop", "0.1", "--relative") == (0, "tolerances\n", "")
+    assert cli("figures", "st", "--out", "figs") == (
+        0, "f1.png\nf2.png\n", "insitu: note: report report.html is out of date\n")
     assert cli("report", "st") == (0, "report.html\n", "")
-    assert fake_analysis == [("summary", "st", ["noise", "seed", "x"]), ("summary", "st", None),
-                             ("figures", "st", "figs"), ("report", "st", None)]
+    assert fake_analysis == [
+        ("summary", "st", ["noise", "seed", "x"], {**plain, "fmt": "text", "out": None}),
+        ("summary", "st", None, {"where": "x == 1", "metric": "m", "pool": ["a", "b"], "fmt": "md",
+                                 "out": "t.md"}),
+        ("tolerance", "st", "noise", 0.1, {**plain, "relative": True, "fmt": "text", "out": None,
+                                           "figure": None, "against": None, "n_resamples": 2000}),
+        ("figures", "st", "figs", plain), ("report", "st", None, plain)]
+    code, _, err = cli("tolerance", "st", "--axis", "noise", "--drop", "-1")
+    assert code == 2 and err.count("\n") == 1 and "expected a positive number" in err
     assert cli("summary", "bad") == (2, "", "insitu: error: bad: not a store (really)\n")
