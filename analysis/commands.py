@@ -54,6 +54,10 @@ def summary_command(store_dir: str, by: list[str] | None) -> str:
         f"trials ok: {store.n_trials_ok}   trials with an error: {store.n_trials_error}   "
         f"rows superseded by a newer launch: {store.n_superseded}",
     ]
+    if store.n_foreign:
+        lines.append(f"ignored {store.n_foreign} rows that are not trials of this store's spec "
+                     f"(copied in from another sweep?); `insitu verify {store.path}` "
+                     f"quarantines their parts")
     if len(store.rows):
         metric = default_metric(store.rows, meta.get("experiment"))
         table = summarize(store.rows, by=axes, metrics=[metric]).drop(columns="metric")

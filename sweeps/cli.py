@@ -68,6 +68,8 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", metavar="ADDR",
                         help="attach to this Ray cluster (default: spec, RAY_ADDRESS, "
                              "else an embedded local Ray on 127.0.0.1)")
+    parser.add_argument("--force", action="store_true",
+                        help="start an embedded Ray of more than 4 workers per CPU")
 
 
 def _positive_int(text: str) -> int:
@@ -127,10 +129,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     from sweeps import launch, maintenance
 
     if args.command in ("run", "retry-failed"):
+        if getattr(args, "no_pilot", False) and not args.dry_run:
+            raise InputError("--no-pilot only applies to a dry run: add --dry-run, or drop it")
         options = launch.LaunchOptions(backend=args.backend, workers=args.workers,
                                        address=args.address,
                                        dry_run=getattr(args, "dry_run", False),
-                                       pilot=not getattr(args, "no_pilot", False))
+                                       pilot=not getattr(args, "no_pilot", False),
+                                       force=args.force)
         if args.command == "run":
             return launch.run_spec_file(args.spec, args.out, options)
         return launch.retry_failed(args.store, options)
