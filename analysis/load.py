@@ -235,21 +235,23 @@ def _unified_schema(files: list[Path]) -> pa.Schema:
         return pa.unify_schemas(schemas, promote_options="permissive")
     except pa.ArrowException:
         pass
-    # Name the part and the column: the first part whose schema does not unify with the
-    # parts before it.
-    for index in range(1, len(schemas)):
-        try:
-            pa.unify_schemas(schemas[: index + 1], promote_options="permissive")
-        except pa.ArrowException:
-            before = pa.unify_schemas(schemas[:index], promote_options="permissive")
-            column = next((f.name for f in schemas[index] if f.name in before.names
-                           and not _unifies(before.field(f.name), f)), "?")
-            held = before.field(column).type if column in before.names else "?"
-            theirs = schemas[index].field(column).type if column != "?" else "?"
-            raise AnalysisInputError(
-                f"part {files[index]} stores column {column!r} as {theirs}, earlier parts "
-                f"as {held}; run `insitu verify {store}` to quarantine the odd part out"
-            ) from None
+    # Name the part and the column: the odd part out, whose type of a column does not fit
+    # the type most parts hold (the rule `insitu verify` quarantines by).
+    by_column: dict[str, dict[str, list[int]]] = {}
+    fields: dict[tuple[str, str], pa.Field] = {}
+    for index, schema in enumerate(schemas):
+        for f in schema:
+            by_column.setdefault(f.name, {}).setdefault(str(f.type), []).append(index)
+            fields[(f.name, str(f.type))] = f
+    for column, types in by_column.items():
+        common = max(types, key=lambda t: (len(types[t]), -types[t][0]))
+        for t, indices in types.items():
+            if not _unifies(fields[(column, common)], fields[(column, t)]):
+                n = len(types[common])
+                raise AnalysisInputError(
+                    f"part {files[indices[0]]} stores column {column!r} as {t}, where {n} "
+                    f"other part{'s' if n != 1 else ''} store {common}; run "
+                    f"`insitu verify {store}` to quarantine the odd part out") from None
     raise AnalysisInputError(f"parts of store {store} disagree on column types")
 
 
