@@ -129,7 +129,7 @@ def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
     try:
         lock.acquire()
     except BaseException:
-        _remove_if_not_a_store(store_path, created)
+        _remove_dirs(created)
         raise
     backend = None
     try:
@@ -173,10 +173,14 @@ def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
             return _drive(backend, writer, pending, spec, store_path, options, stdout, stderr,
                           parts_before=scan.parts)
     finally:
-        if backend is not None:
-            backend.close()
-        lock.release()
-        _remove_if_not_a_store(store_path, created)
+        try:
+            if backend is not None:
+                backend.close()
+            if created and not is_store(store_path):
+                _remove_empty_store(store_path)  # still under the lock
+        finally:
+            lock.release()
+            _remove_dirs(created)
 
 
 def _now() -> str:
@@ -194,14 +198,22 @@ def _make_dirs(path: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def _remove_if_not_a_store(path: Path, created: list[Path]) -> None:
-    """A launch that stored nothing leaves no directory behind it (nor an empty results/)."""
-    if not created or is_store(path):
-        return
+def _remove_empty_store(path: Path) -> None:
+    """The layout of a store whose creation failed (the caller holds the lock)."""
     store = Store(path)
     for leftover in store.temp_paths():
         leftover.unlink(missing_ok=True)
-    for directory in (store.parts_dir, store.quarantine_dir, *reversed(created)):
+    for directory in (store.parts_dir, store.quarantine_dir):
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    """A launch that stored nothing leaves no directory behind it (nor an empty results/):
+    the directories it created, deepest first, where they are empty."""
+    for directory in reversed(created):
         try:
             directory.rmdir()
         except OSError:

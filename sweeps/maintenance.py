@@ -10,6 +10,7 @@ import datetime as _dt
 import hashlib
 import os
 import socket
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -25,6 +26,10 @@ from sweeps.progress import format_duration
 from sweeps.trials import enumerate_trials, iter_trials
 
 REQUIRED_COLUMNS = ("key", "launch_id", "status")
+# `status` of a running launch gives no ETA once no part was written for this long (and
+# for this many of its mean intervals between parts).
+STALLED_MIN_S = 60.0
+STALLED_PART_INTERVALS = 10
 
 
 def status_text(store_dir: str) -> str:
@@ -73,9 +78,19 @@ def _rate_line(store: Store, rows, pending: int) -> str:
     if not finished or not parts:
         return f"{state}; latest launch {last['launch_id']}: no trials stored yet"
     started = _dt.datetime.fromisoformat(last["started"]).timestamp()
-    span = max(max(p.stat().st_mtime for p in parts) - started, 1e-3)
+    last_write = max(p.stat().st_mtime for p in parts)
+    span = max(last_write - started, 1e-3)
     rate = finished / span
-    eta = f", ETA {format_duration(pending / rate)}" if running and pending else ""
+    eta = ""
+    if running and pending:
+        # No ETA from a rate the launch no longer has: a driver waiting for workers (every
+        # worker node gone, say) writes nothing.
+        idle = time.time() - last_write
+        if idle > max(STALLED_MIN_S, STALLED_PART_INTERVALS * span / len(parts)):
+            eta = (f", but no part written for {format_duration(idle)} (waiting for "
+                   f"workers?), so no ETA")
+        else:
+            eta = f", ETA {format_duration(pending / rate)}"
     return (f"{state}; latest launch {last['launch_id']}: {finished} trials at "
             f"{rate:.3g} trials/s{eta}")
 
@@ -90,6 +105,7 @@ def verify(store_dir: str) -> str:
     spec (its key is not a trial key, or its parameters are not that trial's).
     """
     store = Store.open(store_dir)
+    Store.check_writable(store.path)
     spec = store.spec()
     experiment = get_experiment(spec.experiment)
     lines = []
@@ -100,32 +116,30 @@ def verify(store_dir: str) -> str:
         manifest = store.manifest()
         trials = {t.key: t for t in iter_trials(spec, experiment)}
         params = [p.name for p in experiment.params]
-        readable: list[tuple[Path, object, str]] = []
+        readable: list[tuple[Path, tuple, dict]] = []  # path, column types, manifest entry
         bad: list[tuple[Path, str]] = []
         for path in store.part_paths():
             table, digest, problem = _read_part(path, manifest.get(path.name))
             if problem is None:
                 problem = _foreign_rows(table, trials, params, experiment)
             if problem is None:
-                readable.append((path, table, digest))
+                readable.append((path, tuple((f.name, f.type) for f in table.schema),
+                                 manifest_entry(path, table, digest)))
             else:
                 bad.append((path, problem))
-        _, odd = unify_part_types([(path.name, tuple((f.name, f.type) for f in table.schema))
-                                   for path, table, _ in readable])
+        _, odd = unify_part_types([(path.name, types) for path, types, _ in readable])
         bad += [(path, odd[path.name]) for path, _, _ in readable if path.name in odd]
-        kept = [(path, table, digest) for path, table, digest in readable
-                if path.name not in odd]
+        kept = [entry for path, _, entry in readable if path.name not in odd]
         for path, problem in sorted(bad):
             store.quarantine_dir.mkdir(exist_ok=True)
             os.replace(path, store.quarantine_dir / path.name)
             lines.append(f"quarantined {path.name}: {problem}")
         if bad:
             fsync_dir(store.parts_dir)
-        # rebuilt from the parts that are left
-        store.write_manifest([manifest_entry(path, table, digest) for path, table, digest in kept])
+        store.write_manifest(kept)  # rebuilt from the parts that are left
         key_parts: Counter = Counter()
-        for _, table, _ in kept:
-            key_parts.update(table.column("key").unique().to_pylist())
+        for entry in kept:
+            key_parts.update(entry["keys"])
         duplicates = sum(1 for n in key_parts.values() if n > 1)
         lines.append(f"{store.path}: {len(kept)} parts readable, {len(bad)} quarantined")
         if duplicates:
@@ -212,6 +226,7 @@ def compact(store_dir: str) -> str:
     another spec) is refused, one line per part: merging would bury the bad rows.
     """
     store = Store.open(store_dir)
+    Store.check_writable(store.path)
     spec = store.spec()
     experiment = get_experiment(spec.experiment)
     launch_id = new_launch_id()

@@ -325,7 +325,8 @@ def test_an_address_with_no_cluster_is_one_line(cli, spec_file, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-def test_too_many_embedded_workers_need_force(cli, spec_file, tmp_path):
+def test_too_many_embedded_workers_need_force(cli, spec_file, tmp_path, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     code, _, err = cli("run", spec_file, "--out", tmp_path / "s", "--workers", "100000")
     assert code == 2 and one_line(err) and "--force" in err and str(os.cpu_count()) in err
     assert not (tmp_path / "s").exists()
@@ -417,3 +418,65 @@ def test_overlapping_ray_and_serial_launches_compute_each_trial_once(write_spec,
     assert len(keys) == len(set(keys)) == 24  # every (key, mode) stored exactly once
     stored = [r.get("stored", 0) for r in Store(out).launches()]
     assert sum(stored) == 12, Store(out).launches()
+
+
+def test_a_driver_without_workers_says_it_is_waiting(monkeypatch, caplog, write_spec):
+    """All worker nodes gone: the actors wait for CPUs that never come. The driver says
+    so every WAITING_NOTICE_S instead of waiting silently (a fake clock and ray.wait)."""
+    import logging
+    import time
+    import types
+
+    ray = pytest.importorskip("ray")
+    from sweeps.spec import load_spec
+    from sweeps.trials import enumerate_trials
+
+    experiment = get_experiment("selftest")
+    backend = runner.RayBackend(experiment, workers=1)
+    backend._starting = {"ref": "an actor the cluster has no CPU for"}
+    clock = [0.0]
+    monkeypatch.setattr(runner, "time", types.SimpleNamespace(
+        monotonic=lambda: clock[0], perf_counter=time.perf_counter))
+    waits = []
+
+    def wait(refs, num_returns, timeout):
+        waits.append(clock[0])
+        if len(waits) > 100:
+            raise KeyboardInterrupt
+        clock[0] += 1.0
+        return [], refs
+
+    monkeypatch.setattr(ray, "wait", wait)
+    chunker = runner.Chunker(enumerate_trials(load_spec(write_spec(SPEC)), experiment), 1.0, 1)
+    with caplog.at_level(logging.WARNING, logger="sweeps.runner"):
+        with pytest.raises(KeyboardInterrupt):
+            list(backend.run(chunker))
+    notices = [r.getMessage() for r in caplog.records if "no Ray worker is running" in r.getMessage()]
+    assert len(notices) == 3  # after 30, 60 and 90 s of 100
+    assert "waiting 30 s so far" in notices[0] and "1 actors" in notices[0]
+
+
+def test_status_gives_no_eta_for_a_launch_that_stopped_writing(cli, spec_file, tmp_path):
+    out = tmp_path / "store"
+    run(cli, spec_file, out)
+    store = Store(out)
+    store.part_paths()[0].unlink()  # one trial pending
+    # The launch is running (a live pid holds the lock) ...
+    (out / ".lock").write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(),
+                                           "launch_id": store.launches()[-1]["launch_id"]}))
+    code, text, _ = cli("status", out)
+    assert code == 0 and "ETA" in text.splitlines()[-1] and "no ETA" not in text
+    # ... but wrote its last part two hours ago, as a driver waiting for lost workers.
+    records = [json.loads(line) for line in (out / "launches.jsonl").read_text().splitlines()]
+    import datetime as dt
+    import time
+
+    started = time.time() - 7300
+    records[0]["started"] = dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat()
+    (out / "launches.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    for index, part in enumerate(store.part_paths()):
+        os.utime(part, (started + index, started + index))
+    code, text, _ = cli("status", out)
+    last = text.splitlines()[-1]
+    assert code == 0 and "no part written for 2.0 h" in last and "so no ETA" in last
+    assert ", ETA" not in last
