@@ -176,8 +176,8 @@ def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
         try:
             if backend is not None:
                 backend.close()
-            if created and not is_store(store_path):
-                _remove_empty_store(store_path)  # still under the lock
+            if not is_store(store_path):
+                _remove_empty_store(store_path)  # a failed create; still under the lock
         finally:
             lock.release()
             _remove_dirs(created)

@@ -5,8 +5,11 @@ temporary name, fsynced, renamed into place and the directory fsynced, so a visi
 always complete and a killed driver leaves nothing half-written. A ``.lock`` file keeps two
 launches from writing one store. After each rename the driver appends the part's keys and
 column types to ``manifest.jsonl``, an index that ``scan`` trusts only for parts present
-with the recorded size; it reads any other part, so a missing or stale entry costs time,
-never correctness.
+with the recorded size and sha256; it reads any other part, so a missing or stale entry
+costs time, never correctness. Parts carry Parquet page checksums, verified by every read
+here; a part whose bytes changed, whose column types conflict with the other parts', or
+whose rows are not trials of the store's spec is reported by name and quarantined by
+``insitu verify`` (docs/store.md, "Integrity").
 
 Several parts may hold rows of one key (``retry-failed`` reruns errors; a compaction
 rewrites rows). The rows that count for a key are those of its newest launch, the one with
@@ -44,6 +47,7 @@ PART_SUFFIX = ".parquet"
 TEMP_PREFIX = ".part-"
 TEMP_SUFFIX = ".tmp"
 MANIFEST = "manifest.jsonl"
+HASH_BATCH = 64  # parts hashed per thread-pool task when a scan checks their sha256
 
 # The columns every row carries, in order, with their Arrow types.
 FIXED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -153,7 +157,7 @@ class Store:
 
     @classmethod
     def create(cls, path: str | Path, spec: Spec, experiment: Experiment) -> "Store":
-        """Lay out a new store for ``spec`` (the caller holds no lock yet: see ``lock``)."""
+        """Lay out a new store for ``spec`` (the caller holds the lock: see ``lock``)."""
         store = cls(path)
         store.parts_dir.mkdir(parents=True, exist_ok=True)
         store.quarantine_dir.mkdir(exist_ok=True)
@@ -270,12 +274,16 @@ class Store:
                 per_part.append(None)
                 missing.append((len(per_part) - 1, path))
 
-        def check(item):
-            _, path, digest = item
-            try:
-                return file_sha256(path) == digest
-            except OSError:
-                return False
+        def changed(batch):
+            """The parts of ``batch`` whose bytes no longer match their entry's sha256."""
+            bad = []
+            for _, path, digest in batch:
+                try:
+                    if file_sha256(path) != digest:
+                        bad.append(path)
+                except OSError:
+                    bad.append(path)
+            return bad
 
         def read(path: Path):
             try:
@@ -290,11 +298,11 @@ class Store:
         problems: list[str] = []
         unindexed: list[dict] = []
         with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
-            for (index, path, _), same in zip(trusted, pool.map(check, trusted)):
-                if not same:
-                    problems.append(f"{path}: content does not match its sha256 in the "
-                                    f"manifest (changed after it was written); run "
-                                    f"`insitu verify {self.path}` to quarantine it")
+            batches = [trusted[i:i + HASH_BATCH] for i in range(0, len(trusted), HASH_BATCH)]
+            for bad in pool.map(changed, batches):
+                problems.extend(f"{path}: content does not match its sha256 in the manifest "
+                                f"(changed after it was written); run `insitu verify "
+                                f"{self.path}` to quarantine it" for path in bad)
             described: dict[pa.Schema, tuple] = {}  # parts of one launch share a schema
             results = pool.map(read, [path for _, path in missing])
             for (index, path), result in zip(missing, results):
@@ -660,10 +668,13 @@ def unify_part_types(parts: list[tuple[str, tuple[tuple[str, pa.DataType], ...]]
     out: ``{part name: why}``, one reason per part. A ``null`` column fits any type.
     """
     position: dict[str, int] = {}
-    by_types: dict[tuple, list[str]] = {}  # parts of one launch share their types
+    by_id: dict[int, tuple[tuple, list[str]]] = {}  # parts of one launch share one tuple
     for index, (name, types) in enumerate(parts):
         position[name] = index
-        by_types.setdefault(types, []).append(name)
+        by_id.setdefault(id(types), (types, []))[1].append(name)
+    by_types: dict[tuple, list[str]] = {}
+    for types, names in by_id.values():
+        by_types.setdefault(types, []).extend(names)
     columns: dict[str, dict[str, list[tuple[pa.DataType, list[str]]]]] = {}
     for types, names in by_types.items():
         for column, t in types:

@@ -20,7 +20,7 @@ from sweeps import runner
 from sweeps import store as store_module
 from sweeps.experiments import get_experiment
 from sweeps.maintenance import _read_part
-from sweeps.store import MANIFEST, Store
+from sweeps.store import Store
 from tests.sweeps.helpers import SMALL_SELFTEST_SPEC as SPEC, all_keys, stored_rows
 
 OLD_LAUNCH = "00000000T000000000000-aaaaaa"
@@ -184,7 +184,7 @@ def test_verify_and_resume_refuse_a_part_that_changed(cli, spec_file, tmp_path):
         flipped[offset] ^= 0x01
         victim.write_bytes(bytes(flipped))
         assert _read_part(victim, entry)[2] is not None, offset
-    lost = set(pq.read_table(__import__("io").BytesIO(data), columns=["key"])
+    lost = set(pq.read_table(pa.BufferReader(data), columns=["key"])
                .column("key").to_pylist())
 
     # A same-size garbage part: resume no longer trusts its manifest entry.
@@ -240,6 +240,12 @@ def test_a_failed_json_write_leaves_no_temporary_file(cli, write_spec, spec_file
     assert code == 1 and "0 of 4 trials stored in 0 whole parts; free space" in err
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
     assert (out / "spec.json").read_text() == spec_before and not (out / ".lock").exists()
+
+    # A new store that cannot be created leaves nothing, not even an empty results/.
+    monkeypatch.setattr(store_module.os, "fsync", full)
+    code, _, err = run(cli, spec_file, tmp_path / "results" / "new")
+    monkeypatch.setattr(store_module.os, "fsync", real_fsync)
+    assert code == 1 and "0 of 12 trials stored" in err and not (tmp_path / "results").exists()
 
     # A stale temp file in the root (as a killed writer leaves) is cleaned by a launch.
     (out / ".spec.json.abc123.tmp").write_text("{")
