@@ -245,6 +245,10 @@ def summary_command(
         f"trials ok: {store.n_trials_ok}   trials with an error: {store.n_trials_error}   "
         f"rows superseded by a newer launch: {store.n_superseded}",
     ]
+    if store.n_foreign:
+        lines.append(f"ignored {store.n_foreign} rows that are not trials of this store's spec "
+                     f"(copied in from another sweep?); `insitu verify {store.path}` "
+                     f"quarantines their parts")
     if where:
         lines.append(f"rows where {where}")
     if table is not None:

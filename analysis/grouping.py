@@ -1,6 +1,6 @@
 """What a table or figure groups by, what it pools, and the per-seed values it averages.
 
-DESIGN.md sec. 7: a statistic "over seeds" is over seeds only, and every table and figure
+docs/design.md, section 7: a statistic "over seeds" is over seeds only, and every table and figure
 groups by every axis that varies unless the user names the axes to pool. This module is
 where that rule is enforced, once for every summary, figure, tolerance and report:
 

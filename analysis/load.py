@@ -19,6 +19,11 @@ What :func:`read_store` guarantees, and why:
   order (``part-<launch_id>-<chunk>``) counts. The winner is chosen per *trial* (key), not
   per (key, mode): an error trial is one row with a null ``mode``, and it must disappear
   when a retry succeeds. The number of rows so superseded is reported.
+* **Rows of another spec are ignored, and counted.** A part copied in from another sweep of
+  the same experiment must not be pooled with this one: only rows whose seed, parameters
+  and experiment version are those of a trial of ``spec.json`` count (``n_foreign`` says
+  how many were ignored; ``insitu verify`` quarantines their parts).
+* **Page checksums are verified** on every read (the engine writes them).
 * **Errors are separated, never lost.** Rows with ``status != "ok"`` go to
   :attr:`LoadedStore.errors`; the counts travel with the result.
 * **Proper dtypes.** Parameter columns get the dtype declared in ``store.json``
@@ -87,7 +92,8 @@ class LoadedStore:
 
     ``rows`` holds the rows with ``status == "ok"``, ``errors`` all others; both have the
     same columns. ``n_superseded`` counts rows dropped because a newer launch stored the
-    same trial again (see the module docstring). ``launches`` lists the launch ids recorded
+    same trial again (see the module docstring); ``n_foreign`` the rows ignored because
+    they are not trials of the store's spec (parts copied in from another sweep). ``launches`` lists the launch ids recorded
     in ``launches.jsonl``, in file order (for reporting; precedence uses the ids themselves).
     """
 
@@ -99,6 +105,7 @@ class LoadedStore:
     n_parts: int
     n_superseded: int
     launches: list[str] = field(default_factory=list)
+    n_foreign: int = 0  # rows ignored: not trials of the store's spec
 
     @property
     def params(self) -> dict[str, str]:
@@ -214,18 +221,46 @@ def _parts(path: Path) -> list[Path]:
 
 
 def _unified_schema(files: list[Path]) -> pa.Schema:
+    store = files[0].parent.parent if files else Path(".")
     schemas = []
     for f in files:
         try:
             schemas.append(pq.read_schema(f))
         except (pa.ArrowException, OSError) as exc:
             raise AnalysisInputError(
-                f"unreadable part {f} ({exc}); run `insitu verify` to quarantine it"
+                f"unreadable part {f} ({' '.join(str(exc).split())[:200]}); "
+                f"run `insitu verify {store}` to quarantine it"
             ) from None
     try:
         return pa.unify_schemas(schemas, promote_options="permissive")
-    except pa.ArrowException as exc:
-        raise AnalysisInputError(f"parts of store {files[0].parent.parent} disagree on column types: {exc}") from None
+    except pa.ArrowException:
+        pass
+    # Name the part and the column: the odd part out, whose type of a column does not fit
+    # the type most parts hold (the rule `insitu verify` quarantines by).
+    by_column: dict[str, dict[str, list[int]]] = {}
+    fields: dict[tuple[str, str], pa.Field] = {}
+    for index, schema in enumerate(schemas):
+        for f in schema:
+            by_column.setdefault(f.name, {}).setdefault(str(f.type), []).append(index)
+            fields[(f.name, str(f.type))] = f
+    for column, types in by_column.items():
+        common = max(types, key=lambda t: (len(types[t]), -types[t][0]))
+        for t, indices in types.items():
+            if not _unifies(fields[(column, common)], fields[(column, t)]):
+                n = len(types[common])
+                raise AnalysisInputError(
+                    f"part {files[indices[0]]} stores column {column!r} as {t}, where {n} "
+                    f"other part{'s' if n != 1 else ''} store {common}; run "
+                    f"`insitu verify {store}` to quarantine the odd part out") from None
+    raise AnalysisInputError(f"parts of store {store} disagree on column types")
+
+
+def _unifies(a: pa.Field, b: pa.Field) -> bool:
+    try:
+        pa.unify_schemas([pa.schema([a]), pa.schema([b])], promote_options="permissive")
+        return True
+    except pa.ArrowException:
+        return False
 
 
 def store_columns(store_dir: str | Path) -> list[str]:
@@ -317,7 +352,10 @@ def read_store(
         _check_names(list(columns), names, "column")
     expr = _to_expression(filters, names)
 
-    dataset = ds.dataset([str(f) for f in files], schema=schema, format="parquet")
+    # Page checksums (written by the engine) are verified on every read.
+    parquet = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+        page_checksum_verification=True))
+    dataset = ds.dataset([str(f) for f in files], schema=schema, format=parquet)
     file_index = {str(f): i for i, f in enumerate(files)}
     name_launch = {
         str(f): (m["launch"] if (m := _PART_NAME.match(f.name)) else f.name) for f in files
@@ -325,7 +363,12 @@ def read_store(
 
     # Winner launch per trial, from every row (never filtered).
     ident_cols = ["key", "__filename"] + [c for c in ("launch_id", "mode") if c in names]
-    ident = dataset.to_table(columns=ident_cols).to_pandas()
+    try:
+        ident = dataset.to_table(columns=ident_cols).to_pandas()
+    except (OSError, pa.ArrowException) as exc:
+        raise AnalysisInputError(f"unreadable part in store {path} "
+                                 f"({' '.join(str(exc).split())[:200]}); "
+                                 f"run `insitu verify {path}` to quarantine it") from None
     ident["launch"] = _row_launch(ident, name_launch)
     rank = {launch: i for i, launch in enumerate(sorted(set(ident["launch"]), key=str))}
     ident["_order"] = _row_order(ident, rank, file_index)
@@ -334,17 +377,25 @@ def read_store(
 
     wanted = names if columns is None else list(dict.fromkeys([*_ALWAYS, *columns]))
     wanted = [c for c in wanted if c in names]
+    checked = [c for c in _membership_columns(spec, meta) if c in names and c not in wanted]
     try:
-        table = dataset.to_table(columns=[*wanted, "__filename"], filter=expr)
+        table = dataset.to_table(columns=[*wanted, *checked, "__filename"], filter=expr)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         raise AnalysisInputError(f"bad filter for store {path}: {str(exc).splitlines()[0]}") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise AnalysisInputError(f"unreadable part in store {path} "
+                                 f"({' '.join(str(exc).split())[:200]}); "
+                                 f"run `insitu verify {path}` to quarantine it") from None
     frame = table.to_pandas()
     frame["launch"] = _row_launch(frame, name_launch)
     frame["_order"] = _row_order(frame, rank, file_index)
     frame = frame[frame["_order"] == frame["key"].map(best)]
+    belongs = _of_the_spec(frame, spec, meta)
+    n_foreign = int((~belongs).sum())
+    frame = frame[belongs]
     if "mode" not in frame.columns:
         frame["mode"] = None
-    frame = frame.drop(columns=["__filename", "launch", "_order"]).reset_index(drop=True)
+    frame = frame.drop(columns=["__filename", "launch", "_order", *checked]).reset_index(drop=True)
     frame = _apply_param_dtypes(frame, meta.get("params") or {})
 
     ok = frame["status"] == "ok" if "status" in frame.columns else pd.Series(True, index=frame.index)
@@ -353,7 +404,43 @@ def read_store(
     errors = frame[~ok].reset_index(drop=True)
     for part in (rows, errors):
         part.attrs["params"] = list((meta.get("params") or {}).keys())
-    return LoadedStore(path, spec, meta, rows, errors, len(files), n_superseded, order)
+    return LoadedStore(path, spec, meta, rows, errors, len(files), n_superseded, order,
+                       n_foreign)
+
+
+def _membership_columns(spec: Mapping, meta: Mapping) -> list[str]:
+    """The columns that say whether a row is a trial of the store's spec."""
+    return list(dict.fromkeys(["seed", "experiment", "experiment_version",
+                               *(spec.get("grid") or {}), *(spec.get("fixed") or {}),
+                               *(meta.get("defaults") or {})]))
+
+
+def _of_the_spec(frame: pd.DataFrame, spec: Mapping, meta: Mapping) -> pd.Series:
+    """Which rows are trials of the store's spec (docs/store.md, "Rows of another spec").
+
+    A row belongs when its seed is one of the spec's seeds, each grid axis holds one of the
+    axis values, each fixed parameter its value, every other parameter the experiment's
+    default recorded in ``store.json`` (stores written before it was recorded skip that
+    check), and its experiment and version are the store's. A missing value (a column
+    added after the row was written) is not held against it.
+    """
+    grid = spec.get("grid") or {}
+    fixed = spec.get("fixed") or {}
+    defaults = {k: v for k, v in (meta.get("defaults") or {}).items()
+                if k not in grid and k not in fixed}
+    tests: list[tuple[str, list]] = [(axis, list(values)) for axis, values in grid.items()]
+    tests += [(name, [value]) for name, value in {**defaults, **fixed}.items()]
+    if spec.get("seeds") is not None:
+        tests.append(("seed", list(spec["seeds"])))
+    for name in ("experiment", "experiment_version"):
+        if spec.get(name) is not None:
+            tests.append((name, [spec[name]]))
+    belongs = pd.Series(True, index=frame.index)
+    for column, allowed in tests:
+        if column in frame.columns:
+            values = frame[column]
+            belongs &= values.isna() | values.isin(allowed)
+    return belongs
 
 
 def _row_order(frame: pd.DataFrame, rank: Mapping[str, int], file_index: Mapping[str, int]) -> pd.Series:
@@ -392,6 +479,7 @@ def load(
         n_error_rows=len(store.errors),
         n_error_trials=store.n_trials_error,
         n_superseded=store.n_superseded,
+        n_foreign=store.n_foreign,
         n_parts=store.n_parts,
     )
     return frame

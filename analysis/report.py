@@ -77,6 +77,7 @@ def _overview(store: LoadedStore) -> pd.DataFrame:
         ("trials with an error", str(store.n_trials_error)),
         ("rows ok / error", f"{len(store.rows)} / {len(store.errors)}"),
         ("rows superseded by a newer launch", str(store.n_superseded)),
+        ("rows ignored: not trials of the store's spec", str(store.n_foreign)),
         ("varying axes", ", ".join(f"{a} ({label(a)})" for a in axes) or "none"),
         ("seeds", str(len(spec_seeds(spec)))),
     ]

@@ -1,6 +1,6 @@
 """Error tolerance: how much of an error a training mode takes before it loses a given drop.
 
-DESIGN.md sec. 7. For a mode and one combination of the other varying axes, let ``m(x)`` be
+docs/design.md, section 7. For a mode and one combination of the other varying axes, let ``m(x)`` be
 the mean over seeds of the metric at value ``x`` of the error axis, and ``x_0`` the axis's
 error-free end (its smallest value; see :func:`analysis.axes.error_order` for DAC bits),
 grid values taken in that order. The tolerance is the first ``x`` at which
@@ -14,7 +14,7 @@ largest value.
 
 Interval: a percentile bootstrap over seeds. Each resample draws seed indices with
 replacement once, and the same draw is used for every mode, axis value and group cell, so
-comparisons between modes stay paired (DESIGN.md sec. 7). A resample whose curve never
+comparisons between modes stay paired (docs/design.md, section 7). A resample whose curve never
 crosses counts as "beyond the largest value" (+inf), so an upper bound can be "not reached"
 while the point estimate is finite. Resampling uses ``numpy.random.default_rng(seed)``,
 the same stream for every group, so a table is reproducible.

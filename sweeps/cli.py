@@ -165,6 +165,8 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", metavar="ADDR",
                         help="attach to this Ray cluster (default: spec, RAY_ADDRESS, "
                              "else an embedded local Ray on 127.0.0.1)")
+    parser.add_argument("--force", action="store_true",
+                        help="start an embedded Ray of more than 4 workers per CPU")
 
 
 def _positive_int(text: str) -> int:
@@ -253,11 +255,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     if args.command in ("run", "retry-failed"):
         quiet = getattr(args, "verbosity", 0) < 0
+        if getattr(args, "no_pilot", False) and not args.dry_run:
+            raise InputError("--no-pilot only applies to a dry run: add --dry-run, or drop it")
         options = launch.LaunchOptions(backend=args.backend, workers=args.workers,
                                        address=args.address,
                                        dry_run=getattr(args, "dry_run", False),
                                        pilot=not getattr(args, "no_pilot", False),
-                                       quiet=quiet)
+                                       quiet=quiet, force=args.force)
         if args.command == "run":
             from sweeps.catalog import resolve_spec
 

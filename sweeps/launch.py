@@ -1,9 +1,12 @@
 """Launches: run a spec's pending trials (or a store's failed ones) into a store.
 
 A launch validates everything it can before writing anything: the spec, the output path,
-the change against a store's saved spec, the lock. It starts the backend, then takes the
-store lock, records itself in ``launches.jsonl`` and writes one part per finished chunk.
-Keys already stored are skipped, so the same command resumes an interrupted sweep.
+the worker count and cluster address. It then takes the store lock, reads the store and
+picks the pending trials under it (so two overlapping launches never compute a trial
+twice), starts the backend, records itself in ``launches.jsonl``, writes one part per
+finished chunk and, at the end, records how it ended (completed, interrupted, disk full,
+failed). Keys already stored are skipped, so the same command resumes an interrupted sweep.
+A full disk ends the launch with one line and exit status 1; the parts written stay.
 
 Ctrl-C (or SIGTERM) stops the launch: no new chunk is submitted, chunks in flight are
 abandoned, and the store keeps only whole parts; the exit status is 130.
@@ -12,7 +15,6 @@ abandoned, and the store keeps only whole parts; the exit status is 130.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as _dt
 import logging
 import math
@@ -26,15 +28,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from sweeps.errors import StoreError
+from sweeps.errors import InputError, StoreError
 from sweeps.experiments import Experiment, get_experiment
 from sweeps.progress import Progress, format_duration
 from sweeps.runner import Chunker, group_key, make_backend, run_group, run_one
 from sweeps.spec import Spec, change_problems, load_spec
-from sweeps.store import PartWriter, Scan, Store, StoreLock, is_store, new_launch_id
+from sweeps.store import PartWriter, Scan, Store, StoreLock, is_disk_full
+from sweeps.store import is_store, new_launch_id
 from sweeps.trials import Trial, enumerate_trials
 
 EXIT_INTERRUPTED = 130
+EXIT_FAILED = 1
+MAX_WORKERS_PER_CPU = 4  # an embedded Ray with more actors than this per CPU needs --force
+PROBE_TIMEOUT_S = 5.0  # a cluster address must accept a connection within this time
 MANY_PARTS = 2000  # beyond this, scanning parts dominates the start of a launch
 PROGRESS_SECONDS = 30.0  # interval of the plain progress lines when stderr is no terminal
 
@@ -51,6 +57,7 @@ class LaunchOptions:
     progress: bool | None = None  # tqdm bar; None: only when stderr is a terminal
     progress_seconds: float = PROGRESS_SECONDS  # plain progress lines when there is no bar
     quiet: bool = False  # no start line, no bar, no progress lines
+    force: bool = False  # start an embedded Ray of more than MAX_WORKERS_PER_CPU x CPUs
 
 
 def run_spec_file(spec_path: str, out: str | None, options: LaunchOptions,
@@ -60,27 +67,27 @@ def run_spec_file(spec_path: str, out: str | None, options: LaunchOptions,
     spec = load_spec(spec_path)
     experiment = get_experiment(spec.experiment)
     store_path = Path(out) if out else Path("results") / spec.name
-    existing: Store | None = None
-    if is_store(store_path):
-        existing = Store.open(store_path)
-        stored = existing.spec()
-        problems = change_problems(stored, spec)
-        if problems and not change_problems(spec, stored):
-            # An older, smaller spec: its trials are all among the store's. Run those still
-            # pending (usually none) and keep the store's wider spec.
-            trials = enumerate_trials(spec, experiment)
-            spec = dataclasses.replace(stored, ray=spec.ray)
-            return _launch(store_path, existing, spec, experiment, trials, options, "run",
-                           stdout, stderr)
-        if problems:
-            raise StoreError([f"{store_path}: spec change refused: {p} (allowed: adding axis "
-                              f"values or seeds, or moving a [fixed] parameter to [grid] with "
-                              f"its old value kept; use a new --out)" for p in problems])
-    else:
+    Store.check_writable(store_path)
+    if not is_store(store_path):
         Store.check_creatable(store_path)
-    trials = enumerate_trials(spec, experiment)
-    return _launch(store_path, existing, spec, experiment, trials, options, "run",
-                   stdout, stderr)
+
+    def select(existing: Store | None, scan: Scan):
+        record: Spec | None = spec
+        if existing is not None:
+            stored = existing.spec()
+            problems = change_problems(stored, spec)
+            if problems and not change_problems(spec, stored):
+                # An older, smaller spec: its trials are all among the store's. Run those
+                # still pending (usually none) and keep the store's wider spec.
+                record = None
+            elif problems:
+                raise StoreError([f"{store_path}: spec change refused: {p} (allowed: adding axis "
+                                  f"values or seeds, or moving a [fixed] parameter to [grid] with "
+                                  f"its old value kept; use a new --out)" for p in problems])
+        trials = enumerate_trials(spec, experiment)
+        return trials, [t for t in trials if t.key not in scan.keys], record
+
+    return _launch(store_path, spec, experiment, select, options, "run", stdout, stderr)
 
 
 def retry_failed(store_dir: str, options: LaunchOptions,
@@ -88,86 +95,147 @@ def retry_failed(store_dir: str, options: LaunchOptions,
     """``insitu retry-failed``: rerun the trials whose newest rows are errors."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     store = Store.open(store_dir)
+    Store.check_writable(store.path)
     spec = store.spec()
     experiment = get_experiment(spec.experiment)
-    rows = store.latest_rows(["key", "status"])
-    failed = {k for k, s in zip(rows.column("key").to_pylist(),
-                                rows.column("status").to_pylist()) if s == "error"}
-    trials = [t for t in enumerate_trials(spec, experiment) if t.key in failed]
-    if not trials:
-        print(f"{store.path}: no failed trials", file=stdout)
-        return 0
-    return _launch(store.path, store, spec, experiment, trials, options, "retry-failed",
+
+    def select(existing: Store | None, scan: Scan):
+        rows = store.latest_rows(["key", "status"])
+        failed = {k for k, s in zip(rows.column("key").to_pylist(),
+                                    rows.column("status").to_pylist()) if s == "error"}
+        trials = [t for t in enumerate_trials(spec, experiment) if t.key in failed]
+        return trials, trials, None
+
+    return _launch(store.path, spec, experiment, select, options, "retry-failed",
                    stdout, stderr, rerun=True)
 
 
-def _launch(store_path: Path, existing: Store | None, spec: Spec, experiment: Experiment,
-            trials: list[Trial], options: LaunchOptions, command: str,
-            stdout: TextIO, stderr: TextIO, rerun: bool = False) -> int:
-    launch_id = new_launch_id()
-    if existing is not None:
-        StoreLock(existing.path / ".lock", launch_id).check_free()
-        scan = existing.scan()
-    else:
-        scan = Scan(set(), {}, 0)
-    pending = trials if rerun else [t for t in trials if t.key not in scan.keys]
-    workers = _workers(options, spec)
+def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
+            options: LaunchOptions, command: str, stdout: TextIO, stderr: TextIO,
+            rerun: bool = False) -> int:
+    """Run the trials ``select(store or None, scan)`` picks, as (all, pending, spec to
+    record in the store, or None to keep the store's).
 
+    The store lock is taken before the store is read and before the backend starts, so
+    two overlapping launches never both compute a trial: the second is refused, or finds
+    the trials stored. Everything that is only input (the worker count, the cluster
+    address) is checked before the lock.
+    """
+    launch_id = new_launch_id()
+    workers = _workers(options, spec)
     if options.dry_run:
+        existing = Store.open(store_path) if is_store(store_path) else None
+        scan = existing.scan() if existing is not None else Scan(set(), {}, 0)
+        trials, pending, _ = select(existing, scan)
         _dry_run(spec, experiment, trials, pending, workers, options, stdout)
-        return 0
-    if not pending:
-        if existing is not None and scan.unindexed:
-            _index_if_free(existing, scan, launch_id)
-        print(f"{store_path}: nothing to do, all {len(trials)} trials are stored", file=stdout)
         return 0
 
     address = _address(options, spec)
-    backend = make_backend(options.backend, experiment, workers=workers, address=address,
-                           object_store_mb=spec.ray_setting("object_store_mb"),
-                           chunks_per_worker=spec.ray_setting("chunks_per_worker"),
-                           ship_code=spec.ray_setting("ship_code"))
+    if options.backend == "ray":
+        _check_workers(workers, address, options.force)
+        if address:
+            probe_address(address)
+    created = _make_dirs(store_path)
+    lock = StoreLock(store_path / ".lock", launch_id)
     try:
-        backend.start()
+        lock.acquire()
     except BaseException:
-        backend.close()
+        _remove_dirs(created)
         raise
-    # After the backend: ray.init installs its own SIGTERM handler.
-    with _interrupts_raise():
-        store_path.mkdir(parents=True, exist_ok=True)
-        lock = StoreLock(store_path / ".lock", launch_id)
-        try:
-            lock.acquire()
-        except BaseException:
-            backend.close()
-            raise
-        try:
-            store = existing or Store.create(store_path, spec, experiment)
-            if existing is not None and not rerun:
-                store.write_spec(spec)
-            for temp in store.temp_paths():  # left by a killed launch; we hold the lock
-                temp.unlink(missing_ok=True)
-            _index_unindexed(store, scan)
-            store.append_launch({
-                "launch_id": launch_id, "command": command,
-                "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
-                "host": socket.gethostname(), "pid": os.getpid(), "backend": backend.name,
-                "workers": backend.workers, "address": address or None,
-                "trials": len(pending)})
+    backend = None
+    try:
+        existing = Store.open(store_path) if is_store(store_path) else None
+        scan = existing.scan() if existing is not None else Scan(set(), {}, 0)
+        trials, pending, record = select(existing, scan)
+        if not pending:
+            if existing is not None and scan.unindexed:
+                _index_quietly(existing, scan)
+            if rerun:
+                print(f"{store_path}: no failed trials", file=stdout)
+            else:
+                print(f"{store_path}: nothing to do, all {len(trials)} trials are stored",
+                      file=stdout)
+            return 0
+        backend = make_backend(options.backend, experiment, workers=workers, address=address,
+                               object_store_mb=spec.ray_setting("object_store_mb"),
+                               chunks_per_worker=spec.ray_setting("chunks_per_worker"),
+                               ship_code=spec.ray_setting("ship_code"))
+        backend.start()
+        # After the backend: ray.init installs its own SIGTERM handler.
+        with _interrupts_raise():
+            try:
+                store = existing or Store.create(store_path, spec, experiment)
+                if existing is not None and record is not None:
+                    store.write_spec(record)
+                for temp in store.temp_paths():  # left by a killed launch; we hold the lock
+                    temp.unlink(missing_ok=True)
+                _index_unindexed(store, scan)
+                store.append_launch({
+                    "launch_id": launch_id, "command": command,
+                    "started": _now(), "host": socket.gethostname(), "pid": os.getpid(),
+                    "backend": backend.name, "workers": backend.workers,
+                    "address": address or None, "trials": len(pending)})
+            except OSError as exc:
+                if not is_disk_full(exc):
+                    raise
+                _disk_full(store_path, exc, 0, len(pending), 0, stderr)
+                return EXIT_FAILED
             writer = PartWriter(store, launch_id, experiment, scan.column_types)
             return _drive(backend, writer, pending, spec, store_path, options, stdout, stderr,
                           parts_before=scan.parts, total=len(trials))
+    finally:
+        try:
+            if backend is not None:
+                backend.close()
+            if not is_store(store_path):
+                _remove_empty_store(store_path)  # a failed create; still under the lock
         finally:
-            backend.close()
             lock.release()
+            _remove_dirs(created)
 
 
-def _index_if_free(store: Store, scan: Scan, launch_id: str) -> None:
-    """Index the parts ``scan`` read when the store is free; never fail the command for it."""
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _make_dirs(path: Path) -> list[Path]:
+    """Create ``path`` and its missing parents; returns the directories created, deepest last."""
+    missing = []
+    probe = path
+    while not os.path.lexists(probe):
+        missing.append(probe)
+        probe = probe.parent
+    path.mkdir(parents=True, exist_ok=True)
+    return list(reversed(missing))
+
+
+def _remove_empty_store(path: Path) -> None:
+    """The layout of a store whose creation failed (the caller holds the lock)."""
+    store = Store(path)
+    for leftover in store.temp_paths():
+        leftover.unlink(missing_ok=True)
+    for directory in (store.parts_dir, store.quarantine_dir):
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    """A launch that stored nothing leaves no directory behind it (nor an empty results/):
+    the directories it created, deepest first, where they are empty."""
+    for directory in reversed(created):
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
+
+
+def _index_quietly(store: Store, scan: Scan) -> None:
+    """Index the parts ``scan`` read (under the lock); never fail the command for it."""
     try:
-        with StoreLock(store.path / ".lock", launch_id):
-            _index_unindexed(store, scan)
-    except (StoreError, OSError) as exc:
+        _index_unindexed(store, scan)
+    except OSError as exc:
         logging.getLogger(__name__).debug("%s: manifest not updated: %s", store.path, exc)
 
 
@@ -215,16 +283,31 @@ def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_
                 writer.write(rows, done.chunk.index)
             keys = {r["key"] for r in rows}
             written |= keys
-            new_errors = len({r["key"] for r in rows if r["status"] == "error"})
-            errors += new_errors
             parts += 1
+            new_errors = len(writer.error_keys) - errors  # counted from the rows as written
+            errors += new_errors
             bar.update(len(keys), new_errors)
     except KeyboardInterrupt:
         bar.close(final=False)
+        _end_launch(writer, "interrupted", len(written))
         print(f"insitu: interrupted: {len(written)} of {len(pending)} trials stored in "
               f"{parts} whole parts; run the same command again to resume", file=stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:
+        bar.close()
+        if not is_disk_full(exc):
+            _end_launch(writer, "failed", len(written))
+            raise
+        _end_launch(writer, "disk full", len(written))
+        _disk_full(store_path, exc, len(written), len(pending), parts, stderr)
+        return EXIT_FAILED
+    except BaseException:
+        bar.close()
+        _end_launch(writer, "failed", len(written))
+        raise
     bar.close()
+    _end_launch(writer, "completed", len(written))
+    errors = len(writer.error_keys)
     elapsed = time.monotonic() - started
     print(f"{store_path}: {len(written)} trials ({errors} errors) in {parts} parts, "
           f"{elapsed:.1f} s (backend {backend.name}, workers {backend.workers})", file=stdout)
@@ -232,6 +315,54 @@ def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_
         print(f"{store_path} holds {parts_before + parts} parts: `insitu compact {store_path}` "
               f"merges them and makes resuming faster", file=stdout)
     return 0
+
+
+def _end_launch(writer: PartWriter, outcome: str, stored: int) -> None:
+    """Close the launch's record in ``launches.jsonl``: how it ended, what it stored."""
+    try:
+        writer.store.append_launch({"launch_id": writer.launch_id, "ended": _now(),
+                                    "outcome": outcome, "stored": stored,
+                                    "errors": len(writer.error_keys)})
+    except OSError as exc:  # a full disk: the parts are the truth, the record only a note
+        logging.getLogger(__name__).debug("%s: launch end not recorded: %s",
+                                          writer.store.path, exc)
+
+
+def _disk_full(store_path: Path, exc: OSError, stored: int, pending: int, parts: int,
+               stderr: TextIO) -> None:
+    print(f"insitu: {store_path}: {exc.strerror or 'no space left'}: {stored} of {pending} "
+          f"trials stored in {parts} whole parts; free space and run again", file=stderr)
+
+
+def _check_workers(workers: int, address: str, force: bool) -> None:
+    """Refuse an embedded Ray of many more actors than CPUs, unless forced."""
+    cpus = os.cpu_count() or 1
+    if not address and not force and workers > MAX_WORKERS_PER_CPU * cpus:
+        raise InputError(f"--workers {workers}: more than {MAX_WORKERS_PER_CPU} x the {cpus} "
+                         f"CPUs of this machine for an embedded Ray (each worker is a process); "
+                         f"add --force to start them anyway")
+
+
+def probe_address(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Refuse a Ray address where nothing answers, within ``timeout`` seconds.
+
+    ``HOST:PORT`` (the cluster's GCS) and ``ray://HOST:PORT`` (a Ray client server) are
+    probed with one TCP connection; ``auto`` and ``local`` are left to Ray.
+    """
+    if address in ("auto", "local"):
+        return
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"Ray address {address!r}: expected HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise InputError(f"no Ray cluster at {address} ({reason} within {timeout:g} s); "
+                         f"start one there, or drop --address / RAY_ADDRESS / [ray] address "
+                         f"for an embedded local Ray") from None
 
 
 def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],

@@ -7,21 +7,29 @@ is writing. ``status`` only reads.
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import os
 import socket
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sweeps.errors import StoreError
 from sweeps.experiments import get_experiment
 from sweeps.store import Store, StoreLock, latest, manifest_entry, new_launch_id
-from sweeps.store import write_table_atomic
+from sweeps.store import unify_part_types, write_table_atomic
 from sweeps.store import PART_PREFIX, PART_SUFFIX, fsync_dir, lock_is_stale
 from sweeps.progress import format_duration
-from sweeps.trials import enumerate_trials
+from sweeps.trials import enumerate_trials, iter_trials
 
 REQUIRED_COLUMNS = ("key", "launch_id", "status")
+# `status` of a running launch gives no ETA once no part was written for this long (and
+# for this many of its mean intervals between parts).
+STALLED_MIN_S = 60.0
+STALLED_PART_INTERVALS = 10
 
 
 def status_text(store_dir: str) -> str:
@@ -70,40 +78,70 @@ def _rate_line(store: Store, rows, pending: int) -> str:
     if not finished or not parts:
         return f"{state}; latest launch {last['launch_id']}: no trials stored yet"
     started = _dt.datetime.fromisoformat(last["started"]).timestamp()
-    span = max(max(p.stat().st_mtime for p in parts) - started, 1e-3)
+    last_write = max(p.stat().st_mtime for p in parts)
+    span = max(last_write - started, 1e-3)
     rate = finished / span
-    eta = f", ETA {format_duration(pending / rate)}" if running and pending else ""
+    eta = ""
+    if running and pending:
+        # No ETA from a rate the launch no longer has: a driver waiting for workers (every
+        # worker node gone, say) writes nothing.
+        idle = time.time() - last_write
+        if idle > max(STALLED_MIN_S, STALLED_PART_INTERVALS * span / len(parts)):
+            eta = (f", but no part written for {format_duration(idle)} (waiting for "
+                   f"workers?), so no ETA")
+        else:
+            eta = f", ETA {format_duration(pending / rate)}"
     return (f"{state}; latest launch {last['launch_id']}: {finished} trials at "
             f"{rate:.3g} trials/s{eta}")
 
 
 def verify(store_dir: str) -> str:
-    """Quarantine unreadable parts, drop stale temp files, report duplicate keys."""
+    """Quarantine every part that cannot be trusted, drop stale temp files, report duplicates.
+
+    A part is quarantined (moved to ``quarantine/``, never deleted) when it cannot be read
+    whole with its page checksums verified, when its bytes do not match the sha256 of its
+    manifest entry, when a column's type conflicts with the other parts' (the odd part out,
+    see ``unify_part_types``), or when it holds a row that is not a trial of the store's
+    spec (its key is not a trial key, or its parameters are not that trial's).
+    """
     store = Store.open(store_dir)
+    Store.check_writable(store.path)
+    spec = store.spec()
+    experiment = get_experiment(spec.experiment)
     lines = []
     with store.lock(new_launch_id()):
         for temp in store.temp_paths():
             temp.unlink(missing_ok=True)
             lines.append(f"removed leftover temporary file {temp.name}")
-        key_parts: Counter = Counter()
-        entries = []
-        good = quarantined = 0
+        manifest = store.manifest()
+        trials = {t.key: t for t in iter_trials(spec, experiment)}
+        params = [p.name for p in experiment.params]
+        readable: list[tuple[Path, tuple, dict]] = []  # path, column types, manifest entry
+        bad: list[tuple[Path, str]] = []
         for path in store.part_paths():
-            table, problem = _read_part(path)
+            table, digest, problem = _read_part(path, manifest.get(path.name))
             if problem is None:
-                good += 1
-                keys = table.column("key").unique()
-                key_parts.update(keys.to_pylist())
-                entries.append(manifest_entry(path, table))
-                continue
+                problem = _foreign_rows(table, trials, params, experiment)
+            if problem is None:
+                readable.append((path, tuple((f.name, f.type) for f in table.schema),
+                                 manifest_entry(path, table, digest)))
+            else:
+                bad.append((path, problem))
+        _, odd = unify_part_types([(path.name, types) for path, types, _ in readable])
+        bad += [(path, odd[path.name]) for path, _, _ in readable if path.name in odd]
+        kept = [entry for path, _, entry in readable if path.name not in odd]
+        for path, problem in sorted(bad):
             store.quarantine_dir.mkdir(exist_ok=True)
             os.replace(path, store.quarantine_dir / path.name)
-            fsync_dir(store.parts_dir)
-            quarantined += 1
             lines.append(f"quarantined {path.name}: {problem}")
-        store.write_manifest(entries)  # rebuilt from the parts that are left
+        if bad:
+            fsync_dir(store.parts_dir)
+        store.write_manifest(kept)  # rebuilt from the parts that are left
+        key_parts: Counter = Counter()
+        for entry in kept:
+            key_parts.update(entry["keys"])
         duplicates = sum(1 for n in key_parts.values() if n > 1)
-        lines.append(f"{store.path}: {good} parts readable, {quarantined} quarantined")
+        lines.append(f"{store.path}: {len(kept)} parts readable, {len(bad)} quarantined")
         if duplicates:
             lines.append(f"{duplicates} keys are stored in more than one part (the newest "
                          f"launch counts; `insitu compact {store.path}` drops the rest)")
@@ -112,16 +150,70 @@ def verify(store_dir: str) -> str:
     return "\n".join(lines)
 
 
-def _read_part(path: Path):
-    """(the whole part, None), or (None, why it cannot be used)."""
+def _read_part(path: Path, entry):
+    """(the whole part, its sha256, None), or (None, None, why it cannot be used)."""
     try:
-        table = pq.read_table(path)
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if entry is not None and entry[3] is not None and entry[3] != digest:
+            return None, None, ("its sha256 does not match its manifest entry (the part "
+                                "changed after it was written)")
+        table = pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True).read()
     except Exception as exc:  # noqa: BLE001 - any failure means unreadable
-        return None, " ".join(str(exc).split())[:200] or type(exc).__name__
+        return None, None, " ".join(str(exc).split())[:200] or type(exc).__name__
     missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
     if missing:
-        return None, f"missing columns {', '.join(missing)}"
-    return table, None
+        return None, None, f"missing columns {', '.join(missing)}"
+    return table, digest, None
+
+
+def foreign_row_count(table, trials: dict, params: list[str], experiment) -> tuple[int, str]:
+    """Rows of ``table`` that are not trials of the store's spec, and the first reason.
+
+    A row belongs to the store when its key is the key of one of the spec's trials and
+    its seed, parameter columns and experiment version are that trial's (a missing
+    parameter column reads as the trial's value: a part written before it existed).
+    """
+    columns = [c for c in ("key", "seed", "experiment", "experiment_version", *params)
+               if c in table.column_names]
+    count, first = 0, ""
+    seen: dict[tuple, str] = {}
+    for values in zip(*(table.column(c).to_pylist() for c in columns)):
+        if values in seen:  # the modes of one trial repeat its columns
+            reason = seen[values]
+        else:
+            row = dict(zip(columns, values))
+            reason = _foreign_reason(row, trials.get(row["key"]), experiment)
+            seen[values] = reason
+        if reason:
+            count += 1
+            first = first or reason
+    return count, first
+
+
+def _foreign_reason(row: dict, trial, experiment) -> str:
+    key = row["key"]
+    if trial is None:
+        return f"key {key} is not a trial of the store's spec"
+    if row.get("seed", trial.seed) != trial.seed:
+        return f"key {key} has seed {row['seed']}, its trial has {trial.seed}"
+    for name in ("experiment", "experiment_version"):
+        want = experiment.name if name == "experiment" else experiment.version
+        if row.get(name, want) != want:
+            return f"key {key} has {name} {row[name]!r}, the store's is {want!r}"
+    for name, value in trial.params.items():
+        if row.get(name) is not None and row[name] != value:
+            return (f"key {key} has {name} = {row[name]!r}, but its trial has {value!r} "
+                    f"(the key is not the hash of the row's parameters)")
+    return ""
+
+
+def _foreign_rows(table, trials: dict, params: list[str], experiment) -> str | None:
+    count, reason = foreign_row_count(table, trials, params, experiment)
+    if not count:
+        return None
+    return (f"{count} of its {table.num_rows} rows are not trials of the store's spec "
+            f"({reason})")
 
 
 def compact(store_dir: str) -> str:
@@ -129,27 +221,39 @@ def compact(store_dir: str) -> str:
 
     The merged part is written (atomically) before any old part is removed, and carries
     the rows' own launch ids, so a reader sees the same rows at every moment; a compaction
-    that is killed half-way leaves duplicates that the next one removes.
+    that is killed half-way leaves duplicates that the next one removes. A store with a
+    part that ``verify`` would quarantine (unreadable, conflicting column types, rows of
+    another spec) is refused, one line per part: merging would bury the bad rows.
     """
     store = Store.open(store_dir)
+    Store.check_writable(store.path)
+    spec = store.spec()
+    experiment = get_experiment(spec.experiment)
     launch_id = new_launch_id()
     with store.lock(launch_id):
         old_parts = store.part_paths()
         if not old_parts:
             return f"{store.path}: no parts to compact"
         table = store.read_parts()
+        trials = {t.key: t for t in iter_trials(spec, experiment)}
+        foreign, reason = foreign_row_count(table, trials, [p.name for p in experiment.params],
+                                            experiment)
+        if foreign:
+            raise StoreError(f"{store.path}: {foreign} rows are not trials of the store's "
+                             f"spec ({reason}); run `insitu verify {store.path}` to "
+                             f"quarantine their parts, then compact")
         kept = latest(table).drop_columns(["_part"])
         store.append_launch({
             "launch_id": launch_id, "command": "compact",
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
             "host": socket.gethostname(), "pid": os.getpid()})
-        merged = write_table_atomic(kept, store.parts_dir,
-                                    f"{PART_PREFIX}{launch_id}-{0:06d}{PART_SUFFIX}")
-        store.append_manifest([manifest_entry(merged, kept)])
+        merged, digest = write_table_atomic(kept, store.parts_dir,
+                                            f"{PART_PREFIX}{launch_id}-{0:06d}{PART_SUFFIX}")
+        store.append_manifest([manifest_entry(merged, kept, digest)])
         for path in old_parts:
             if path != merged:
                 path.unlink()
         fsync_dir(store.parts_dir)
-        store.write_manifest([manifest_entry(merged, kept)])  # drop the removed parts
+        store.write_manifest([manifest_entry(merged, kept, digest)])  # drop the removed parts
     return (f"{store.path}: compacted {len(old_parts)} parts into 1 ({kept.num_rows} rows; "
             f"dropped {table.num_rows - kept.num_rows} superseded rows)")

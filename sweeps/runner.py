@@ -37,6 +37,9 @@ BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREAD
 MAX_ATTEMPTS = 3
 ACTOR_START_TIMEOUT_S = 120.0
 ACTOR_GRACE_S = 10.0
+# With no actor running (every worker node gone, say), the driver says so after this long,
+# and again at this interval, instead of waiting silently.
+WAITING_NOTICE_S = 30.0
 # Set by Ray in the environment of a driver started as a Ray job.
 JOB_DRIVER_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 # Ray's switch between a one-machine Ray (node address: loopback) and a cluster node (node
@@ -488,6 +491,8 @@ class RayBackend:
         import ray
 
         in_flight: dict[Any, tuple[Any, Chunk]] = {}
+        idle_since: float | None = None  # since when no actor is running
+        noticed = 0.0
         while True:
             self._fill(chunker, in_flight)
             if not in_flight and not chunker.has_work():
@@ -495,6 +500,19 @@ class RayBackend:
             waiting = list(in_flight) + list(self._starting)
             if not waiting:
                 raise RuntimeError("every Ray actor died and none could be replaced")
+            if self._slots:
+                if noticed:
+                    log.warning("Ray workers are running again (%d)", len(self._slots))
+                idle_since, noticed = None, 0.0
+            else:
+                now = time.monotonic()
+                idle_since = now if idle_since is None else idle_since
+                if now - idle_since >= WAITING_NOTICE_S and now - noticed >= WAITING_NOTICE_S:
+                    noticed = now
+                    log.warning("no Ray worker is running: waiting %.0f s so far for the "
+                                "cluster to start %d actors (no free CPU; have its worker "
+                                "nodes gone?); Ctrl-C stops, the parts written stay",
+                                now - idle_since, len(self._starting))
             done, _ = ray.wait(waiting, num_returns=1, timeout=1.0)
             for ref in done:
                 if ref in self._starting:

@@ -4,7 +4,7 @@
 
     name = "moons-splitting"          # store directory name under results/
     experiment = "classify"
-    seeds = 20                        # a count (0..19) or an explicit list of ints >= 0
+    seeds = 20                        # a count (0..19) or a list of ints, 0 <= seed < 2**63
 
     [fixed]                           # parameters held constant
     task = "moons"
@@ -48,7 +48,10 @@ RAY_SETTINGS = (
           doc="when attaching, ship sweeps/ and photonics/ to the cluster's workers"),
     Param("ensembles", "bool", True,
           doc="run the seeds of a grid point as one device ensemble where the experiment can"),
+    Param("max_trials", "int", 1_000_000, low=1,
+          doc="refuse a spec of more trials (the driver holds every trial, about 1 KB each)"),
 )
+SEED_LIMIT = 2**63  # seeds are int64 columns: 0 <= seed < 2**63
 RAY_BY_NAME = {p.name: p for p in RAY_SETTINGS}
 
 
@@ -154,10 +157,14 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
                                   f"{did_you_mean(exp_name, experiment_names())} "
                                   f"(known: {', '.join(experiment_names(internal=False))})")
 
-    seeds = _parse_seeds(data.get("seeds", 1), problem)
     fixed = _parse_table(data, "fixed", problem)
     grid_raw = _parse_table(data, "grid", problem)
     ray_raw = _parse_table(data, "ray", problem)
+    max_trials, reason = RAY_BY_NAME["max_trials"].check(
+        ray_raw.get("max_trials", RAY_BY_NAME["max_trials"].default))
+    if reason:  # reported with the other [ray] settings below
+        max_trials = RAY_BY_NAME["max_trials"].default
+    seeds = _parse_seeds(data.get("seeds", 1), problem, max_trials)
 
     fixed_values: dict[str, Any] = {}
     grid: dict[str, list] = {}
@@ -179,6 +186,14 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
 
     ray_settings = _check_settings(ray_raw, "ray", RAY_BY_NAME,
                                    f"unknown setting (allowed: {', '.join(RAY_BY_NAME)})", problem)
+    if seeds is not None and len(grid) == len(grid_raw):
+        count = len(seeds)  # counted, never enumerated: a huge sweep is refused at once
+        for values in grid.values():
+            count *= len(values)
+        if count > max_trials:
+            problem("trials", f"{len(seeds)} seeds x {' x '.join(str(len(v)) for v in grid.values()) or '1'} "
+                              f"grid points = {count} trials, more than the limit of "
+                              f"{max_trials} (set [ray] max_trials to run more)")
 
     if problems:
         raise SpecError(problems)
@@ -268,19 +283,24 @@ def _parse_table(data: dict, key: str, problem) -> dict:
     return value
 
 
-def _parse_seeds(value: Any, problem) -> list[int] | None:
+def _parse_seeds(value: Any, problem, max_trials: int) -> list[int] | None:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 1:
             problem("seeds", f"a seed count must be at least 1, got {value}")
+            return None
+        if value > max_trials:
+            problem("seeds", f"{value} seeds are more than the limit of {max_trials} trials "
+                             f"(set [ray] max_trials to run more)")
             return None
         return list(range(value))
     if isinstance(value, list):
         if not value:
             problem("seeds", "empty list")
             return None
-        bad = [s for s in value if not isinstance(s, int) or isinstance(s, bool) or s < 0]
+        bad = [s for s in value
+               if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < SEED_LIMIT]
         if bad:
-            problem("seeds", f"expected integers >= 0, got {bad[0]!r}")
+            problem("seeds", f"expected integers 0 <= seed < 2**63, got {bad[0]!r}")
             return None
         if len(set(value)) != len(value):
             problem("seeds", "duplicate seeds")

@@ -5,8 +5,11 @@ temporary name, fsynced, renamed into place and the directory fsynced, so a visi
 always complete and a killed driver leaves nothing half-written. A ``.lock`` file keeps two
 launches from writing one store. After each rename the driver appends the part's keys and
 column types to ``manifest.jsonl``, an index that ``scan`` trusts only for parts present
-with the recorded size; it reads any other part, so a missing or stale entry costs time,
-never correctness.
+with the recorded size and sha256; it reads any other part, so a missing or stale entry
+costs time, never correctness. Parts carry Parquet page checksums, verified by every read
+here; a part whose bytes changed, whose column types conflict with the other parts', or
+whose rows are not trials of the store's spec is reported by name and quarantined by
+``insitu verify`` (docs/store.md, "Integrity").
 
 Several parts may hold rows of one key (``retry-failed`` reruns errors; a compaction
 rewrites rows). The rows that count for a key are those of its newest launch, the one with
@@ -16,6 +19,8 @@ the greatest ``launch_id``: launch ids start with the UTC start time, so they so
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import hashlib
 import json
 import logging
 import os
@@ -42,6 +47,7 @@ PART_SUFFIX = ".parquet"
 TEMP_PREFIX = ".part-"
 TEMP_SUFFIX = ".tmp"
 MANIFEST = "manifest.jsonl"
+HASH_BATCH = 64  # parts hashed per thread-pool task when a scan checks their sha256
 
 # The columns every row carries, in order, with their Arrow types.
 FIXED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
@@ -118,8 +124,40 @@ class Store:
                 raise StoreError(f"{path}: exists, is not empty and is not an insitu store")
 
     @classmethod
+    def check_writable(cls, path: str | Path) -> None:
+        """Refuse, in one line, a path where no store can be created or written.
+
+        Checked before anything starts: every name fits the file system's NAME_MAX, the
+        path is no dangling symbolic link, and the store directory (or, for a new store,
+        its nearest existing ancestor) is a directory this process may write, on a file
+        system mounted read-write.
+        """
+        path = Path(path)
+        probe = path
+        while not os.path.lexists(probe) and probe != probe.parent:
+            probe = probe.parent
+        name_max = _pathconf(probe if probe.is_dir() else probe.parent, "PC_NAME_MAX", 255)
+        for name in path.parts:
+            size = len(os.fsencode(name))
+            if size > name_max:
+                raise StoreError(f"{path}: the name {name[:24]}... is {size} bytes, longer than "
+                                 f"this file system allows ({name_max})")
+        if os.path.islink(probe) and not probe.exists():
+            raise StoreError(f"{path}: {probe} is a dangling symbolic link "
+                             f"(to {os.readlink(probe)})")
+        if probe != path and not probe.is_dir():
+            raise StoreError(f"{path}: cannot create it: {probe} is not a directory")
+        if not probe.is_dir():
+            return  # an existing file: check_creatable names it
+        if _read_only(probe):
+            raise StoreError(f"{path}: cannot write there: {probe} is on a read-only "
+                             f"file system")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise StoreError(f"{path}: cannot write there: {probe} is not writable")
+
+    @classmethod
     def create(cls, path: str | Path, spec: Spec, experiment: Experiment) -> "Store":
-        """Lay out a new store for ``spec`` (the caller holds no lock yet: see ``lock``)."""
+        """Lay out a new store for ``spec`` (the caller holds the lock: see ``lock``)."""
         store = cls(path)
         store.parts_dir.mkdir(parents=True, exist_ok=True)
         store.quarantine_dir.mkdir(exist_ok=True)
@@ -128,6 +166,7 @@ class Store:
             "experiment": experiment.name,
             "experiment_version": experiment.version,
             "params": {p.name: p.type for p in experiment.params},
+            "defaults": experiment.defaults(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         _write_atomic(store.path / "store.json", json.dumps(meta, indent=2) + "\n")
@@ -156,16 +195,30 @@ class Store:
         _write_atomic(self.path / "spec.toml", spec.to_toml())
 
     def launches(self) -> list[dict]:
-        """Every launch record, oldest first (unparseable lines are skipped)."""
+        """Every launch record, oldest first (unparseable lines are skipped).
+
+        A launch's closing line (``ended``, ``outcome``, ``stored``, ``errors``) is merged
+        into its record; a launch without one was killed, or is still running.
+        """
         path = self.path / "launches.jsonl"
         if not path.exists():
             return []
-        records = []
+        records: list[dict] = []
+        by_id: dict[str, dict] = {}
         for line in path.read_text().splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except ValueError:
                 continue
+            if not isinstance(record, dict):
+                continue
+            if "ended" in record and "started" not in record:
+                opened = by_id.get(record.get("launch_id"))
+                if opened is not None:
+                    opened.update(record)
+                continue
+            records.append(record)
+            by_id[record.get("launch_id")] = record
         return records
 
     def append_launch(self, record: dict) -> None:
@@ -186,63 +239,95 @@ class Store:
                       if p.name.startswith(PART_PREFIX) and p.name.endswith(PART_SUFFIX))
 
     def temp_paths(self) -> list[Path]:
-        if not self.parts_dir.is_dir():
-            return []
-        return [p for p in self.parts_dir.iterdir()
-                if p.name.startswith(TEMP_PREFIX) and p.name.endswith(TEMP_SUFFIX)]
+        """Temporary files of writes that did not finish: parts, and the root's JSON files."""
+        found = []
+        if self.parts_dir.is_dir():
+            found += [p for p in self.parts_dir.iterdir()
+                      if p.name.startswith(TEMP_PREFIX) and p.name.endswith(TEMP_SUFFIX)]
+        if self.path.is_dir():
+            found += [p for p in self.path.iterdir()
+                      if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX) and p.is_file()]
+        return found
 
     def scan(self) -> Scan:
-        """Keys and column types of every part.
+        """Keys and column types of every part; ``StoreError`` naming every bad part.
 
-        A part listed in ``manifest.jsonl`` with its current size is taken from there; any
-        other part (written before the manifest existed, or by a driver killed between
-        renaming the part and appending its entry) is read: its footer and key column.
-        Manifest entries of parts that are not in ``parts/`` are ignored.
+        A part listed in ``manifest.jsonl`` with its current size and sha256 is taken from
+        there; any other part (written before the manifest existed, or by a driver killed
+        between renaming the part and appending its entry) is read: its footer and key
+        column, with the Parquet page checksums verified. Manifest entries of parts that
+        are not in ``parts/`` are ignored. A part that cannot be read, whose content no
+        longer matches its entry's sha256, or whose column types conflict with the other
+        parts' is refused: one line each, naming the part and pointing to ``insitu verify``.
         """
         listed = self._listed_parts()
         manifest = self.manifest()
         per_part: list[tuple[tuple[tuple[str, pa.DataType], ...], list] | None] = []
         missing: list[tuple[int, Path]] = []
+        trusted: list[tuple[int, Path, str]] = []
         for name, (path, size) in listed:
             entry = manifest.get(name)
-            if entry is not None and entry[0] == size:
+            if entry is not None and entry[0] == size and entry[3] is not None:
                 per_part.append((entry[2], entry[1]))
+                trusted.append((len(per_part) - 1, path, entry[3]))
             else:
                 per_part.append(None)
                 missing.append((len(per_part) - 1, path))
 
+        def changed(batch):
+            """The parts of ``batch`` whose bytes no longer match their entry's sha256."""
+            bad = []
+            for _, path, digest in batch:
+                try:
+                    if file_sha256(path) != digest:
+                        bad.append(path)
+                except OSError:
+                    bad.append(path)
+            return bad
+
         def read(path: Path):
             try:
-                part = pq.ParquetFile(path)
-                return part.schema_arrow, part.read(columns=["key"],
-                                                    use_threads=False).column("key")
+                data = path.read_bytes()
+                part = pq.ParquetFile(pa.BufferReader(data), page_checksum_verification=True)
+                return (part.schema_arrow,
+                        part.read(columns=["key"], use_threads=False).column("key"),
+                        hashlib.sha256(data).hexdigest())
             except Exception as exc:  # noqa: BLE001 - any failure means an unreadable part
-                raise _unreadable(self, path, exc) from None
+                return _unreadable(self, path, exc)
 
+        problems: list[str] = []
         unindexed: list[dict] = []
-        if missing:
+        with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+            batches = [trusted[i:i + HASH_BATCH] for i in range(0, len(trusted), HASH_BATCH)]
+            for bad in pool.map(changed, batches):
+                problems.extend(f"{path}: content does not match its sha256 in the manifest "
+                                f"(changed after it was written); run `insitu verify "
+                                f"{self.path}` to quarantine it" for path in bad)
             described: dict[pa.Schema, tuple] = {}  # parts of one launch share a schema
-            with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
-                results = pool.map(read, [path for _, path in missing])
-                for (index, path), (schema, column) in zip(missing, results):
-                    if schema not in described:
-                        described[schema] = (tuple((f.name, f.type) for f in schema),
-                                             _columns_text(schema))
-                    types, columns = described[schema]
-                    keys = column.unique().to_pylist()
-                    per_part[index] = (types, keys)
-                    unindexed.append(_manifest_entry(path.name, listed[index][1][1], keys,
-                                                     columns))
+            results = pool.map(read, [path for _, path in missing])
+            for (index, path), result in zip(missing, results):
+                if isinstance(result, StoreError):
+                    problems.extend(result.problems)
+                    continue
+                schema, column, digest = result
+                if schema not in described:
+                    described[schema] = (tuple((f.name, f.type) for f in schema),
+                                         _columns_text(schema))
+                types, columns = described[schema]
+                keys = column.unique().to_pylist()
+                per_part[index] = (types, keys)
+                unindexed.append(_manifest_entry(path.name, listed[index][1][1], keys,
+                                                 columns, digest))
+        if problems:
+            raise StoreError(problems)
         keys: set[str] = set()
-        types: dict[str, pa.DataType] = {}
-        previous = None
-        for part_types, part_keys in per_part:  # type: ignore[misc]
+        for _, part_keys in per_part:  # type: ignore[misc]
             keys.update(part_keys)
-            if part_types is previous:  # merging the same types twice in a row: no change
-                continue
-            previous = part_types
-            for name, t in part_types:
-                types[name] = merge_types(types.get(name), t) or t
+        types, odd = unify_part_types([(name, per_part[i][0])  # type: ignore[index]
+                                       for i, (name, _) in enumerate(listed)])
+        if odd:
+            raise StoreError([f"{self.parts_dir / name}: {reason}; run `insitu verify "
+                              f"{self.path}` to quarantine it" for name, reason in odd.items()])
         return Scan(keys, types, len(listed), unindexed)
 
     def _listed_parts(self) -> list[tuple[str, tuple[Path, int]]]:
@@ -262,8 +347,12 @@ class Store:
         return found
 
     # --------------------------------------------------------------------------- manifest
-    def manifest(self) -> dict[str, tuple[int, list, tuple[tuple[str, pa.DataType], ...]]]:
-        """Usable ``manifest.jsonl`` entries: part name -> (bytes, keys, column types).
+    def manifest(self) -> dict[str, tuple[int, list, tuple[tuple[str, pa.DataType], ...],
+                                          str | None]]:
+        """Usable ``manifest.jsonl`` entries: part name -> (bytes, keys, column types, sha256).
+
+        ``sha256`` is None for an entry written before the manifest carried one (``scan``
+        then reads the part, and the launch indexes it again).
 
         A missing or unreadable manifest is empty; a line that does not parse (a torn
         append) or names a column type this version does not know is skipped, so its part
@@ -285,9 +374,12 @@ class Store:
                 record = json.loads(line)
                 name, size, keys, columns = (record["part"], record["bytes"], record["keys"],
                                              record["columns"])
+                digest = record.get("sha256")
                 if not (isinstance(name, str) and isinstance(size, int)
                         and isinstance(keys, list) and isinstance(columns, str)):
                     continue
+                if not isinstance(digest, str):
+                    digest = None
             except (ValueError, KeyError, TypeError):
                 continue
             if columns not in schemas:
@@ -296,7 +388,7 @@ class Store:
             if types is None:
                 entries.pop(name, None)
                 continue
-            entries[name] = (size, keys, types)
+            entries[name] = (size, keys, types, digest)
         return entries
 
     def append_manifest(self, entries: list[dict]) -> None:
@@ -322,18 +414,30 @@ class Store:
             json.dumps(e, separators=(",", ":")) + "\n" for e in entries))
 
     def read_parts(self, columns: list[str] | None = None) -> pa.Table:
-        """Every row of every part, schemas unified, with a ``_part`` column (part index)."""
-        tables = []
+        """Every row of every part, schemas unified, with a ``_part`` column (part index).
+
+        Page checksums are verified. ``StoreError`` names every part that cannot be read
+        and every part whose column types conflict with the others' (``verify`` quarantines
+        them).
+        """
+        tables, problems, part_types = [], [], []
         for index, path in enumerate(self.part_paths()):
             try:
-                part = pq.ParquetFile(path)
+                part = pq.ParquetFile(path, page_checksum_verification=True)
                 wanted = None if columns is None else [c for c in columns
                                                        if c in part.schema_arrow.names]
                 table = part.read(columns=wanted)
             except Exception as exc:  # noqa: BLE001
-                raise _unreadable(self, path, exc) from None
+                problems.extend(_unreadable(self, path, exc).problems)
+                continue
+            part_types.append((path.name, tuple((f.name, f.type) for f in table.schema)))
             tables.append(table.append_column(
                 "_part", pa.array(np.full(table.num_rows, index, dtype=np.int64))))
+        _, odd = unify_part_types(part_types)
+        problems.extend(f"{self.parts_dir / name}: {reason}; run `insitu verify {self.path}` "
+                        f"to quarantine it" for name, reason in odd.items())
+        if problems:
+            raise StoreError(problems)
         if not tables:
             fields = [pa.field(n, t) for n, t in FIXED_COLUMNS
                       if columns is None or n in columns]
@@ -389,6 +493,7 @@ class PartWriter:
         self.metric_types: dict[str, pa.DataType] = {
             name: t for name, t in (known_types or {}).items()
             if name not in self.base_names and not name.startswith("_")}
+        self.error_keys: set[str] = set()  # trials written as error rows, as written
 
     def write(self, rows: list[dict], chunk_index: int) -> Path:
         """Write one part atomically; returns its path."""
@@ -396,9 +501,10 @@ class PartWriter:
         fields = self.base_fields + [pa.field(n, t) for n, t in self.metric_types.items()]
         table = pa.Table.from_pylist(rows, schema=pa.schema(fields))
         name = f"{PART_PREFIX}{self.launch_id}-{chunk_index:06d}{PART_SUFFIX}"
-        path = write_table_atomic(table, self.store.parts_dir, name)
+        path, digest = write_table_atomic(table, self.store.parts_dir, name)
+        self.error_keys.update(r["key"] for r in rows if r["status"] == "error")
         # Only after the part is in place: an entry never names a part that is not whole.
-        self.store.append_manifest([manifest_entry(path, table)])
+        self.store.append_manifest([manifest_entry(path, table, digest)])
         return path
 
     def _fit(self, rows: list[dict]) -> list[dict]:
@@ -436,13 +542,21 @@ class PartWriter:
         return fitted
 
 
-def write_table_atomic(table: pa.Table, directory: Path, name: str) -> Path:
-    """Write ``table`` as ``directory/name`` via a hidden temp file, fsync and rename."""
+def write_table_atomic(table: pa.Table, directory: Path, name: str) -> tuple[Path, str]:
+    """Write ``table`` as ``directory/name`` via a hidden temp file, fsync and rename.
+
+    The part is written with Parquet page checksums (CRC32 of every data page), which
+    readers verify; returns its path and the sha256 of its bytes (for the manifest).
+    """
     final = directory / name
     temp = directory / f".{name}{TEMP_SUFFIX}"
     try:
+        buffer = pa.BufferOutputStream()
+        pq.write_table(table, buffer, compression="zstd", write_page_checksum=True)
+        data = buffer.getvalue()
+        digest = hashlib.sha256(data).hexdigest()
         with open(temp, "wb") as f:
-            pq.write_table(table, f, compression="zstd")
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, final)
@@ -450,17 +564,28 @@ def write_table_atomic(table: pa.Table, directory: Path, name: str) -> Path:
         temp.unlink(missing_ok=True)
         raise
     fsync_dir(directory)
-    return final
+    return final, digest
 
 
-def manifest_entry(path: Path, table: pa.Table) -> dict:
+def read_part(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A part's rows, its page checksums verified (any failure raises)."""
+    return pq.ParquetFile(path, page_checksum_verification=True).read(columns=columns)
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def manifest_entry(path: Path, table: pa.Table, digest: str | None = None) -> dict:
     """The manifest entry of the part at ``path`` holding ``table``."""
     return _manifest_entry(path.name, path.stat().st_size,
-                           table.column("key").unique().to_pylist(), _columns_text(table.schema))
+                           table.column("key").unique().to_pylist(), _columns_text(table.schema),
+                           digest or file_sha256(path))
 
 
-def _manifest_entry(name: str, size: int, keys: list, columns: str) -> dict:
-    return {"part": name, "bytes": size, "columns": columns, "keys": keys}
+def _manifest_entry(name: str, size: int, keys: list, columns: str, digest: str) -> dict:
+    return {"part": name, "bytes": size, "sha256": digest, "columns": columns, "keys": keys}
 
 
 def _columns_text(schema: pa.Schema) -> str:
@@ -523,6 +648,59 @@ def infer_type(value: Any) -> pa.DataType | None:
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
             return pa.list_(pa.float64())
     raise TypeError(f"unsupported metric value {value!r:.60}")
+
+
+def _type_family(t: pa.DataType) -> str:
+    """Types of one family merge (``merge_types``); types of two families conflict."""
+    if t in (pa.int64(), pa.float64()):
+        return "number"
+    if t in (pa.list_(pa.int64()), pa.list_(pa.float64())):
+        return "list<number>"
+    return str(t)
+
+
+def unify_part_types(parts: list[tuple[str, tuple[tuple[str, pa.DataType], ...]]]
+                     ) -> tuple[dict[str, pa.DataType], dict[str, str]]:
+    """The store's column types from each part's (name, column types), and the odd parts.
+
+    A column whose types do not merge takes the type family held by the most parts (on a
+    tie, the family of the earliest part); every part holding it in another family is odd
+    out: ``{part name: why}``, one reason per part. A ``null`` column fits any type.
+    """
+    position: dict[str, int] = {}
+    by_id: dict[int, tuple[tuple, list[str]]] = {}  # parts of one launch share one tuple
+    for index, (name, types) in enumerate(parts):
+        position[name] = index
+        by_id.setdefault(id(types), (types, []))[1].append(name)
+    by_types: dict[tuple, list[str]] = {}
+    for types, names in by_id.values():
+        by_types.setdefault(types, []).extend(names)
+    columns: dict[str, dict[str, list[tuple[pa.DataType, list[str]]]]] = {}
+    for types, names in by_types.items():
+        for column, t in types:
+            if t == pa.null():
+                continue
+            columns.setdefault(column, {}).setdefault(_type_family(t), []).append((t, names))
+    merged: dict[str, pa.DataType] = {}
+    odd: dict[str, str] = {}
+    for column, families in columns.items():
+        count = {f: sum(len(names) for _, names in held) for f, held in families.items()}
+        first = {f: min(position[n] for _, names in held for n in names)
+                 for f, held in families.items()}
+        winner = max(families, key=lambda f: (count[f], -first[f]))
+        t = None
+        for held_type, _ in families[winner]:
+            t = merge_types(t, held_type)
+        merged[column] = t
+        for family, held in families.items():
+            if family == winner:
+                continue
+            for held_type, names in held:
+                for name in names:
+                    odd.setdefault(name, f"column {column!r} is {held_type}, where "
+                                         f"{count[winner]} other part"
+                                         f"{'s' if count[winner] != 1 else ''} hold {t}")
+    return merged, dict(sorted(odd.items(), key=lambda item: position[item[0]]))
 
 
 def merge_types(a: pa.DataType | None, b: pa.DataType) -> pa.DataType | None:
@@ -637,13 +815,37 @@ def _unreadable(store: Store, path: Path, exc: Exception) -> StoreError:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` via a temp file; the temp file never outlives a failure."""
     temp = path.with_name(f".{path.name}.{secrets.token_hex(3)}{TEMP_SUFFIX}")
-    with open(temp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temp, path)
+    try:
+        with open(temp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
+
+
+def _pathconf(path: Path, name: str, default: int) -> int:
+    try:
+        return os.pathconf(path, name)
+    except (OSError, ValueError):
+        return default
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An ``OSError`` of a full file system or an exhausted quota."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def fsync_dir(directory: Path) -> None:

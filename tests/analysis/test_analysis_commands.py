@@ -84,12 +84,14 @@ def test_figures_and_report_on_a_classify_store(classify_store):
 
 
 def test_report_lists_errors_grouped(make_store, fill, tmp_path):
-    store = make_store("errs", grid={"bs_error": [0.0, 0.1]}, seeds=(0, 1))
+    store = make_store("errs", grid={"bs_error": [0.0, 0.1, 0.3]}, seeds=(0, 1, 2))
     fill.classify(store, modes=("digital", "insitu"))
+    # A later launch ends three trials of the spec in errors (rows outside the spec would
+    # be ignored as foreign).
     p = {**store.fixed, "bs_error": 0.3}
     store.write_part([store.row(p, s, None, status="error", error="MemoryError: too big")
-                      for s in (7, 8)]
-                     + [store.row(p, 9, None, status="error", error="ValueError: <bad> value")], "L2")
+                      for s in (0, 1)]
+                     + [store.row(p, 2, None, status="error", error="ValueError: <bad> value")], "L2")
     out = report_command(str(store.root), str(tmp_path / "deep" / "r.html"))
     page = out.read_text()
     assert "3 trial(s) ended in an error" in page

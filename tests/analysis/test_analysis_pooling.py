@@ -221,7 +221,10 @@ def test_stale_outputs_are_reported(make_store, fill, tmp_path):
     record = json.loads((store.root / "analysis-outputs.json").read_text())
     assert {(r["kind"], r["path"], r["trials"], r["last_launch"]) for r in record["outputs"]} == {
         ("figures", "figures", 4, "L1"), ("report", "report.html", 4, "L1")}
-    # the sweep is extended: a new launch stores two more trials
+    # the sweep is extended: its spec gains an axis value and a new launch stores two more trials
+    spec = json.loads((store.root / "spec.json").read_text())
+    spec["grid"]["bs_error"] = [0.0, 0.05, 0.1]
+    (store.root / "spec.json").write_text(json.dumps(spec, sort_keys=True))
     extra = {**store.fixed, "bs_error": 0.05}
     store.write_part([store.row(extra, s, m, {"test_accuracy": 0.9}) for s in (0, 1)
                       for m in ("digital", "insitu")], "L2")

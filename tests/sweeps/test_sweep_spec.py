@@ -59,7 +59,7 @@ BAD_SPECS = {
     "not a choice": ("[fixed]\ndist = \"cauchy\"\n", ["fixed.dist: value 'cauchy' is not one of"]),
     "fixed and grid": ("[fixed]\nx = 1.0\n[grid]\nx = [2.0]\n", ["grid.x: also set in [fixed]"]),
     "zero seeds": ("seeds = 0\n", ["seeds: a seed count must be at least 1"]),
-    "negative seed": ("seeds = [1, -1]\n", ["seeds: expected integers >= 0"]),
+    "negative seed": ("seeds = [1, -1]\n", ["seeds: expected integers 0 <= seed < 2**63"]),
     "unknown ray setting": ("[ray]\ncolour = 1\n", ["ray.colour: unknown setting"]),
     "bad ray value": ("[ray]\nworkers = -1\n", ["ray.workers: value -1 is below the minimum 0"]),
     "two problems": ("[fixed]\nspeed = 1.0\nnoise = -1.0\n",

@@ -31,7 +31,11 @@ def test_layout_schema_and_rows(cli, spec_file, tmp_path):
     assert meta["params"]["curve_len"] == "int" and meta["params"]["busy"] == "bool"
     assert json.loads((out / "spec.json").read_text())["seeds"] == [0, 1, 2]
     assert (out / "spec.toml").read_text().startswith('name = "s"')
-    assert len((out / "launches.jsonl").read_text().splitlines()) == 1
+    # One line when the launch starts, one when it ends; read back as one record.
+    assert len((out / "launches.jsonl").read_text().splitlines()) == 2
+    (launch,) = Store(out).launches()
+    assert launch["command"] == "run" and launch["outcome"] == "completed"
+    assert launch["stored"] == 12 and launch["errors"] == 0
     assert not (out / ".lock").exists()
     parts = Store(out).part_paths()
     assert len(parts) > 1  # tiny chunk_seconds: several chunks
