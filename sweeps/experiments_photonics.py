@@ -1,9 +1,10 @@
 """The physics experiments of a sweep: ``classify`` and ``gradient``.
 
-``classify`` trains the requested modes (``digital``, ``insitu``, ``analog``) of one network
-on one sampled device and returns one row per mode with final metrics, per-epoch curves and,
-for 2-D tasks, a decision-boundary grid. All modes of a trial share the device, the initial
-phases and the minibatch order (they derive from the trial seed).
+``classify`` trains the requested modes (``photonics.training.MODES``: ``digital``,
+``insitu``, ``analog``, ``calibrated``, ``corrected``, ``pat``, ``spsa``) of one network on one
+sampled device and returns one row per mode with final metrics, per-epoch curves and, for
+2-D tasks, a decision-boundary grid. All modes of a trial share the device, the initial
+phases, the minibatch order and the calibration (they derive from the trial seed).
 
 ``gradient`` measures the gradient error ``1 - cos(measured, exact device gradient)`` of
 each protocol over random inputs (random labels, cross-entropy with logits of order one) on
@@ -15,16 +16,18 @@ topology's natural depth, ``n_layers = 0`` and ``logit_scale = 0`` the task's re
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from photonics import ErrorModel
 from photonics.datasets import TASKS, load_task
 from photonics.network import build_network, exact_gradient, sample_devices
 from photonics.protocols import gradient_error, measure_gradient
-from photonics.training import MODES, default_network, train_ensemble
+from photonics.training import MODES, TrainConfig, default_network, train_ensemble
 from sweeps.experiments import Param, register
 
-CLASSIFY_VERSION = "2"
+CLASSIFY_VERSION = "3"
 GRADIENT_VERSION = "3"
 
 ERROR_PARAMS = (
@@ -112,6 +115,27 @@ def classify_rows(params: dict, results) -> list[dict]:
     return rows
 
 
+def classify_config(params: dict) -> TrainConfig:
+    """The :class:`TrainConfig` of a ``classify`` trial (its mode set per mode).
+
+    ``twin = "ideal"`` is the Python API's ``calibration_error = "none"``: no calibration,
+    the ideal model serves as twin (of ``pat``; ``calibrated`` and ``corrected`` then equal
+    ``digital``).
+    """
+    return TrainConfig(
+        optimizer=params["optimizer"],
+        lr=params["lr"],
+        epochs=params["epochs"],
+        batch_size=params["batch_size"],
+        eval_every=params["eval_every"],
+        boundary_size=params["boundary_grid"],
+        record_gradient_error=params["record_gradient_error"],
+        calibration_error=None if params["twin"] == "ideal" else params["calibration_error"],
+        spsa_delta=params["spsa_delta"],
+        spsa_samples=params["spsa_samples"],
+    )
+
+
 def run_classify_group(params: dict, trial_seeds: list[int], cache: dict) -> list[list[dict]]:
     """Rows of several trials that differ only in their seed, trained as one ensemble.
 
@@ -121,21 +145,9 @@ def run_classify_group(params: dict, trial_seeds: list[int], cache: dict) -> lis
     task = _task(params, cache)
     net = classify_network(params, task)
     model = error_model(params)
+    config = classify_config(params)
     per_mode = [
-        train_ensemble(
-            task,
-            net,
-            model,
-            mode=mode,
-            optimizer=params["optimizer"],
-            lr=params["lr"],
-            epochs=params["epochs"],
-            batch_size=params["batch_size"],
-            seeds=trial_seeds,
-            eval_every=params["eval_every"],
-            boundary_size=params["boundary_grid"],
-            record_gradient_error=params["record_gradient_error"],
-        )
+        train_ensemble(task, trial_seeds, replace(config, mode=mode), network=net, errors=model)
         for mode in _modes(params["modes"], MODES)
     ]
     return [classify_rows(params, [results[i] for results in per_mode]) for i in range(len(trial_seeds))]
@@ -149,7 +161,7 @@ CLASSIFY_PARAMS = (
     Param("task", "str", "moons", choices=TASKS),
     Param("mnist_path", "str", "", doc="directory of MNIST IDX files (task mnist64)"),
     *MESH_PARAMS,
-    Param("modes", "str", "digital,insitu", doc="comma list of digital, insitu, analog"),
+    Param("modes", "str", "digital,insitu", doc="comma list of " + ", ".join(MODES)),
     Param("optimizer", "str", "adam", choices=("adam", "sgd")),
     Param("lr", "float", 0.02, low=1e-9, high=100.0),
     Param("epochs", "int", 25, low=0, high=100_000),
@@ -159,6 +171,12 @@ CLASSIFY_PARAMS = (
     Param("loss", "str", "cross_entropy", choices=("cross_entropy", "mse")),
     Param("logit_scale", "float", 0.0, low=0.0, high=1e6, doc="0 = task recipe (3 for 2-D, 30 for images)"),
     Param("record_gradient_error", "bool", True),
+    Param("calibration_error", "float", 0.0, low=0.0, high=1.0,
+          doc="std of the calibration of every static error (rad, dB): calibrated, corrected, pat"),
+    Param("twin", "str", "calibrated", choices=("calibrated", "ideal"),
+          doc="twin of calibrated / corrected / pat: the calibrated chip, or the ideal model"),
+    Param("spsa_delta", "float", 0.05, low=1e-6, high=3.2, doc="SPSA perturbation of every phase (rad)"),
+    Param("spsa_samples", "int", 1, low=1, high=10_000, doc="SPSA estimates averaged per step"),
     *ERROR_PARAMS,
 )
 
@@ -215,7 +233,7 @@ register(
     params=CLASSIFY_PARAMS,
     run_trial=run_classify,
     run_group=run_classify_group,
-    description="train digital / in situ / analog on one sampled device per trial",
+    description="train the chosen modes (digital, in situ, analog and offline / hybrid baselines) on one sampled device per trial",
 )
 register(
     "gradient",
