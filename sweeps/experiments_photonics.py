@@ -29,6 +29,7 @@ from sweeps.experiments import Param, register
 
 CLASSIFY_VERSION = "3"
 GRADIENT_VERSION = "3"
+GRADIENT_PROTOCOLS = ("three_pass", "analog")
 
 ERROR_PARAMS = (
     Param("bs_error", "float", 0.0, low=0.0, high=0.785, doc="coupler splitting error std (rad)"),
@@ -68,11 +69,65 @@ def error_model(params: dict) -> ErrorModel:
 
 
 def _modes(text: str, allowed) -> list[str]:
+    problem = _modes_problem(text, allowed)
+    if problem:
+        raise ValueError(f"modes {text!r}: {problem}")
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def _modes_problem(text: str, allowed) -> str | None:
+    """Why a comma list of modes is not valid (``None``: it is)."""
     modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes:
+        return f"no mode given (expected a comma list of {', '.join(allowed)})"
     unknown = [m for m in modes if m not in allowed]
-    if not modes or unknown:
-        raise ValueError(f"modes {text!r}: expected a comma list of {', '.join(allowed)}")
-    return modes
+    if unknown:
+        return f"unknown mode {unknown[0]!r} (expected a comma list of {', '.join(allowed)})"
+    if len(set(modes)) != len(modes):
+        return f"mode {next(m for m in modes if modes.count(m) > 1)!r} is listed twice"
+    return None
+
+
+def _mode_list_problems(values: dict, allowed) -> list[tuple[str, str]]:
+    return [("modes", f"{text!r}: {why}") for text in values["modes"]
+            if (why := _modes_problem(text, allowed))]
+
+
+# Spec parameters read only by some training modes (the modes' ``uses``, plus ``twin``,
+# which chooses what ``calibration_error`` describes).
+_TWIN_MODES = tuple(name for name, mode in MODES.items() if "calibration_error" in mode.uses)
+
+
+def _users(name: str) -> tuple[str, ...]:
+    if name == "twin":
+        return _TWIN_MODES
+    return tuple(m for m, mode in MODES.items() if name in mode.uses)
+
+
+def validate_classify(values: dict, set_in_spec: frozenset) -> list[tuple[str, str]]:
+    """Combinations a ``classify`` spec may not hold (each value is valid alone):
+    empty or unknown modes, ``mnist64`` without ``mnist_path`` (or a path without it), and
+    a parameter set in the spec that no chosen mode reads."""
+    problems = _mode_list_problems(values, MODES)
+    if problems:
+        return problems
+    if "mnist64" in values["task"] and "" in values["mnist_path"]:
+        problems.append(("task", "'mnist64' needs mnist_path (a directory of MNIST IDX files)"))
+    if "mnist_path" in set_in_spec and "mnist64" not in values["task"]:
+        problems.append(("mnist_path", "is set, but no task is 'mnist64'"))
+    chosen = {m.strip() for text in values["modes"] for m in text.split(",") if m.strip()}
+    for name in sorted(set_in_spec):
+        users = _users(name)
+        if users and not chosen & set(users):
+            problems.append((name, f"is set, but no chosen mode uses it (used by {', '.join(users)})"))
+    if "calibration_error" in set_in_spec and values["twin"] == ["ideal"] and chosen & set(_TWIN_MODES):
+        problems.append(("calibration_error", "is set, but twin = 'ideal' uses no calibration"))
+    return problems
+
+
+def validate_gradient(values: dict, set_in_spec: frozenset) -> list[tuple[str, str]]:
+    """Combinations a ``gradient`` spec may not hold: empty or unknown protocols."""
+    return _mode_list_problems(values, GRADIENT_PROTOCOLS)
 
 
 def _task(params: dict, cache: dict):
@@ -187,7 +242,7 @@ def run_gradient(params: dict, trial_seed: int, cache: dict) -> list[dict]:
     # true gradient of confidently classified inputs vanish and its direction meaningless.
     net = build_network(n, params["n_layers"] or 1, 2, params["topology"], params["depth"] or None, "grouped",
                         1.0 / params["input_power"])
-    protocols = _modes(params["modes"], ("three_pass", "analog"))
+    protocols = _modes(params["modes"], GRADIENT_PROTOCOLS)
     streams = np.random.SeedSequence(trial_seed).spawn(2 + len(protocols))
     device_rng, input_rng = (np.random.default_rng(s) for s in streams[:2])
     devices = sample_devices(net, error_model(params), device_rng)
@@ -233,6 +288,7 @@ register(
     params=CLASSIFY_PARAMS,
     run_trial=run_classify,
     run_group=run_classify_group,
+    validate=validate_classify,
     description="train the chosen modes (digital, in situ, analog and offline / hybrid baselines) on one sampled device per trial",
 )
 register(
@@ -240,5 +296,6 @@ register(
     version=GRADIENT_VERSION,
     params=GRADIENT_PARAMS,
     run_trial=run_gradient,
+    validate=validate_gradient,
     description="gradient error of each measurement protocol on one sampled device per trial",
 )
