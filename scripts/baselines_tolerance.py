@@ -63,10 +63,10 @@ def main(argv=None) -> int:
     df = load(args.store, columns=["bs_error", "calibration_error", "mode", "seed", "test_accuracy"])
     modes = [m for m in ("digital", "calibrated", "corrected", "pat", "spsa", "insitu", "analog")
              if m in set(df["mode"])]
-    levels = np.sort(df["calibration_error"].unique())
     rng = np.random.default_rng(args.seed)
     for bs in sorted(df["bs_error"].unique()):
         part = df[df["bs_error"] == bs]
+        levels = np.sort(part["calibration_error"].unique())  # a partial store may lack some
         acc = part.pivot_table(index=["calibration_error", "seed"], columns="mode", values="test_accuracy")
         seeds = np.sort(part["seed"].unique())
         print(f"\nsplitting error {bs:g} rad: mean test accuracy (95 % t-interval over {len(seeds)} seeds)")
