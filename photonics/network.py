@@ -213,16 +213,28 @@ def exact_gradient(net, params, x, labels, devices=None):
     """
     fwd = network_forward(net, params, x, devices)
     loss, _, g, probs = loss_and_seed(net, fwd.outputs[-1], labels)
+    return loss, adjoint_gradient(net, params, fwd, g, devices), probs
+
+
+def adjoint_gradient(net, params, fields: NetworkPass, g, devices=None) -> np.ndarray:
+    """Backpropagate the seed ``g = 2 dL/dy`` of the last output through a model's layers.
+
+    ``fields`` are the inputs and outputs of every layer at which the Jacobian is evaluated
+    (those of the same model for :func:`exact_gradient`; a chip's measured ones for
+    physics-aware training). Layer ``l`` contributes ``-Im(x_eta x_adj_eta)`` at every
+    shifter of ``devices[l]`` (``None``: the ideal model) for input ``fields.inputs[l]``;
+    the seed of layer ``l - 1`` is the adjoint of ``|y|`` at ``fields.outputs[l - 1]``.
+    """
     grads = [None] * net.n_layers
     for layer in range(net.n_layers - 1, -1, -1):
         dev = None if devices is None else devices[layer]
         theta, phi = net.layer_phases(params, layer)
         lay = net.layouts[layer]
-        grads[layer] = ideal_gradient(lay, theta, phi, fwd.inputs[layer], g, dev)
+        grads[layer] = ideal_gradient(lay, theta, phi, fields.inputs[layer], g, dev)
         if layer > 0:
             x_adj = propagate(lay, theta, phi, g, dev, backward=True)
-            g = nonlinearity_adjoint(x_adj, fwd.outputs[layer - 1])
-    return loss, net.join(grads), probs
+            g = nonlinearity_adjoint(x_adj, fields.outputs[layer - 1])
+    return net.join(grads)
 
 
 def class_probabilities(net: PhotonicNetwork, powers: np.ndarray) -> np.ndarray:

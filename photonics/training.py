@@ -1,28 +1,47 @@
-"""Training a photonic neural network on a sampled device, in three modes.
+"""Training a photonic neural network on a sampled device, in one of several modes.
+
+A mode is a small strategy (:class:`Mode`): the gradient it steps with, and the phases it
+programs onto the chip for evaluation. The registry ``MODES``:
 
 * ``digital``: train the ideal, error-free model with exact gradients, then program its
-  phases onto the erroneous device and evaluate there ("offline" training);
+  phases onto the erroneous device ("offline" training);
 * ``insitu``: train on the device with gradients measured by the three-pass protocol;
-* ``analog``: as ``insitu`` with the analog toggle protocol.
+* ``analog``: as ``insitu`` with the analog toggle protocol;
+* ``calibrated``: digital training with exact gradients on a digital twin, the model with
+  the calibrated errors (:mod:`photonics.calibration`), then program the chip;
+* ``corrected``: digital training of the ideal model, then local hardware error correction
+  of every MZI from the calibrated errors (:mod:`photonics.correction`; Bandyopadhyay,
+  Hamerly & Englund, Optica 8, 1247 (2021));
+* ``pat``: physics-aware training, forward on the chip, backward through the twin at the
+  chip's measured activations (:mod:`photonics.pat`; Wright et al., Nature 601, 549 (2022));
+* ``spsa``: forward-only zeroth-order training on the chip (:mod:`photonics.spsa`).
+
+A new mode is one gradient function (and, if it programs something else than the trained
+phases, one program function) plus one registry line.
 
 All modes of one seed share the device (its static errors), the initial phases and the
 minibatch order: the seed is split into independent streams for the device, the
-initialisation, the data order, the measurement noise and the evaluation noise. Evaluation
-on the device includes I/O readout noise (inference on a chip).
+initialisation, the data order, the measurement noise, the evaluation noise, the
+calibration and the SPSA signs. Evaluation on the device includes I/O readout noise
+(inference on a chip).
 
 The core runs an *ensemble*: ``K`` seeds train together, every array carrying a leading
-device axis, each device with its own random streams, so ``train_ensemble(seeds)`` gives
-the numbers that ``train(seed)`` gives for each seed, at a fraction of the numpy overhead.
+device axis, each device with its own random streams, so ``train_ensemble(task, seeds)``
+gives the numbers that ``train(task, seed)`` gives for each seed, at a fraction of the numpy
+overhead. Settings live in one frozen :class:`TrainConfig`.
 """
 
 from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Callable
 
 import numpy as np
 
+from .calibration import calibrated_twin
+from .correction import correct_network
 from .datasets import Task, boundary_grid, load_task
 from .errors import DeviceErrors, DeviceNoise, ErrorModel
 from .network import (
@@ -35,10 +54,78 @@ from .network import (
     sample_devices,
 )
 from .optim import make_optimizer
+from .pat import pat_gradient
 from .protocols import gradient_error, measure_gradient
+from .spsa import spsa_gradient
 
-MODES = ("digital", "insitu", "analog")
-_PROTOCOL = {"insitu": "three_pass", "analog": "analog"}
+LAUNCHES = ("per_example",)
+N_STREAMS = 7  # device, init, order, measurement, evaluation, calibration, spsa signs
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of a training run (every mode of a seed may share one config).
+
+    Args:
+        mode: a name in ``MODES``.
+        optimizer, lr: ``adam`` or ``sgd`` and its learning rate.
+        epochs, batch_size: passes over the training set and examples per step.
+        eval_every: evaluate every this many epochs (and after the last).
+        boundary_size: points per axis of a 2-D decision-boundary grid (0 = none).
+        record_gradient_error: record ``1 - cos(step gradient, exact device gradient)`` of
+            every step (modes that estimate the chip's gradient).
+        launch: how in situ passes are fed (the launch schemes of
+            :mod:`photonics.protocols`); ``per_example`` launches every example on its own.
+        calibration_error: std of the calibration of every static error (rad for angles,
+            dB for losses; :mod:`photonics.calibration`) for ``calibrated``, ``corrected``
+            and ``pat``. ``None`` (or ``"none"``): no calibration, the twin is the ideal model.
+        spsa_delta: perturbation of every phase per SPSA estimate (rad).
+        spsa_samples: SPSA estimates averaged per step.
+    """
+
+    mode: str = "insitu"
+    optimizer: str = "adam"
+    lr: float = 0.02
+    epochs: int = 10
+    batch_size: int = 8
+    eval_every: int = 1
+    boundary_size: int = 0
+    record_gradient_error: bool = True
+    launch: str = "per_example"
+    calibration_error: float | None = 0.0
+    spsa_delta: float = 0.05
+    spsa_samples: int = 1
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown training mode {self.mode!r}: expected one of {', '.join(MODES)}")
+        make_optimizer(self.optimizer, self.lr)  # names a bad optimizer or learning rate
+        for name in ("epochs", "batch_size", "eval_every", "boundary_size", "spsa_samples"):
+            value = getattr(self, name)
+            low = 0 if name in ("epochs", "boundary_size") else 1
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.launch not in LAUNCHES:
+            raise ValueError(f"unknown launch {self.launch!r}: expected one of {', '.join(LAUNCHES)}")
+        cal = self.calibration_error
+        if isinstance(cal, str) and cal.lower() == "none":
+            object.__setattr__(self, "calibration_error", None)
+        elif cal is not None:
+            if isinstance(cal, (bool, str)) or not np.isfinite(cal) or cal < 0:
+                raise ValueError(f"calibration_error must be a number >= 0 or 'none', got {cal!r}")
+            object.__setattr__(self, "calibration_error", float(cal))
+        if not (isinstance(self.spsa_delta, (int, float)) and np.isfinite(self.spsa_delta) and self.spsa_delta > 0):
+            raise ValueError(f"spsa_delta must be a number > 0, got {self.spsa_delta!r}")
+
+    @staticmethod
+    def of(config: "TrainConfig | None" = None, **settings) -> "TrainConfig":
+        """``config`` (default: the defaults) with ``settings`` replaced; names a bad key."""
+        base = TrainConfig() if config is None else config
+        known = {f.name for f in fields(TrainConfig)}
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise ValueError(f"unknown training setting {unknown[0]!r}: expected one of {', '.join(sorted(known))}")
+        return replace(base, **settings) if settings else base
 
 
 @dataclass
@@ -46,9 +133,10 @@ class TrainResult:
     """Outcome of one training run: curves per evaluation epoch and final metrics.
 
     Accuracies and losses are measured on the device (with readout noise; decision-boundary
-    grids are computed without it, as the device's noise-free response); gradient errors
-    are ``1 - cos(measured, exact device gradient)`` per step, summarised per epoch (NaN
-    for ``digital``, which uses exact gradients of the ideal model).
+    grids are computed without it, as the device's noise-free response), with the phases
+    the mode programs; gradient errors are ``1 - cos(step gradient, exact device gradient)``
+    per step, summarised per epoch (NaN for modes that train the ideal model on purpose:
+    ``digital``, ``corrected``).
     """
 
     mode: str
@@ -83,6 +171,101 @@ class TrainResult:
         }
 
 
+@dataclass
+class Run:
+    """What a mode's functions see: the network, the chip, its twin, noise streams, config."""
+
+    net: PhotonicNetwork
+    chip: list[DeviceErrors]
+    twin: list[DeviceErrors] | None  # None: the ideal model (no calibration)
+    noise: DeviceNoise  # measurement noise (tap, I/O) of training steps
+    signs: DeviceNoise  # SPSA perturbation signs
+    config: TrainConfig
+
+
+def measured(run: Run, params, x, labels, protocol: str) -> np.ndarray:
+    """An in situ gradient measurement on the chip (the one place training calls it)."""
+    return measure_gradient(run.net, params, x, labels, run.chip, protocol, run.noise).grad
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A training mode: ``gradient(run, params, x, labels)`` is the step direction;
+    ``program(run, params)`` the phases written to the chip for evaluation; ``uses`` the
+    :class:`TrainConfig` settings it reads beyond the common ones; ``on_chip_gradient``
+    whether its step gradient estimates the chip's (and its error is recorded)."""
+
+    name: str
+    gradient: Callable
+    program: Callable = lambda run, params: params
+    uses: tuple[str, ...] = ()
+    on_chip_gradient: bool = True
+
+
+def _ideal_gradient(run, params, x, labels):
+    return exact_gradient(run.net, params, x, labels, None)[1]
+
+
+def _twin_gradient(run, params, x, labels):
+    return exact_gradient(run.net, params, x, labels, run.twin)[1]
+
+
+def _corrected_program(run, params):
+    return params if run.twin is None else correct_network(run.net, params, run.twin)
+
+
+def _pat_gradient(run, params, x, labels):
+    return pat_gradient(run.net, params, x, labels, run.chip, run.twin, run.noise)[1]
+
+
+def _spsa_gradient(run, params, x, labels):
+    cfg = run.config
+    return spsa_gradient(run.net, params, x, labels, run.chip, cfg.spsa_delta, cfg.spsa_samples, run.signs,
+                         run.noise)[1]
+
+
+_REGISTRY = (
+    Mode("digital", _ideal_gradient, on_chip_gradient=False),
+    Mode("insitu", lambda run, p, x, y: measured(run, p, x, y, "three_pass"), uses=("launch",)),
+    Mode("analog", lambda run, p, x, y: measured(run, p, x, y, "analog"), uses=("launch",)),
+    Mode("calibrated", _twin_gradient, uses=("calibration_error",)),
+    Mode("corrected", _ideal_gradient, _corrected_program, uses=("calibration_error",), on_chip_gradient=False),
+    Mode("pat", _pat_gradient, uses=("calibration_error",)),
+    Mode("spsa", _spsa_gradient, uses=("spsa_delta", "spsa_samples")),
+)
+MODES: dict[str, Mode] = {m.name: m for m in _REGISTRY}
+
+
+class Curves:
+    """Per-evaluation metrics of an ensemble, appended epoch by epoch."""
+
+    NAMES = ("train_acc", "test_acc", "train_loss", "test_loss", "ge_mean", "ge_median")
+
+    def __init__(self, k: int):
+        self.k = k
+        self.epochs: list[int] = []
+        self.values: dict[str, list] = {name: [] for name in self.NAMES}
+
+    def add(self, epoch: int, train: tuple, test: tuple, step_errors: list) -> None:
+        """Record one evaluation: ``(accuracy, loss)`` per set and the epoch's step errors."""
+        self.epochs.append(epoch)
+        for name, value in zip(self.NAMES[:4], (train[0], test[0], train[1], test[1])):
+            self.values[name].append(value)
+        if step_errors:
+            e = np.stack(step_errors, axis=-1)
+            with warnings.catch_warnings():  # a step with a zero gradient has no direction (NaN)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mean, median = np.nanmean(e, axis=-1), np.nanmedian(e, axis=-1)
+        else:
+            mean = median = np.full(self.k, np.nan)
+        self.values["ge_mean"].append(mean)
+        self.values["ge_median"].append(median)
+
+    def device(self, i: int) -> dict[str, np.ndarray]:
+        """Curves of device ``i`` of the ensemble."""
+        return {name: np.stack(v, axis=-1)[i] for name, v in self.values.items()}
+
+
 def default_network(
     task: Task,
     n_layers: int | None = None,
@@ -106,8 +289,8 @@ def default_network(
 
 
 def _streams(seed: int):
-    """Independent generators: device, init, order, measurement, evaluation."""
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(5)]
+    """Independent generators, in the order of ``N_STREAMS``."""
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(N_STREAMS)]
 
 
 def _evaluate(net, params, x, y, devices, rngs):
@@ -118,96 +301,87 @@ def _evaluate(net, params, x, y, devices, rngs):
     out = network_forward(net, params, xs, devices, rngs).outputs[-1]
     loss, _, _, probs = loss_and_seed(net, out, labels)
     acc = np.mean(np.argmax(probs, axis=-1) == labels, axis=-1)
-    return acc, loss, probs
+    return acc, loss
+
+
+def _stack(per_seed: list[list[DeviceErrors]], n_layers: int) -> list[DeviceErrors]:
+    return [DeviceErrors.stack([d[layer] for d in per_seed]) for layer in range(n_layers)]
 
 
 def train_ensemble(
     task: Task | str,
+    seeds=(0,),
+    config: TrainConfig | None = None,
+    *,
     network: PhotonicNetwork | None = None,
     errors: ErrorModel | None = None,
-    mode: str = "insitu",
-    optimizer: str = "adam",
-    lr: float = 0.02,
-    epochs: int = 10,
-    batch_size: int = 8,
-    seeds=(0,),
-    eval_every: int = 1,
-    boundary_size: int = 0,
-    record_gradient_error: bool = True,
     mnist_path: str | None = None,
+    **settings,
 ) -> list[TrainResult]:
-    """Train one network per seed, all at once (one device each); see :func:`train`."""
+    """Train one network per seed, all at once (one device each); see :func:`train`.
+
+    ``settings`` override fields of ``config`` (:class:`TrainConfig`).
+    """
+    cfg = TrainConfig.of(config, **settings)
     task = load_task(task, mnist_path=mnist_path) if isinstance(task, str) else task
     errors = ErrorModel() if errors is None else errors
     net = default_network(task) if network is None else network
-    _check(task, net, mode, epochs, batch_size, eval_every)
-    opt = make_optimizer(optimizer, lr)
+    _check(task, net, cfg)
+    mode = MODES[cfg.mode]
+    opt = make_optimizer(cfg.optimizer, cfg.lr)
     seeds = [int(s) for s in seeds]
     k = len(seeds)
-    streams = [_streams(s) for s in seeds]
-    dev_rng, init_rng, order_rng, meas_gens, eval_gens = ([st[i] for st in streams] for i in range(5))
-    meas_rng, eval_rng = DeviceNoise(meas_gens), DeviceNoise(eval_gens)
+    dev_rng, init_rng, order_rng, meas_gens, eval_gens, cal_rng, sign_gens = zip(*(_streams(s) for s in seeds))
+    eval_rng = DeviceNoise(eval_gens)
 
-    per_seed_devices = [sample_devices(net, errors, r) for r in dev_rng]
-    devices = [DeviceErrors.stack([d[layer] for d in per_seed_devices]) for layer in range(net.n_layers)]
+    per_seed = [sample_devices(net, errors, r) for r in dev_rng]
+    chip = _stack(per_seed, net.n_layers)
+    twin = None
+    if cfg.calibration_error is not None and "calibration_error" in mode.uses:
+        twin = _stack([[calibrated_twin(d, cfg.calibration_error, r) for d in devs]
+                       for devs, r in zip(per_seed, cal_rng)], net.n_layers)
+    run = Run(net, chip, twin, DeviceNoise(meas_gens), DeviceNoise(sign_gens), cfg)
     params = np.stack([net.init_params(r) for r in init_rng])
     state = opt.init(params)
-    train_devices = None if mode == "digital" else devices
-    protocol = _PROTOCOL.get(mode)
+    record_errors = cfg.record_gradient_error and mode.on_chip_gradient
 
     n_train = len(task.y_train)
-    n_batches = -(-n_train // batch_size)
-    curves = {name: [] for name in ("epoch", "train_acc", "test_acc", "train_loss", "test_loss", "ge_mean", "ge_median")}
-    step_errors = []
+    n_batches = -(-n_train // cfg.batch_size)
+    curves = Curves(k)
+    step_errors: list = []
+    epoch_errors: list = []
     start = time.perf_counter()
 
-    def record(epoch: int, epoch_errors: list) -> None:
-        tr_acc, tr_loss, _ = _evaluate(net, params, task.x_train, task.y_train, devices, eval_rng)
-        te_acc, te_loss, _ = _evaluate(net, params, task.x_test, task.y_test, devices, eval_rng)
-        curves["epoch"].append(epoch)
-        curves["train_acc"].append(tr_acc)
-        curves["test_acc"].append(te_acc)
-        curves["train_loss"].append(tr_loss)
-        curves["test_loss"].append(te_loss)
-        if epoch_errors:
-            e = np.stack(epoch_errors, axis=-1)
-            with warnings.catch_warnings():  # a step with a zero gradient has no direction (NaN)
-                warnings.simplefilter("ignore", RuntimeWarning)
-                curves["ge_mean"].append(np.nanmean(e, axis=-1))
-                curves["ge_median"].append(np.nanmedian(e, axis=-1))
-        else:
-            curves["ge_mean"].append(np.full(k, np.nan))
-            curves["ge_median"].append(np.full(k, np.nan))
+    def evaluate(epoch: int) -> None:
+        programmed = mode.program(run, params)
+        train = _evaluate(net, programmed, task.x_train, task.y_train, chip, eval_rng)
+        test = _evaluate(net, programmed, task.x_test, task.y_test, chip, eval_rng)
+        curves.add(epoch, train, test, epoch_errors)
 
-    record(0, [])
-    epoch_errors: list = []
-    for epoch in range(1, epochs + 1):
+    evaluate(0)
+    for epoch in range(1, cfg.epochs + 1):
         orders = np.stack([r.permutation(n_train) for r in order_rng])
         for b in range(n_batches):
-            idx = orders[:, b * batch_size : (b + 1) * batch_size]
-            xb = task.x_train[idx]
-            yb = task.y_train[idx]
-            if mode == "digital":
-                _, grad, _ = exact_gradient(net, params, xb, yb, None)
-            else:
-                grad = measure_gradient(net, params, xb, yb, train_devices, protocol, meas_rng).grad
-                if record_gradient_error:
-                    _, true_grad, _ = exact_gradient(net, params, xb, yb, train_devices)
-                    err = gradient_error(grad, true_grad)
-                    epoch_errors.append(err)
-                    step_errors.append(err)
+            idx = orders[:, b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            xb, yb = task.x_train[idx], task.y_train[idx]
+            grad = mode.gradient(run, params, xb, yb)
+            if record_errors:
+                err = gradient_error(grad, exact_gradient(net, params, xb, yb, chip)[1])
+                epoch_errors.append(err)
+                step_errors.append(err)
             params = opt.step(params, grad, state)
-        if epoch % eval_every == 0 or epoch == epochs:
-            record(epoch, epoch_errors)
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            evaluate(epoch)
             epoch_errors = []
     elapsed = time.perf_counter() - start
 
-    ideal_acc, _, _ = _evaluate(net, params, task.x_test, task.y_test, None, None)
+    programmed = mode.program(run, params)
+    ideal_acc, _ = _evaluate(net, params, task.x_test, task.y_test, None, None)
     boundaries = [{} for _ in range(k)]
-    if boundary_size and task.is_2d:
-        ax1, ax2, points = boundary_grid(boundary_size)
+    if cfg.boundary_size and task.is_2d:
+        ax1, ax2, points = boundary_grid(cfg.boundary_size)
         grid = task.encode_points(points)
-        probs = predict_proba(net, params, np.broadcast_to(grid, (k,) + grid.shape), devices)
+        probs = predict_proba(net, programmed, np.broadcast_to(grid, (k,) + grid.shape), chip)
         for i in range(k):
             boundaries[i] = {
                 "grid_x1": ax1,
@@ -218,69 +392,48 @@ def train_ensemble(
                 "points_label": task.y_test,
             }
     errs = np.stack(step_errors, axis=-1) if step_errors else np.full((k, 0), np.nan)
-    stack = {name: np.stack(values, axis=-1) if name != "epoch" else np.asarray(values) for name, values in curves.items()}
-    return [
-        TrainResult(
-            mode=mode,
+    results = []
+    for i in range(k):
+        c = curves.device(i)
+        results.append(TrainResult(
+            mode=cfg.mode,
             task=task.name,
             seed=seeds[i],
-            epoch=stack["epoch"],
-            train_accuracy=stack["train_acc"][i],
-            test_accuracy=stack["test_acc"][i],
-            train_loss=stack["train_loss"][i],
-            test_loss=stack["test_loss"][i],
-            grad_error_mean=stack["ge_mean"][i],
-            grad_error_median=stack["ge_median"][i],
+            epoch=np.asarray(curves.epochs),
+            train_accuracy=c["train_acc"],
+            test_accuracy=c["test_acc"],
+            train_loss=c["train_loss"],
+            test_loss=c["test_loss"],
+            grad_error_mean=c["ge_mean"],
+            grad_error_median=c["ge_median"],
             ideal_test_accuracy=float(ideal_acc[i]),
             step_grad_errors=errs[i],
             train_seconds=elapsed / k,
             params=params[i],
             boundary=boundaries[i],
-        )
-        for i in range(k)
-    ]
+        ))
+    return results
 
 
-def train(
-    task: Task | str,
-    network: PhotonicNetwork | None = None,
-    errors: ErrorModel | None = None,
-    mode: str = "insitu",
-    optimizer: str = "adam",
-    lr: float = 0.02,
-    epochs: int = 10,
-    batch_size: int = 8,
-    seed: int = 0,
-    **options,
-) -> TrainResult:
+def train(task: Task | str, seed: int = 0, config: TrainConfig | None = None, **options) -> TrainResult:
     """Train a photonic neural network on one sampled device and evaluate it there.
 
     Args:
         task: a :class:`Task` or its name (``circle``, ``moons``, ``ring``, ``digits64``,
             ``mnist64`` with ``mnist_path=``).
-        network: architecture; default: the task's recipe (:func:`default_network`).
-        errors: the device's error model (default: ideal).
-        mode: ``digital``, ``insitu`` or ``analog``.
-        optimizer, lr: ``adam`` or ``sgd`` and its learning rate.
-        epochs, batch_size: passes over the training set and examples per step.
         seed: every random stream of the run derives from it.
-        options: ``eval_every``, ``boundary_size`` (grid points per axis of a 2-D
-            decision-boundary grid, 0 = none), ``record_gradient_error``, ``mnist_path``.
+        config: a :class:`TrainConfig` (default: its defaults).
+        options: ``network`` (default: the task's recipe, :func:`default_network`),
+            ``errors`` (the device's :class:`ErrorModel`, default ideal), ``mnist_path``,
+            and any :class:`TrainConfig` field (``mode``, ``lr``, ``epochs``, ...) to
+            override ``config``.
     """
-    return train_ensemble(task, network, errors, mode, optimizer, lr, epochs, batch_size, (seed,), **options)[0]
+    return train_ensemble(task, (seed,), config, **options)[0]
 
 
-def _check(task: Task, net: PhotonicNetwork, mode: str, epochs, batch_size, eval_every) -> None:
-    if mode not in MODES:
-        raise ValueError(f"unknown training mode {mode!r}: expected one of {', '.join(MODES)}")
-    if not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs must be an integer >= 0, got {epochs!r}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if batch_size > len(task.y_train):
-        raise ValueError(f"batch_size {batch_size} is larger than the training set ({len(task.y_train)} examples)")
-    if eval_every < 1:
-        raise ValueError(f"eval_every must be >= 1, got {eval_every!r}")
+def _check(task: Task, net: PhotonicNetwork, cfg: TrainConfig) -> None:
+    if cfg.batch_size > len(task.y_train):
+        raise ValueError(f"batch_size {cfg.batch_size} is larger than the training set ({len(task.y_train)} examples)")
     if net.n_ports != task.n_ports:
         raise ValueError(f"task {task.name} has {task.n_ports} input ports, the network {net.n_ports}")
     if net.n_classes != task.n_classes:

@@ -41,6 +41,10 @@ _BUILTIN_MODULES = ("sweeps.experiments_selftest", "sweeps.experiments_photonics
 INTERNAL_EXPERIMENTS = frozenset({"selftest"})
 
 RunTrial = Callable[[dict, int, dict], "list[dict]"]
+# validate(values, set_in_spec) -> [(parameter, reason), ...]: ``values`` maps every declared
+# parameter to each value it takes in a spec ([fixed] value, [grid] values, or [default]);
+# ``set_in_spec`` names the parameters the spec sets. Empty: the combination is valid.
+Validate = Callable[[dict, frozenset], "list[tuple[str, str]]"]
 # run_group(params, trial_seeds, cache) -> one list of rows per seed, in order
 RunGroup = Callable[[dict, "list[int]", dict], "list[list[dict]]"]
 
@@ -112,6 +116,7 @@ class Experiment:
     description: str = ""
     run_group: RunGroup | None = None
     max_group: int = 64
+    validate: Validate | None = None
     by_name: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -123,6 +128,18 @@ class Experiment:
     def defaults(self) -> dict[str, Any]:
         """Every parameter at its default, in declaration order."""
         return {p.name: p.default for p in self.params}
+
+    def combination_problems(self, fixed: dict[str, Any], grid: dict[str, list]) -> list[tuple[str, str]]:
+        """``(spec key, reason)`` for every problem the ``validate`` hook finds in the values
+        a spec gives its parameters (already checked one by one); the key is
+        ``fixed.<name>``, ``grid.<name>`` or, for a parameter left at its default, ``<name>``."""
+        if self.validate is None:
+            return []
+        values = {p.name: list(grid[p.name]) if p.name in grid else [fixed.get(p.name, p.default)]
+                  for p in self.params}
+        found = self.validate(values, frozenset(fixed) | frozenset(grid))
+        section = lambda name: f"grid.{name}" if name in grid else f"fixed.{name}" if name in fixed else name  # noqa: E731
+        return [(section(name), reason) for name, reason in found]
 
 
 _REGISTRY: dict[str, Experiment] = {}
@@ -138,6 +155,7 @@ def register(
     description: str = "",
     run_group: RunGroup | None = None,
     max_group: int = 64,
+    validate: Validate | None = None,
 ) -> Experiment:
     """Declare an experiment so that specs can name it; returns the registered object.
 
@@ -147,12 +165,16 @@ def register(
     ``run_group`` (optional) runs several trials that differ only in their seed at once (a
     device ensemble) and must return exactly the rows ``run_trial`` would return for each;
     the chunk function then groups such trials transparently, up to ``max_group`` at a time.
+
+    ``validate`` (optional, see ``Validate``) judges combinations of values that are each
+    allowed alone (a mode list, a parameter no chosen mode uses); the spec check runs it
+    with every value each parameter takes, so a bad spec is refused before anything runs.
     """
     if not name or not isinstance(name, str):
         raise ValueError("experiment name must be a non-empty string")
     if not isinstance(version, str) or not version:
         raise ValueError(f"experiment {name!r}: version must be a non-empty string")
-    experiment = Experiment(name, version, tuple(params), run_trial, description, run_group, max_group)
+    experiment = Experiment(name, version, tuple(params), run_trial, description, run_group, max_group, validate)
     existing = _REGISTRY.get(name)
     if existing is not None and (existing.version, existing.params) != (version, experiment.params):
         raise ValueError(f"experiment {name!r} is already registered")

@@ -1,9 +1,10 @@
 """The physics experiments of a sweep: ``classify`` and ``gradient``.
 
-``classify`` trains the requested modes (``digital``, ``insitu``, ``analog``) of one network
-on one sampled device and returns one row per mode with final metrics, per-epoch curves and,
-for 2-D tasks, a decision-boundary grid. All modes of a trial share the device, the initial
-phases and the minibatch order (they derive from the trial seed).
+``classify`` trains the requested modes (``photonics.training.MODES``: ``digital``,
+``insitu``, ``analog``, ``calibrated``, ``corrected``, ``pat``, ``spsa``) of one network on one
+sampled device and returns one row per mode with final metrics, per-epoch curves and, for
+2-D tasks, a decision-boundary grid. All modes of a trial share the device, the initial
+phases, the minibatch order and the calibration (they derive from the trial seed).
 
 ``gradient`` measures the gradient error ``1 - cos(measured, exact device gradient)`` of
 each protocol over random inputs (random labels, cross-entropy with logits of order one) on
@@ -15,17 +16,20 @@ topology's natural depth, ``n_layers = 0`` and ``logit_scale = 0`` the task's re
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from photonics import ErrorModel
 from photonics.datasets import TASKS, load_task
 from photonics.network import build_network, exact_gradient, sample_devices
 from photonics.protocols import gradient_error, measure_gradient
-from photonics.training import MODES, default_network, train_ensemble
+from photonics.training import MODES, TrainConfig, default_network, train_ensemble
 from sweeps.experiments import Param, register
 
-CLASSIFY_VERSION = "2"
+CLASSIFY_VERSION = "3"
 GRADIENT_VERSION = "3"
+GRADIENT_PROTOCOLS = ("three_pass", "analog")
 
 ERROR_PARAMS = (
     Param("bs_error", "float", 0.0, low=0.0, high=0.785, doc="coupler splitting error std (rad)"),
@@ -66,11 +70,65 @@ def error_model(params: dict) -> ErrorModel:
 
 
 def _modes(text: str, allowed) -> list[str]:
+    problem = _modes_problem(text, allowed)
+    if problem:
+        raise ValueError(f"modes {text!r}: {problem}")
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def _modes_problem(text: str, allowed) -> str | None:
+    """Why a comma list of modes is not valid (``None``: it is)."""
     modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes:
+        return f"no mode given (expected a comma list of {', '.join(allowed)})"
     unknown = [m for m in modes if m not in allowed]
-    if not modes or unknown:
-        raise ValueError(f"modes {text!r}: expected a comma list of {', '.join(allowed)}")
-    return modes
+    if unknown:
+        return f"unknown mode {unknown[0]!r} (expected a comma list of {', '.join(allowed)})"
+    if len(set(modes)) != len(modes):
+        return f"mode {next(m for m in modes if modes.count(m) > 1)!r} is listed twice"
+    return None
+
+
+def _mode_list_problems(values: dict, allowed) -> list[tuple[str, str]]:
+    return [("modes", f"{text!r}: {why}") for text in values["modes"]
+            if (why := _modes_problem(text, allowed))]
+
+
+# Spec parameters read only by some training modes (the modes' ``uses``, plus ``twin``,
+# which chooses what ``calibration_error`` describes).
+_TWIN_MODES = tuple(name for name, mode in MODES.items() if "calibration_error" in mode.uses)
+
+
+def _users(name: str) -> tuple[str, ...]:
+    if name == "twin":
+        return _TWIN_MODES
+    return tuple(m for m, mode in MODES.items() if name in mode.uses)
+
+
+def validate_classify(values: dict, set_in_spec: frozenset) -> list[tuple[str, str]]:
+    """Combinations a ``classify`` spec may not hold (each value is valid alone):
+    empty or unknown modes, ``mnist64`` without ``mnist_path`` (or a path without it), and
+    a parameter set in the spec that no chosen mode reads."""
+    problems = _mode_list_problems(values, MODES)
+    if problems:
+        return problems
+    if "mnist64" in values["task"] and "" in values["mnist_path"]:
+        problems.append(("task", "'mnist64' needs mnist_path (a directory of MNIST IDX files)"))
+    if "mnist_path" in set_in_spec and "mnist64" not in values["task"]:
+        problems.append(("mnist_path", "is set, but no task is 'mnist64'"))
+    chosen = {m.strip() for text in values["modes"] for m in text.split(",") if m.strip()}
+    for name in sorted(set_in_spec):
+        users = _users(name)
+        if users and not chosen & set(users):
+            problems.append((name, f"is set, but no chosen mode uses it (used by {', '.join(users)})"))
+    if "calibration_error" in set_in_spec and values["twin"] == ["ideal"] and chosen & set(_TWIN_MODES):
+        problems.append(("calibration_error", "is set, but twin = 'ideal' uses no calibration"))
+    return problems
+
+
+def validate_gradient(values: dict, set_in_spec: frozenset) -> list[tuple[str, str]]:
+    """Combinations a ``gradient`` spec may not hold: empty or unknown protocols."""
+    return _mode_list_problems(values, GRADIENT_PROTOCOLS)
 
 
 def _task(params: dict, cache: dict):
@@ -113,6 +171,27 @@ def classify_rows(params: dict, results) -> list[dict]:
     return rows
 
 
+def classify_config(params: dict) -> TrainConfig:
+    """The :class:`TrainConfig` of a ``classify`` trial (its mode set per mode).
+
+    ``twin = "ideal"`` is the Python API's ``calibration_error = "none"``: no calibration,
+    the ideal model serves as twin (of ``pat``; ``calibrated`` and ``corrected`` then equal
+    ``digital``).
+    """
+    return TrainConfig(
+        optimizer=params["optimizer"],
+        lr=params["lr"],
+        epochs=params["epochs"],
+        batch_size=params["batch_size"],
+        eval_every=params["eval_every"],
+        boundary_size=params["boundary_grid"],
+        record_gradient_error=params["record_gradient_error"],
+        calibration_error=None if params["twin"] == "ideal" else params["calibration_error"],
+        spsa_delta=params["spsa_delta"],
+        spsa_samples=params["spsa_samples"],
+    )
+
+
 def run_classify_group(params: dict, trial_seeds: list[int], cache: dict) -> list[list[dict]]:
     """Rows of several trials that differ only in their seed, trained as one ensemble.
 
@@ -122,21 +201,9 @@ def run_classify_group(params: dict, trial_seeds: list[int], cache: dict) -> lis
     task = _task(params, cache)
     net = classify_network(params, task)
     model = error_model(params)
+    config = classify_config(params)
     per_mode = [
-        train_ensemble(
-            task,
-            net,
-            model,
-            mode=mode,
-            optimizer=params["optimizer"],
-            lr=params["lr"],
-            epochs=params["epochs"],
-            batch_size=params["batch_size"],
-            seeds=trial_seeds,
-            eval_every=params["eval_every"],
-            boundary_size=params["boundary_grid"],
-            record_gradient_error=params["record_gradient_error"],
-        )
+        train_ensemble(task, trial_seeds, replace(config, mode=mode), network=net, errors=model)
         for mode in _modes(params["modes"], MODES)
     ]
     return [classify_rows(params, [results[i] for results in per_mode]) for i in range(len(trial_seeds))]
@@ -150,7 +217,7 @@ CLASSIFY_PARAMS = (
     Param("task", "str", "moons", choices=TASKS, doc="data set (2-D tasks, or 64 Fourier features of digits)"),
     Param("mnist_path", "str", "", doc="directory of MNIST IDX files (task mnist64)"),
     *MESH_PARAMS,
-    Param("modes", "str", "digital,insitu", doc="comma list of digital, insitu, analog"),
+    Param("modes", "str", "digital,insitu", doc="comma list of " + ", ".join(MODES)),
     Param("optimizer", "str", "adam", choices=("adam", "sgd"), doc="optimiser of the phases"),
     Param("lr", "float", 0.02, low=1e-9, high=100.0, doc="learning rate (rad per unit gradient)"),
     Param("epochs", "int", 25, low=0, high=100_000, doc="passes over the training set"),
@@ -160,6 +227,12 @@ CLASSIFY_PARAMS = (
     Param("loss", "str", "cross_entropy", choices=("cross_entropy", "mse"), doc="training loss on the output powers"),
     Param("logit_scale", "float", 0.0, low=0.0, high=1e6, doc="0 = task recipe (3 for 2-D, 30 for images)"),
     Param("record_gradient_error", "bool", True, doc="record 1 - cos of measured vs exact gradients (in situ modes)"),
+    Param("calibration_error", "float", 0.0, low=0.0, high=1.0,
+          doc="std of the calibration of every static error (rad, dB): calibrated, corrected, pat"),
+    Param("twin", "str", "calibrated", choices=("calibrated", "ideal"),
+          doc="twin of calibrated / corrected / pat: the calibrated chip, or the ideal model"),
+    Param("spsa_delta", "float", 0.05, low=1e-6, high=3.2, doc="SPSA perturbation of every phase (rad)"),
+    Param("spsa_samples", "int", 1, low=1, high=10_000, doc="SPSA estimates averaged per step"),
     *ERROR_PARAMS,
 )
 
@@ -170,7 +243,7 @@ def run_gradient(params: dict, trial_seed: int, cache: dict) -> list[dict]:
     # true gradient of confidently classified inputs vanish and its direction meaningless.
     net = build_network(n, params["n_layers"] or 1, 2, params["topology"], params["depth"] or None, "grouped",
                         1.0 / params["input_power"])
-    protocols = _modes(params["modes"], ("three_pass", "analog"))
+    protocols = _modes(params["modes"], GRADIENT_PROTOCOLS)
     streams = np.random.SeedSequence(trial_seed).spawn(2 + len(protocols))
     device_rng, input_rng = (np.random.default_rng(s) for s in streams[:2])
     devices = sample_devices(net, error_model(params), device_rng)
@@ -216,12 +289,14 @@ register(
     params=CLASSIFY_PARAMS,
     run_trial=run_classify,
     run_group=run_classify_group,
-    description="train digital / in situ / analog on one sampled device per trial",
+    validate=validate_classify,
+    description="train the chosen modes (digital, in situ, analog and offline / hybrid baselines) on one sampled device per trial",
 )
 register(
     "gradient",
     version=GRADIENT_VERSION,
     params=GRADIENT_PARAMS,
     run_trial=run_gradient,
+    validate=validate_gradient,
     description="gradient error of each measurement protocol on one sampled device per trial",
 )

@@ -184,6 +184,10 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
             if axis_values is not None:
                 grid[axis] = axis_values
 
+        if not problems:
+            for key, reason in experiment.combination_problems(fixed_values, grid):
+                problem(key, reason)
+
     ray_settings = _check_settings(ray_raw, "ray", RAY_BY_NAME,
                                    f"unknown setting (allowed: {', '.join(RAY_BY_NAME)})", problem)
     if seeds is not None and len(grid) == len(grid_raw):

@@ -1,11 +1,12 @@
-"""Training in the three modes: accuracy recipes, the in situ advantage, ensembles, bad input."""
+"""Training in every mode: accuracy recipes, the in situ advantage, the offline and hybrid
+baselines against it, ensembles, bad input."""
 
 import numpy as np
 import pytest
 
 from photonics import ErrorModel
 from photonics.optim import SGD, Adam, make_optimizer
-from photonics.training import train, train_ensemble
+from photonics.training import MODES, TrainConfig, train, train_ensemble
 
 
 @pytest.mark.parametrize("mode", ["digital", "insitu"])
@@ -53,14 +54,16 @@ def test_in_situ_beats_digital_under_large_splitting_error():
 def test_modes_share_device_init_and_order():
     # Noise-free, error-free: in situ measurement is exact, so all modes follow one path.
     kw = dict(epochs=2, batch_size=8, lr=0.02, seed=3)
-    runs = [train("circle", mode=m, **kw) for m in ("digital", "insitu", "analog")]
+    runs = [train("circle", mode=m, **kw) for m in ("digital", "insitu", "analog", "calibrated", "corrected", "pat")]
     for r in runs[1:]:
         np.testing.assert_allclose(r.params, runs[0].params, atol=1e-9)
 
 
-def test_ensemble_equals_one_by_one():
+@pytest.mark.parametrize("mode", ["insitu", "calibrated", "corrected", "pat", "spsa"])
+def test_ensemble_equals_one_by_one(mode):
     errors = ErrorModel(bs_error=0.05, loss_imbalance_db=0.1, tap_noise=0.01, io_amp_error=0.01, io_phase_error=0.01)
-    kw = dict(errors=errors, mode="insitu", epochs=2, batch_size=4, lr=0.02, boundary_size=5)
+    kw = dict(errors=errors, mode=mode, epochs=2, batch_size=4, lr=0.02, boundary_size=5, calibration_error=0.02,
+              spsa_samples=2)
     together = train_ensemble("moons", seeds=[4, 9, 2], **kw)
     for r in together:
         alone = train("moons", seed=r.seed, **kw)
@@ -81,6 +84,61 @@ def test_result_curves_and_boundary_shapes():
     assert np.all((r.boundary["grid_prob"] >= 0) & (r.boundary["grid_prob"] <= 1))
 
 
+BASELINE_KW = dict(epochs=20, batch_size=16, lr=0.02, record_gradient_error=False, eval_every=20)
+
+
+def _final(results):
+    return np.array([r.test_accuracy[-1] for r in results])
+
+
+def test_calibrated_twin_matches_in_situ_and_beats_digital():
+    errors = ErrorModel(bs_error=0.1)
+    runs = {m: _final(train_ensemble("moons", range(6), mode=m, errors=errors, calibration_error=0.0, **BASELINE_KW))
+            for m in ("digital", "insitu", "calibrated")}
+    assert abs(np.median(runs["calibrated"]) - np.median(runs["insitu"])) <= 0.02
+    assert runs["calibrated"].mean() > runs["digital"].mean() + 0.03
+
+
+def test_calibrated_accuracy_falls_with_calibration_error():
+    errors = ErrorModel(bs_error=0.1)
+    medians = [np.median(_final(train_ensemble("moons", range(6), mode="calibrated", errors=errors,
+                                               calibration_error=c, **BASELINE_KW))) for c in (0.0, 0.05, 0.1)]
+    assert medians[0] > medians[1] > medians[2]
+
+
+def test_corrected_beats_digital_and_without_calibration_is_digital():
+    errors = ErrorModel(bs_error=0.1)
+    digital = train_ensemble("moons", range(6), mode="digital", errors=errors, **BASELINE_KW)
+    corrected = train_ensemble("moons", range(6), mode="corrected", errors=errors, calibration_error=0.0,
+                               **BASELINE_KW)
+    assert _final(corrected).mean() > _final(digital).mean() + 0.05
+    # same training (the ideal model): only the programmed phases differ
+    np.testing.assert_allclose([r.params for r in corrected], [r.params for r in digital], atol=1e-12)
+    for mode in ("corrected", "calibrated"):
+        none = train_ensemble("moons", range(6), mode=mode, errors=errors, calibration_error="none", **BASELINE_KW)
+        np.testing.assert_allclose(_final(none), _final(digital), atol=1e-12)
+
+
+def test_spsa_learns_and_records_its_gradient_error():
+    results = train_ensemble("moons", range(3), mode="spsa", epochs=20, batch_size=16, lr=0.02, eval_every=10)
+    steps = 20 * 25
+    for r in results:
+        assert r.step_grad_errors.shape == (steps,)
+        assert np.all((r.step_grad_errors >= 0) & (r.step_grad_errors <= 2))
+        assert 0.05 < np.median(r.step_grad_errors) < 1.5  # a noisy but useful direction
+    assert np.median(_final(results)) >= 0.75
+
+
+def test_every_mode_is_a_registry_entry_with_its_settings():
+    assert set(MODES) == {"digital", "insitu", "analog", "calibrated", "corrected", "pat", "spsa"}
+    fields = set(TrainConfig.__dataclass_fields__)
+    assert all(set(m.uses) <= fields for m in MODES.values())
+    config = TrainConfig(mode="pat", calibration_error="none")
+    assert config.calibration_error is None
+    with pytest.raises(AttributeError):
+        config.lr = 1.0  # frozen
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [
@@ -91,6 +149,11 @@ def test_result_curves_and_boundary_shapes():
         (dict(mode="hybrid"), "training mode"),
         (dict(optimizer="lbfgs"), "optimizer"),
         (dict(lr=-0.1), "learning rate"),
+        (dict(learning_rate=0.1), "unknown training setting 'learning_rate'"),
+        (dict(calibration_error=-0.01), "calibration_error"),
+        (dict(spsa_delta=0.0), "spsa_delta"),
+        (dict(spsa_samples=0), "spsa_samples"),
+        (dict(launch="sideways"), "launch"),
     ],
 )
 def test_bad_inputs_name_the_problem(kwargs, message):
