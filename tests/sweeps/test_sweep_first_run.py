@@ -307,4 +307,5 @@ def test_shipped_specs_state_their_run_time_for_their_trial_count():
             stated[name] = int(match.group(1))
             assert stated[name] == load_spec(path).trial_count, name
     # paper-fig4's time comes with its rewrite (issue 10)
-    assert {"quick", "quick-gradient", "paper-fig2", "paper-fig3", "errors-vs-depth"} <= set(stated)
+    assert {"quick", "quick-gradient", "paper-fig2", "paper-fig3", "errors-vs-depth",
+            "baselines", "baselines-digits64"} <= set(stated)
