@@ -34,6 +34,7 @@ from sweeps.progress import Progress, format_duration
 from sweeps.runner import Chunker, group_key, make_backend, run_group, run_one
 from sweeps.spec import Spec, change_problems, load_spec
 from sweeps.store import PartWriter, Scan, Store, StoreLock, is_disk_full
+from sweeps.schema import StorePaths
 from sweeps.store import is_store, new_launch_id
 from sweeps.trials import Trial, enumerate_trials
 
@@ -136,7 +137,7 @@ def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
         if address:
             probe_address(address)
     created = _make_dirs(store_path)
-    lock = StoreLock(store_path / ".lock", launch_id)
+    lock = StoreLock(StorePaths(store_path).lock, launch_id)
     try:
         lock.acquire()
     except BaseException:

@@ -23,10 +23,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 
 from sweeps.errors import InputError
 from sweeps.experiments import RESERVED_COLUMNS, Experiment, get_experiment
+from sweeps.schema import plain_value
 from sweeps.trials import Trial, canonical_json
 
 # One BLAS thread per worker: the pool already uses every CPU.
@@ -166,24 +166,12 @@ def check_rows(produced: Any, experiment: Experiment) -> list[dict]:
                 continue
             if name in RESERVED_COLUMNS or name in experiment.by_name:
                 raise ValueError(f"metric name {name!r} collides with a store column")
-            clean[name] = plain_value(name, value)
+            try:
+                clean[name] = plain_value(value)
+            except TypeError as exc:
+                raise ValueError(f"metric {name!r}: {exc}") from None
         rows.append(clean)
     return rows
-
-
-def plain_value(name: str, value: Any) -> Any:
-    """A metric value as None, bool, int, float, str, or a list of ints or floats."""
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    elif isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        items = [v.item() if isinstance(v, np.generic) else v for v in value]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
-            return items
-    raise ValueError(f"metric {name!r}: unsupported value {value!r:.60}")
 
 
 def one_line(exc: BaseException, limit: int = 500) -> str:

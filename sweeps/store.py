@@ -30,7 +30,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,33 +37,12 @@ import pyarrow.parquet as pq
 
 from sweeps.errors import StoreError
 from sweeps.experiments import Experiment
+from sweeps.schema import (FIXED_COLUMNS, FORMAT, LOCK_NAME, MANIFEST_NAME, PARAM_ARROW_TYPES,
+                           TEMP_SUFFIX, StorePaths, infer_type)
 from sweeps.spec import Spec, spec_from_json
 
-FORMAT = 1
 log = logging.getLogger(__name__)
-PART_PREFIX = "part-"
-PART_SUFFIX = ".parquet"
-TEMP_PREFIX = ".part-"
-TEMP_SUFFIX = ".tmp"
-MANIFEST = "manifest.jsonl"
 HASH_BATCH = 64  # parts hashed per thread-pool task when a scan checks their sha256
-
-# The columns every row carries, in order, with their Arrow types.
-FIXED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("key", pa.string()),
-    ("trial_seed", pa.int64()),
-    ("seed", pa.int64()),
-    ("experiment", pa.string()),
-    ("experiment_version", pa.string()),
-    ("launch_id", pa.string()),
-    ("status", pa.string()),
-    ("error", pa.string()),
-    ("mode", pa.string()),
-    ("elapsed_s", pa.float64()),
-)
-FIXED_NAMES = frozenset(name for name, _ in FIXED_COLUMNS)
-PARAM_ARROW_TYPES = {"float": pa.float64(), "int": pa.int64(), "str": pa.string(),
-                     "bool": pa.bool_()}
 
 
 def new_launch_id() -> str:
@@ -74,7 +52,7 @@ def new_launch_id() -> str:
 
 
 def is_store(path: str | Path) -> bool:
-    return (Path(path) / "store.json").is_file()
+    return StorePaths(path).store_json.is_file()
 
 
 @dataclass
@@ -94,8 +72,9 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.parts_dir = self.path / "parts"
-        self.quarantine_dir = self.path / "quarantine"
+        self.paths = StorePaths(self.path)
+        self.parts_dir = self.paths.parts
+        self.quarantine_dir = self.paths.quarantine
 
     # ----------------------------------------------------------------------------- opening
     @classmethod
@@ -120,7 +99,7 @@ class Store:
         if path.exists() and not is_store(path):
             if not path.is_dir():
                 raise StoreError(f"{path}: exists and is not a directory")
-            if any(p.name != ".lock" for p in path.iterdir()):  # a lock: a killed create
+            if any(p.name != LOCK_NAME for p in path.iterdir()):  # a lock: a killed create
                 raise StoreError(f"{path}: exists, is not empty and is not an insitu store")
 
     @classmethod
@@ -169,30 +148,30 @@ class Store:
             "defaults": experiment.defaults(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        _write_atomic(store.path / "store.json", json.dumps(meta, indent=2) + "\n")
+        _write_atomic(store.paths.store_json, json.dumps(meta, indent=2) + "\n")
         store.write_spec(spec)
         return store
 
     # ------------------------------------------------------------------------- metadata
     def metadata(self) -> dict:
         try:
-            return json.loads((self.path / "store.json").read_text())
+            return json.loads(self.paths.store_json.read_text())
         except (OSError, ValueError) as exc:
-            raise StoreError(f"{self.path}/store.json: unreadable: {exc}") from None
+            raise StoreError(f"{self.paths.store_json}: unreadable: {exc}") from None
 
     def spec_json(self) -> dict:
         try:
-            return json.loads((self.path / "spec.json").read_text())
+            return json.loads(self.paths.spec_json.read_text())
         except (OSError, ValueError) as exc:
-            raise StoreError(f"{self.path}/spec.json: unreadable: {exc}") from None
+            raise StoreError(f"{self.paths.spec_json}: unreadable: {exc}") from None
 
     def spec(self) -> Spec:
         """The stored spec, validated against the experiments registered now."""
-        return spec_from_json(self.spec_json(), source=f"{self.path}/spec.json")
+        return spec_from_json(self.spec_json(), source=str(self.paths.spec_json))
 
     def write_spec(self, spec: Spec) -> None:
-        _write_atomic(self.path / "spec.json", json.dumps(spec.to_json(), indent=2) + "\n")
-        _write_atomic(self.path / "spec.toml", spec.to_toml())
+        _write_atomic(self.paths.spec_json, json.dumps(spec.to_json(), indent=2) + "\n")
+        _write_atomic(self.paths.spec_toml, spec.to_toml())
 
     def launches(self) -> list[dict]:
         """Every launch record, oldest first (unparseable lines are skipped).
@@ -200,7 +179,7 @@ class Store:
         A launch's closing line (``ended``, ``outcome``, ``stored``, ``errors``) is merged
         into its record; a launch without one was killed, or is still running.
         """
-        path = self.path / "launches.jsonl"
+        path = self.paths.launches
         if not path.exists():
             return []
         records: list[dict] = []
@@ -222,13 +201,13 @@ class Store:
         return records
 
     def append_launch(self, record: dict) -> None:
-        with open(self.path / "launches.jsonl", "a") as f:
+        with open(self.paths.launches, "a") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
     def lock(self, launch_id: str) -> "StoreLock":
-        return StoreLock(self.path / ".lock", launch_id)
+        return StoreLock(self.paths.lock, launch_id)
 
     # ------------------------------------------------------------------------------ parts
     def part_paths(self) -> list[Path]:
@@ -236,14 +215,14 @@ class Store:
         if not self.parts_dir.is_dir():
             return []
         return sorted(p for p in self.parts_dir.iterdir()
-                      if p.name.startswith(PART_PREFIX) and p.name.endswith(PART_SUFFIX))
+                      if StorePaths.is_part_name(p.name))
 
     def temp_paths(self) -> list[Path]:
         """Temporary files of writes that did not finish: parts, and the root's JSON files."""
         found = []
         if self.parts_dir.is_dir():
             found += [p for p in self.parts_dir.iterdir()
-                      if p.name.startswith(TEMP_PREFIX) and p.name.endswith(TEMP_SUFFIX)]
+                      if StorePaths.is_part_temp_name(p.name)]
         if self.path.is_dir():
             found += [p for p in self.path.iterdir()
                       if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX) and p.is_file()]
@@ -337,7 +316,7 @@ class Store:
         found = []
         with os.scandir(self.parts_dir) as entries:
             for e in entries:
-                if e.name.startswith(PART_PREFIX) and e.name.endswith(PART_SUFFIX):
+                if StorePaths.is_part_name(e.name):
                     try:
                         size = e.stat().st_size
                     except FileNotFoundError:
@@ -360,12 +339,12 @@ class Store:
         that is in ``parts/`` with the recorded size.
         """
         try:
-            data = (self.path / MANIFEST).read_bytes()
+            data = self.paths.manifest.read_bytes()
         except FileNotFoundError:
             return {}
         except OSError as exc:
             log.warning("%s/%s: unreadable, reading every part instead: %s",
-                        self.path, MANIFEST, exc)
+                        self.path, MANIFEST_NAME, exc)
             return {}
         entries: dict = {}
         schemas: dict[str, tuple | None] = {}
@@ -400,7 +379,7 @@ class Store:
         if not entries:
             return
         text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
-        with open(self.path / MANIFEST, "a+b") as f:
+        with open(self.paths.manifest, "a+b") as f:
             if f.tell() > 0:
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":  # a torn last line: start a fresh one
@@ -410,7 +389,7 @@ class Store:
 
     def write_manifest(self, entries: list[dict]) -> None:
         """Replace the manifest atomically (``verify`` and ``compact``, under the lock)."""
-        _write_atomic(self.path / MANIFEST, "".join(
+        _write_atomic(self.paths.manifest, "".join(
             json.dumps(e, separators=(",", ":")) + "\n" for e in entries))
 
     def read_parts(self, columns: list[str] | None = None) -> pa.Table:
@@ -500,7 +479,7 @@ class PartWriter:
         rows = self._fit([{**row, "launch_id": self.launch_id} for row in rows])
         fields = self.base_fields + [pa.field(n, t) for n, t in self.metric_types.items()]
         table = pa.Table.from_pylist(rows, schema=pa.schema(fields))
-        name = f"{PART_PREFIX}{self.launch_id}-{chunk_index:06d}{PART_SUFFIX}"
+        name = self.store.paths.part_name(self.launch_id, chunk_index)
         path, digest = write_table_atomic(table, self.store.parts_dir, name)
         self.error_keys.update(r["key"] for r in rows if r["status"] == "error")
         # Only after the part is in place: an entry never names a part that is not whole.
@@ -625,29 +604,6 @@ def _decode_columns(columns: str) -> tuple[tuple[str, pa.DataType], ...] | None:
         return tuple(decoded)
     except (ValueError, TypeError):
         return None
-
-
-def infer_type(value: Any) -> pa.DataType | None:
-    """The Arrow type of a metric value; None for a null or an empty list."""
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return pa.bool_()
-    if isinstance(value, (int, np.integer)):
-        return pa.int64()
-    if isinstance(value, (float, np.floating)):
-        return pa.float64()
-    if isinstance(value, str):
-        return pa.string()
-    if isinstance(value, (list, tuple, np.ndarray)):
-        items = value.tolist() if isinstance(value, np.ndarray) else value
-        if not items:
-            return None
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-            return pa.list_(pa.int64())
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
-            return pa.list_(pa.float64())
-    raise TypeError(f"unsupported metric value {value!r:.60}")
 
 
 def _type_family(t: pa.DataType) -> str:
@@ -805,7 +761,7 @@ def lock_is_stale(holder: dict) -> bool:
 def _held_message(store: Path, holder: dict) -> str:
     return (f"{store}: store is in use by launch {holder.get('launch_id', '?')} "
             f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}); "
-            f"remove {store}/.lock only if that process is gone")
+            f"remove {StorePaths(store).lock} only if that process is gone")
 
 
 def _unreadable(store: Store, path: Path, exc: Exception) -> StoreError:
