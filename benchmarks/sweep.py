@@ -32,7 +32,8 @@ from sweeps.experiments import get_experiment
 from sweeps.runner import Chunker, make_backend, run_chunk
 from sweeps.spec import parse_spec
 from sweeps.schema import MANIFEST_NAME as MANIFEST
-from sweeps.store import PartWriter, Store, new_launch_id
+from sweeps.parts import PartWriter
+from sweeps.store import Store, new_launch_id
 from sweeps.trials import enumerate_trials
 
 SELFTEST = get_experiment("selftest")

@@ -33,9 +33,11 @@ from sweeps.experiments import Experiment, get_experiment
 from sweeps.progress import Progress, format_duration
 from sweeps.runner import Chunker, group_key, make_backend, run_group, run_one
 from sweeps.spec import Spec, change_problems, load_spec
-from sweeps.store import PartWriter, Scan, Store, StoreLock, is_disk_full
+from sweeps.fsutil import is_disk_full
+from sweeps.lock import StoreLock
+from sweeps.parts import PartWriter
 from sweeps.schema import StorePaths
-from sweeps.store import is_store, new_launch_id
+from sweeps.store import Scan, Store, is_store, new_launch_id
 from sweeps.trials import Trial, enumerate_trials
 
 EXIT_INTERRUPTED = 130

@@ -19,9 +19,12 @@ import pyarrow.parquet as pq
 
 from sweeps.errors import StoreError
 from sweeps.experiments import get_experiment
-from sweeps.store import Store, StoreLock, latest, manifest_entry, new_launch_id
-from sweeps.store import unify_part_types, write_table_atomic
-from sweeps.store import fsync_dir, lock_is_stale
+from sweeps.fsutil import fsync_dir
+from sweeps.lock import StoreLock, lock_is_stale
+from sweeps.manifest import manifest_entry
+from sweeps.parts import write_table_atomic
+from sweeps.schema import unify_part_types
+from sweeps.store import Store, latest, new_launch_id
 from sweeps.progress import format_duration
 from sweeps.trials import enumerate_trials, iter_trials
 

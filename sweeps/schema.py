@@ -140,3 +140,70 @@ def infer_type(value: Any) -> pa.DataType | None:
     if all(isinstance(v, int) for v in value):
         return pa.list_(pa.int64())
     return pa.list_(pa.float64())
+
+
+def _type_family(t: pa.DataType) -> str:
+    """Types of one family merge (``merge_types``); types of two families conflict."""
+    if t in (pa.int64(), pa.float64()):
+        return "number"
+    if t in (pa.list_(pa.int64()), pa.list_(pa.float64())):
+        return "list<number>"
+    return str(t)
+
+
+def unify_part_types(parts: list[tuple[str, tuple[tuple[str, pa.DataType], ...]]]
+                     ) -> tuple[dict[str, pa.DataType], dict[str, str]]:
+    """The store's column types from each part's (name, column types), and the odd parts.
+
+    A column whose types do not merge takes the type family held by the most parts (on a
+    tie, the family of the earliest part); every part holding it in another family is odd
+    out: ``{part name: why}``, one reason per part. A ``null`` column fits any type.
+    """
+    position: dict[str, int] = {}
+    by_id: dict[int, tuple[tuple, list[str]]] = {}  # parts of one launch share one tuple
+    for index, (name, types) in enumerate(parts):
+        position[name] = index
+        by_id.setdefault(id(types), (types, []))[1].append(name)
+    by_types: dict[tuple, list[str]] = {}
+    for types, names in by_id.values():
+        by_types.setdefault(types, []).extend(names)
+    columns: dict[str, dict[str, list[tuple[pa.DataType, list[str]]]]] = {}
+    for types, names in by_types.items():
+        for column, t in types:
+            if t == pa.null():
+                continue
+            columns.setdefault(column, {}).setdefault(_type_family(t), []).append((t, names))
+    merged: dict[str, pa.DataType] = {}
+    odd: dict[str, str] = {}
+    for column, families in columns.items():
+        count = {f: sum(len(names) for _, names in held) for f, held in families.items()}
+        first = {f: min(position[n] for _, names in held for n in names)
+                 for f, held in families.items()}
+        winner = max(families, key=lambda f: (count[f], -first[f]))
+        t = None
+        for held_type, _ in families[winner]:
+            t = merge_types(t, held_type)
+        merged[column] = t
+        for family, held in families.items():
+            if family == winner:
+                continue
+            for held_type, names in held:
+                for name in names:
+                    odd.setdefault(name, f"column {column!r} is {held_type}, where "
+                                         f"{count[winner]} other part"
+                                         f"{'s' if count[winner] != 1 else ''} hold {t}")
+    return merged, dict(sorted(odd.items(), key=lambda item: position[item[0]]))
+
+
+def merge_types(a: pa.DataType | None, b: pa.DataType) -> pa.DataType | None:
+    """The type both fit in (int widens to float), or None when they conflict."""
+    if a is None or a == b:
+        return b
+    numeric = {pa.int64(), pa.float64()}
+    if a in numeric and b in numeric:
+        return pa.float64()
+    lists = {pa.list_(pa.int64()), pa.list_(pa.float64())}
+    if a in lists and b in lists:
+        return pa.list_(pa.float64())
+    return None
+

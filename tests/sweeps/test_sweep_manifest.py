@@ -11,7 +11,8 @@ import pytest
 
 from tests.sweeps.helpers import SMALL_SELFTEST_SPEC as SPEC, all_keys, stored_rows
 from sweeps.schema import MANIFEST_NAME as MANIFEST
-from sweeps.store import PartWriter, Store
+from sweeps.parts import PartWriter
+from sweeps.store import Store
 
 
 
