@@ -29,7 +29,9 @@ from pathlib import Path
 
 from sweeps.cli import main as insitu
 from sweeps.experiments import get_experiment
-from sweeps.runner import Chunker, make_backend, run_chunk
+from sweeps.backends import make_backend
+from sweeps.chunker import Chunker
+from sweeps.runner import run_chunk
 from sweeps.spec import parse_spec
 from sweeps.schema import MANIFEST_NAME as MANIFEST
 from sweeps.parts import PartWriter

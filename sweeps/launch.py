@@ -31,7 +31,9 @@ from typing import Sequence, TextIO
 from sweeps.errors import InputError, StoreError
 from sweeps.experiments import Experiment, get_experiment
 from sweeps.progress import Progress, format_duration
-from sweeps.runner import Chunker, group_key, make_backend, run_group, run_one
+from sweeps.backends import make_backend
+from sweeps.chunker import Chunker
+from sweeps.runner import group_key, run_group, run_one
 from sweeps.spec import Spec, change_problems, load_spec
 from sweeps.fsutil import is_disk_full
 from sweeps.lock import StoreLock

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from sweeps.experiments import get_experiment
-from sweeps.runner import Chunker, group_key, run_chunk, run_one
+from sweeps.chunker import Chunker
+from sweeps.runner import group_key, run_chunk, run_one
 from sweeps.spec import load_spec
 from sweeps.trials import enumerate_trials
 
