@@ -9,7 +9,7 @@ interactive backend is needed (a notebook still displays the returned figure).
 Conventions shared by every figure, so that a reader can compare them:
 
 * one fixed colour per training mode / protocol (:data:`MODE_COLORS`), the same everywhere;
-* axis labels with units from :data:`analysis.axes.LABELS` (unknown names stay raw);
+* axis labels with units from :data:`analysis.labels.LABELS` (unknown names stay raw);
 * bands and error bars are 95 % Student t intervals over seeds, computed by
   :func:`analysis.summary.seed_statistics`, so a figure shows the numbers of the table;
   gradient errors ``1 − cos`` are geometric means with log-scale intervals, and exact values
@@ -38,8 +38,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from analysis.axes import MODE_ORDER, label
-from analysis.errors import AnalysisInputError
+from analysis.labels import MODE_ORDER, label
+from analysis.exceptions import AnalysisInputError
 from analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
 from analysis.summary import EXACT_BELOW, gap_summary, is_log_metric, seed_statistics
 

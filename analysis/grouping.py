@@ -24,8 +24,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.axes import label, order_axes
-from analysis.errors import AnalysisInputError
+from analysis.labels import label, order_axes
+from analysis.exceptions import AnalysisInputError
 
 __all__ = [
     "check_replicates",

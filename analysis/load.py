@@ -49,8 +49,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from analysis.axes import varying_axes  # re-exported: the helper for the axes that vary
-from analysis.errors import AnalysisInputError
+from analysis.labels import varying_axes  # re-exported: the helper for the axes that vary
+from analysis.exceptions import AnalysisInputError
 
 __all__ = [
     "LoadedStore",

@@ -33,8 +33,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import figures
-from analysis.axes import ERROR_AXES, label, order_axes
-from analysis.errors import AnalysisInputError
+from analysis.labels import ERROR_AXES, label, order_axes
+from analysis.exceptions import AnalysisInputError
 from analysis.load import LoadedStore
 from analysis.grouping import pooled_text, value_text
 from analysis.summary import default_comparisons, default_metric, is_log_metric

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Iterator, Protocol
 
 from sweeps.chunker import ChunkDone, Chunker, chunk_seconds_of
-from sweeps.errors import InputError
+from sweeps.exceptions import InputError
 from sweeps.experiments import Experiment
 from sweeps.ray_backend import RayBackend
 from sweeps.runner import run_chunk

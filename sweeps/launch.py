@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from sweeps.errors import InputError, StoreError
+from sweeps.exceptions import InputError, StoreError
 from sweeps.experiments import Experiment, get_experiment
 from sweeps.progress import Progress, format_duration
 from sweeps.backends import make_backend

@@ -10,7 +10,7 @@ import secrets
 import socket
 from pathlib import Path
 
-from sweeps.errors import StoreError
+from sweeps.exceptions import StoreError
 from sweeps.schema import StorePaths
 
 log = logging.getLogger(__name__)

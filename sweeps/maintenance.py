@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweeps.errors import StoreError
+from sweeps.exceptions import StoreError
 from sweeps.experiments import get_experiment
 from sweeps.fsutil import fsync_dir
 from sweeps.lock import StoreLock, lock_is_stale

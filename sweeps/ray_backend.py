@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 from sweeps.chunker import MAX_ATTEMPTS, Chunk, ChunkDone, Chunker, chunk_seconds_of, lost_trial_rows
-from sweeps.errors import InputError
+from sweeps.exceptions import InputError
 from sweeps.experiments import Experiment
 from sweeps.runner import one_line, run_chunk
 from sweeps.trials import Trial
@@ -95,7 +95,7 @@ class RayBackend:
         self.requested_workers = workers
         self.address = address
         self.object_store_mb = object_store_mb
-        self.depth = chunks_per_worker
+        self.queue_depth = chunks_per_worker
         self.ship_code = ship_code
         self.workers = workers or (os.cpu_count() or 1)
         self._owns_ray = False
@@ -266,9 +266,9 @@ class RayBackend:
                 yield result
 
     def _fill(self, chunker: Chunker, in_flight: dict) -> None:
-        """Queue chunks on ready actors, least loaded first, up to ``depth`` each."""
+        """Queue chunks on ready actors, least loaded first, up to ``queue_depth`` each."""
         while True:
-            slots = [s for s in self._slots.values() if s.load < self.depth]
+            slots = [s for s in self._slots.values() if s.load < self.queue_depth]
             if not slots:
                 return
             slot = min(slots, key=lambda s: s.load)

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweeps.errors import StoreError
+from sweeps.exceptions import StoreError
 from sweeps.experiments import Experiment
 from sweeps.fsutil import file_sha256, pathconf, read_only, write_text_atomic
 from sweeps.lock import StoreLock

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from analysis.commands import figures_command, report_command, summary_command
-from analysis.errors import AnalysisInputError
+from analysis.exceptions import AnalysisInputError
 from analysis.load import read_store
 from analysis.plan import plan_figures
 

@@ -7,8 +7,8 @@ import pytest
 from matplotlib.colors import to_hex
 
 from analysis import figures as F
-from analysis.axes import label
-from analysis.errors import AnalysisInputError
+from analysis.labels import label
+from analysis.exceptions import AnalysisInputError
 from analysis.load import load
 from analysis.summary import gap_summary
 

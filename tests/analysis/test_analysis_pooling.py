@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from analysis import figures as F
-from analysis.axes import label
+from analysis.labels import label
 from analysis.commands import apply_where, figures_command, report_command, summary_command
-from analysis.errors import AnalysisInputError
+from analysis.exceptions import AnalysisInputError
 from analysis.load import load, read_store
 from analysis.outputs import stale_notices
 from analysis.plan import build_figures, plan_figures

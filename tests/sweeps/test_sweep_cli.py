@@ -97,7 +97,7 @@ class AnalysisInputError(Exception):
 
 @pytest.fixture
 def fake_analysis(monkeypatch):
-    """Stand-in ``analysis.commands`` / ``analysis.errors`` recording their calls."""
+    """Stand-in ``analysis.commands`` / ``analysis.exceptions`` recording their calls."""
     calls = []
 
     def summary_command(store_dir, by, **options):
@@ -124,10 +124,10 @@ def fake_analysis(monkeypatch):
     commands.tolerance_command = tolerance_command
     commands.figures_command = figures_command
     commands.report_command = report_command
-    errors = types.ModuleType("analysis.errors")
+    errors = types.ModuleType("analysis.exceptions")
     errors.AnalysisInputError = AnalysisInputError
     monkeypatch.setitem(sys.modules, "analysis.commands", commands)
-    monkeypatch.setitem(sys.modules, "analysis.errors", errors)
+    monkeypatch.setitem(sys.modules, "analysis.exceptions", errors)
     return calls
 
 
