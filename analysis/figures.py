@@ -46,7 +46,6 @@ from analysis.summary import EXACT_BELOW, gap_summary, is_log_metric, seed_stati
 __all__ = [
     "MODE_COLORS",
     "MODE_ORDER",
-    "accuracy_vs_error",
     "decision_boundaries",
     "figure_png",
     "gap_heatmap",
@@ -326,18 +325,6 @@ def metric_vs_axis(
         _data_ticks(ax, data[x])
     _title(fig, f"{label(metric)}: {_stat_name(metric)} over {_seed_count(stats)}", data, pooled)
     return fig
-
-
-def accuracy_vs_error(
-    frame: pd.DataFrame,
-    x: str,
-    facet: str | None = None,
-    row: str | None = None,
-    metric: str = "test_accuracy",
-    pool: Sequence[str] = (),
-) -> Figure:
-    """Test accuracy against an error axis per training mode, faceted by a second axis."""
-    return metric_vs_axis(frame, x, facet=facet, row=row, metric=metric, pool=pool)
 
 
 @_styled

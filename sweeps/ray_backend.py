@@ -317,14 +317,9 @@ def _quiet_local_ray_notices() -> None:
 
 
 def _shipped_packages() -> list:
-    """The packages a cluster's workers need: sweeps, and photonics when installed."""
+    """The packages a cluster's workers need (photonics is a dependency of the project)."""
+    import photonics
     import sweeps
 
-    modules = [sweeps]
-    try:
-        import photonics
-        modules.append(photonics)
-    except ImportError:
-        pass
-    return modules
+    return [sweeps, photonics]
 
