@@ -45,7 +45,7 @@ class SerialBackend:
 
     def run(self, chunker: Chunker) -> Iterator[ChunkDone]:
         while (chunk := chunker.next_chunk()) is not None:
-            rows = run_chunk(self.experiment.name, chunk.trials, self.cache, chunk.ensemble)
+            rows = run_chunk(self.experiment.name, chunk.groups, self.cache)
             done = ChunkDone(chunk, rows, chunk_seconds_of(rows))
             chunker.observe(done)
             yield done

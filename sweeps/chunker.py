@@ -25,10 +25,16 @@ MAX_ATTEMPTS = 3
 
 @dataclass
 class Chunk:
+    """Trials run as a unit of work: ``groups`` are the units the chunk function runs, one
+    trial each, or the seeds of one grid point run as one device ensemble."""
+
     index: int
-    trials: list[Trial]
+    groups: list[list[Trial]]
     attempts: int = 0
-    ensemble: bool = False  # run seed groups as device ensembles
+
+    @property
+    def trials(self) -> list[Trial]:
+        return [trial for group in self.groups for trial in group]
 
 
 @dataclass
@@ -40,32 +46,43 @@ class ChunkDone:
     seconds: float
 
 
+def seed_groups(trials: Sequence[Trial], max_group: int) -> list[list[Trial]]:
+    """The seed groups of ``trials``: those of one grid point (equal ``group_key``), grid
+    points in order of first appearance, in runs of at most ``max_group`` trials."""
+    by_point: dict[str, list[Trial]] = {}
+    for trial in trials:
+        by_point.setdefault(group_key(trial), []).append(trial)
+    return [group[i:i + max_group] for group in by_point.values()
+            for i in range(0, len(group), max_group)]
+
+
 @dataclass
 class Chunker:
-    """Hands out chunks of about ``chunk_seconds`` of work, learning the time per trial."""
+    """Hands out chunks of about ``chunk_seconds`` of work, learning the time per trial.
+
+    With ``group_seeds`` the trials are formed into seed groups once, here (``seed_groups``),
+    and a chunk never splits a grid point's seeds across chunks.
+    """
 
     trials: Sequence[Trial]
     chunk_seconds: float
     workers: int
     group_seeds: bool = False
-    _group_of: dict = field(init=False)
-    _pending: deque = field(init=False)
+    max_group: int = Experiment.max_group  # the experiment's largest ensemble
+    _pending: deque = field(init=False)  # (grid point or None, group)
+    _pending_trials: int = field(init=False, default=0)
     _requeued: deque = field(init=False)
     _next_index: int = field(init=False, default=0)
     _done_trials: int = field(init=False, default=0)
     _done_seconds: float = field(init=False, default=0.0)
 
     def __post_init__(self):
-        trials = list(self.trials)
-        # group key of every trial, computed once (a canonical JSON text each)
-        self._group_of = {t.key: group_key(t) for t in trials} if self.group_seeds else {}
         if self.group_seeds:
-            # the seeds of one grid point next to each other, so chunks hold whole ensembles
-            first: dict[str, int] = {}
-            for i, trial in enumerate(trials):
-                first.setdefault(self._group_of[trial.key], i)
-            trials.sort(key=lambda t: first[self._group_of[t.key]])
-        self._pending = deque(trials)
+            groups = seed_groups(self.trials, self.max_group)
+            self._pending = deque((group_key(g[0]), g) for g in groups)
+        else:
+            self._pending = deque((None, [t]) for t in self.trials)
+        self._pending_trials = len(self.trials)
         self._requeued = deque()
 
     @property
@@ -85,19 +102,25 @@ class Chunker:
             size = 1  # pilot
         else:
             target = self.chunk_seconds / max(estimate, 1e-9)
-            balance = math.ceil(len(self._pending) / (2 * self.workers))
+            balance = math.ceil(self._pending_trials / (2 * self.workers))
             size = max(1, min(int(target), balance))
-        size = min(size, len(self._pending))
-        taken = [self._pending.popleft() for _ in range(size)]
-        if self.group_seeds:
-            # never split a seed group across chunks (its trials run as one ensemble)
-            last = self._group_of[taken[-1].key]
-            while self._pending and self._group_of[self._pending[0].key] == last:
-                taken.append(self._pending.popleft())
+        taken: list[list[Trial]] = []
+        count = 0
+        point = None
+        while self._pending and count < size:
+            point, group = self._pending.popleft()
+            taken.append(group)
+            count += len(group)
+        # never split a grid point's seeds across chunks (they run as ensembles)
+        while point is not None and self._pending and self._pending[0][0] == point:
+            group = self._pending.popleft()[1]
+            taken.append(group)
+            count += len(group)
+        self._pending_trials -= count
         return self.make_chunk(taken)
 
-    def make_chunk(self, trials: list[Trial], attempts: int = 0) -> Chunk:
-        chunk = Chunk(self._next_index, trials, attempts, self.group_seeds)
+    def make_chunk(self, groups: list[list[Trial]], attempts: int = 0) -> Chunk:
+        chunk = Chunk(self._next_index, groups, attempts)
         self._next_index += 1
         return chunk
 
@@ -109,7 +132,7 @@ class Chunker:
         """Run ``chunk`` again, first; after repeated failures, trial by trial."""
         if chunk.attempts >= MAX_ATTEMPTS - 1 and len(chunk.trials) > 1:
             for trial in reversed(chunk.trials):
-                self._requeued.appendleft(self.make_chunk([trial]))
+                self._requeued.appendleft(self.make_chunk([[trial]]))
         else:
             self._requeued.appendleft(chunk)
 

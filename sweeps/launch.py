@@ -32,8 +32,8 @@ from sweeps.exceptions import InputError, StoreError
 from sweeps.experiments import Experiment, get_experiment
 from sweeps.progress import Progress, format_duration
 from sweeps.backends import make_backend
-from sweeps.chunker import Chunker
-from sweeps.runner import group_key, run_group, run_one
+from sweeps.chunker import Chunker, seed_groups
+from sweeps.runner import run_group, run_one
 from sweeps.spec import Spec, change_problems, load_spec
 from sweeps.fsutil import is_disk_full
 from sweeps.lock import StoreLock
@@ -268,7 +268,8 @@ def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_
     on a terminal or a plain line every ``options.progress_seconds`` elsewhere.
     """
     chunker = Chunker(pending, spec.ray_setting("chunk_seconds"), backend.workers,
-                      group_seeds=backend.experiment.run_group is not None and spec.ray_setting("ensembles"))
+                      group_seeds=_ensembles(backend.experiment, spec),
+                      max_group=backend.experiment.max_group)
     written: set[str] = set()
     parts = errors = 0
     started = time.monotonic()
@@ -383,8 +384,8 @@ def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
           f"{experiment.name} v{experiment.version}", file=stdout)
     if not pending or not options.pilot:
         return
-    grouped = experiment.run_group is not None and spec.ray_setting("ensembles")
-    units = _work_units(pending, experiment.max_group) if grouped else [[t] for t in pending]
+    grouped = _ensembles(experiment, spec)
+    units = seed_groups(pending, experiment.max_group) if grouped else [[t] for t in pending]
     pilot = units[0]
     start = time.perf_counter()
     rows = run_one(experiment, pilot[0], {}) if len(pilot) == 1 else run_group(experiment, pilot, {})
@@ -410,14 +411,9 @@ def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
           f"{where}, plus the start of the pool", file=stdout)
 
 
-def _work_units(trials: Sequence[Trial], max_group: int) -> list[list[Trial]]:
-    """The seed groups a launch runs as ensembles: trials of one grid point, in runs of at
-    most ``max_group`` (as the chunker and the chunk function form them)."""
-    by_point: dict[str, list[Trial]] = {}
-    for trial in trials:
-        by_point.setdefault(group_key(trial), []).append(trial)
-    return [group[i:i + max_group] for group in by_point.values()
-            for i in range(0, len(group), max_group)]
+def _ensembles(experiment: Experiment, spec: Spec) -> bool:
+    """Whether the seeds of a grid point run as one device ensemble."""
+    return experiment.run_group is not None and spec.ray_setting("ensembles")
 
 
 def _address(options: LaunchOptions, spec: Spec) -> str:

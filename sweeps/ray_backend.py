@@ -61,8 +61,8 @@ class ChunkActor:
     def ready(self) -> int:
         return os.getpid()
 
-    def run(self, experiment_name: str, trials: list[Trial], ensemble: bool = False) -> list[dict]:
-        return run_chunk(experiment_name, trials, self.cache, ensemble)
+    def run(self, experiment_name: str, groups: list[list[Trial]]) -> list[dict]:
+        return run_chunk(experiment_name, groups, self.cache)
 
 
 @dataclass
@@ -275,7 +275,7 @@ class RayBackend:
             chunk = chunker.next_chunk()
             if chunk is None:
                 return
-            ref = slot.actor.run.remote(self.experiment.name, chunk.trials, chunk.ensemble)
+            ref = slot.actor.run.remote(self.experiment.name, chunk.groups)
             in_flight[ref] = (slot.actor, chunk)
             slot.load += 1
 

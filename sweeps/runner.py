@@ -19,50 +19,35 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- chunk function
-def run_chunk(experiment_name: str, trials: Sequence[Trial], cache: dict, ensemble: bool = True) -> list[dict]:
-    """Run ``trials`` in order in this process; return all their rows.
+def run_chunk(experiment_name: str, units: Sequence[Trial | Sequence[Trial]],
+              cache: dict) -> list[dict]:
+    """Run ``units`` in order in this process; return all their rows.
+
+    A unit is one trial, or a seed group formed by the chunker (``sweeps.chunker``): trials
+    that differ only in their seed, run together as one device ensemble when the experiment
+    has ``run_group``; the rows are the same as one by one. If the group fails, its trials
+    are rerun one by one so that errors stay per trial.
 
     Each row holds the trial's fixed columns (``key``, ``trial_seed``, ``seed``,
     ``experiment``, ``experiment_version``, ``status``, ``error``, ``mode``,
     ``elapsed_s``), every parameter, and the metrics of one row returned by ``run_trial``.
     A trial that raises (or returns malformed rows) gives one error row instead.
-
-    With ``ensemble`` and an experiment that has ``run_group``, consecutive trials that
-    differ only in their seed run together as one group (a device ensemble); the rows are the
-    same as one by one. If the group fails, its trials are rerun one by one so that errors
-    stay per trial.
     """
     experiment = get_experiment(experiment_name)
     rows: list[dict] = []
-    if experiment.run_group is None or not ensemble:
-        for trial in trials:
-            rows.extend(run_one(experiment, trial, cache))
-        return rows
-    for group in seed_groups(trials, experiment.max_group):
-        if len(group) == 1:
-            rows.extend(run_one(experiment, group[0], cache))
-        else:
+    for unit in units:
+        group = [unit] if isinstance(unit, Trial) else list(unit)
+        if len(group) > 1 and experiment.run_group is not None:
             rows.extend(run_group(experiment, group, cache))
+        else:
+            for trial in group:
+                rows.extend(run_one(experiment, trial, cache))
     return rows
 
 
 def group_key(trial: Trial) -> str:
     """Trials with equal keys differ only in their seed and can share an ensemble."""
     return canonical_json(trial.params)
-
-
-def seed_groups(trials: Sequence[Trial], max_group: int) -> list[list[Trial]]:
-    """Split ``trials`` into runs of consecutive trials with one group key."""
-    groups: list[list[Trial]] = []
-    last = None
-    for trial in trials:
-        key = group_key(trial)
-        if groups and key == last and len(groups[-1]) < max_group:
-            groups[-1].append(trial)
-        else:
-            groups.append([trial])
-        last = key
-    return groups
 
 
 def run_group(experiment: Experiment, group: list[Trial], cache: dict) -> list[dict]:
