@@ -115,31 +115,81 @@ def retry_failed(store_dir: str, options: LaunchOptions,
                    stdout, stderr, rerun=True)
 
 
+@dataclass
+class Plan:
+    """What a launch runs, read from the store (under its lock, unless a dry run)."""
+
+    store: Store | None  # None: the store does not exist yet
+    scan: Scan
+    trials: list[Trial]  # every trial of the spec (or the failed ones, for a retry)
+    pending: list[Trial]  # those to run
+    record: Spec | None  # the spec to record in the store; None keeps the store's
+
+
 def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
             options: LaunchOptions, command: str, stdout: TextIO, stderr: TextIO,
             rerun: bool = False) -> int:
     """Run the trials ``select(store or None, scan)`` picks, as (all, pending, spec to
     record in the store, or None to keep the store's).
 
-    The store lock is taken before the store is read and before the backend starts, so
-    two overlapping launches never both compute a trial: the second is refused, or finds
-    the trials stored. Everything that is only input (the worker count, the cluster
-    address) is checked before the lock.
+    One pass through the stages, in order: check the input (worker count, cluster
+    address), take the store lock, plan the pending trials from the store, start the
+    backend, open the launch (create or extend the store, record the launch), execute the
+    chunks and write their parts, close the launch. The lock is taken before the store is
+    read and before the backend starts, so two overlapping launches never both compute a
+    trial: the second is refused, or finds the trials stored.
     """
     launch_id = new_launch_id()
     workers = _workers(options, spec)
     if options.dry_run:
-        existing = Store.open(store_path) if is_store(store_path) else None
-        scan = existing.scan() if existing is not None else Scan(set(), {}, 0)
-        trials, pending, _ = select(existing, scan)
-        _dry_run(spec, experiment, trials, pending, workers, options, stdout)
+        plan = _plan(store_path, select)
+        _dry_run(spec, experiment, plan.trials, plan.pending, workers, options, stdout)
         return 0
+    address = _check_backend_input(options, spec, workers)
+    with _store_lock(store_path, launch_id):
+        plan = _plan(store_path, select)
+        if not plan.pending:
+            _nothing_to_do(store_path, plan, rerun, stdout)
+            return 0
+        backend = make_backend(options.backend, experiment, workers=workers, address=address,
+                               object_store_mb=spec.ray_setting("object_store_mb"),
+                               chunks_per_worker=spec.ray_setting("chunks_per_worker"),
+                               ship_code=spec.ray_setting("ship_code"))
+        try:
+            backend.start()
+            # After the backend: ray.init installs its own SIGTERM handler.
+            with _interrupts_raise():
+                store = _open_launch(store_path, spec, experiment, plan, launch_id, command,
+                                     backend, address, stderr)
+                if store is None:
+                    return EXIT_FAILED
+                writer = PartWriter(store, launch_id, experiment, plan.scan.column_types)
+                return _drive(backend, writer, plan.pending, spec, store_path, options,
+                              stdout, stderr, parts_before=plan.scan.parts,
+                              total=len(plan.trials))
+        finally:
+            backend.close()
 
+
+def _check_backend_input(options: LaunchOptions, spec: Spec, workers: int) -> str:
+    """The cluster address (empty: an embedded Ray); refuses a worker count or an address
+    that cannot work, before anything is written."""
     address = _address(options, spec)
     if options.backend == "ray":
         _check_workers(workers, address, options.force)
         if address:
             probe_address(address)
+    return address
+
+
+@contextlib.contextmanager
+def _store_lock(store_path: Path, launch_id: str):
+    """Hold the store's lock (creating the store's directory and parents first).
+
+    On the way out, still under the lock, the layout of a store whose creation failed is
+    removed; then the lock is released and the directories this launch created are
+    removed where they are empty.
+    """
     created = _make_dirs(store_path)
     lock = StoreLock(StorePaths(store_path).lock, launch_id)
     try:
@@ -147,56 +197,59 @@ def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
     except BaseException:
         _remove_dirs(created)
         raise
-    backend = None
     try:
-        existing = Store.open(store_path) if is_store(store_path) else None
-        scan = existing.scan() if existing is not None else Scan(set(), {}, 0)
-        trials, pending, record = select(existing, scan)
-        if not pending:
-            if existing is not None and scan.unindexed:
-                _index_quietly(existing, scan)
-            if rerun:
-                print(f"{store_path}: no failed trials", file=stdout)
-            else:
-                print(f"{store_path}: nothing to do, all {len(trials)} trials are stored",
-                      file=stdout)
-            return 0
-        backend = make_backend(options.backend, experiment, workers=workers, address=address,
-                               object_store_mb=spec.ray_setting("object_store_mb"),
-                               chunks_per_worker=spec.ray_setting("chunks_per_worker"),
-                               ship_code=spec.ray_setting("ship_code"))
-        backend.start()
-        # After the backend: ray.init installs its own SIGTERM handler.
-        with _interrupts_raise():
-            try:
-                store = existing or Store.create(store_path, spec, experiment)
-                if existing is not None and record is not None:
-                    store.write_spec(record)
-                for temp in store.temp_paths():  # left by a killed launch; we hold the lock
-                    temp.unlink(missing_ok=True)
-                _index_unindexed(store, scan)
-                store.append_launch({
-                    "launch_id": launch_id, "command": command,
-                    "started": _now(), "host": socket.gethostname(), "pid": os.getpid(),
-                    "backend": backend.name, "workers": backend.workers,
-                    "address": address or None, "trials": len(pending)})
-            except OSError as exc:
-                if not is_disk_full(exc):
-                    raise
-                _disk_full(store_path, exc, 0, len(pending), 0, stderr)
-                return EXIT_FAILED
-            writer = PartWriter(store, launch_id, experiment, scan.column_types)
-            return _drive(backend, writer, pending, spec, store_path, options, stdout, stderr,
-                          parts_before=scan.parts, total=len(trials))
-    finally:
         try:
-            if backend is not None:
-                backend.close()
+            yield
+        finally:
             if not is_store(store_path):
                 _remove_empty_store(store_path)  # a failed create; still under the lock
-        finally:
-            lock.release()
-            _remove_dirs(created)
+    finally:
+        lock.release()
+        _remove_dirs(created)
+
+
+def _plan(store_path: Path, select) -> Plan:
+    """Read the store (if any) and let ``select`` pick the trials to run."""
+    existing = Store.open(store_path) if is_store(store_path) else None
+    scan = existing.scan() if existing is not None else Scan(set(), {}, 0)
+    trials, pending, record = select(existing, scan)
+    return Plan(existing, scan, trials, pending, record)
+
+
+def _nothing_to_do(store_path: Path, plan: Plan, rerun: bool, stdout: TextIO) -> None:
+    if plan.store is not None and plan.scan.unindexed:
+        _index_quietly(plan.store, plan.scan)
+    if rerun:
+        print(f"{store_path}: no failed trials", file=stdout)
+    else:
+        print(f"{store_path}: nothing to do, all {len(plan.trials)} trials are stored",
+              file=stdout)
+
+
+def _open_launch(store_path: Path, spec: Spec, experiment: Experiment, plan: Plan,
+                 launch_id: str, command: str, backend, address: str,
+                 stderr: TextIO) -> Store | None:
+    """Create the store (or record the extended spec in it), clear what a killed launch
+    left, index the parts the plan read, and record the launch; None on a full disk
+    (said in one line on ``stderr``)."""
+    try:
+        store = plan.store or Store.create(store_path, spec, experiment)
+        if plan.store is not None and plan.record is not None:
+            store.write_spec(plan.record)
+        for temp in store.temp_paths():  # left by a killed launch; we hold the lock
+            temp.unlink(missing_ok=True)
+        _index_unindexed(store, plan.scan)
+        store.append_launch({
+            "launch_id": launch_id, "command": command,
+            "started": _now(), "host": socket.gethostname(), "pid": os.getpid(),
+            "backend": backend.name, "workers": backend.workers,
+            "address": address or None, "trials": len(plan.pending)})
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        _disk_full(store_path, exc, 0, len(plan.pending), 0, stderr)
+        return None
+    return store
 
 
 def _now() -> str:
