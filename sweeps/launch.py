@@ -19,17 +19,17 @@ import datetime as _dt
 import logging
 import math
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from sweeps.exceptions import InputError, StoreError
+from sweeps.exceptions import StoreError
 from sweeps.experiments import Experiment, get_experiment
+from sweeps.interrupts import interrupts_deferred, interrupts_raise
+from sweeps.launch_input import check_backend_input, pool_size, ray_address
 from sweeps.progress import Progress, format_duration
 from sweeps.backends import make_backend
 from sweeps.chunker import Chunker, seed_groups
@@ -44,8 +44,6 @@ from sweeps.trials import Trial, enumerate_trials
 
 EXIT_INTERRUPTED = 130
 EXIT_FAILED = 1
-MAX_WORKERS_PER_CPU = 4  # an embedded Ray with more actors than this per CPU needs --force
-PROBE_TIMEOUT_S = 5.0  # a cluster address must accept a connection within this time
 MANY_PARTS = 2000  # beyond this, scanning parts dominates the start of a launch
 PROGRESS_SECONDS = 30.0  # interval of the plain progress lines when stderr is no terminal
 
@@ -62,7 +60,7 @@ class LaunchOptions:
     progress: bool | None = None  # tqdm bar; None: only when stderr is a terminal
     progress_seconds: float = PROGRESS_SECONDS  # plain progress lines when there is no bar
     quiet: bool = False  # no start line, no bar, no progress lines
-    force: bool = False  # start an embedded Ray of more than MAX_WORKERS_PER_CPU x CPUs
+    force: bool = False  # start an embedded Ray of more than launch_input.MAX_WORKERS_PER_CPU x CPUs
 
 
 def run_spec_file(spec_path: str, out: str | None, options: LaunchOptions,
@@ -140,12 +138,12 @@ def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
     trial: the second is refused, or finds the trials stored.
     """
     launch_id = new_launch_id()
-    workers = _workers(options, spec)
+    workers = pool_size(options, spec)
     if options.dry_run:
         plan = _plan(store_path, select)
         _dry_run(spec, experiment, plan.trials, plan.pending, workers, options, stdout)
         return 0
-    address = _check_backend_input(options, spec, workers)
+    address = check_backend_input(options, spec, workers)
     with _store_lock(store_path, launch_id):
         plan = _plan(store_path, select)
         if not plan.pending:
@@ -158,7 +156,7 @@ def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
         try:
             backend.start()
             # After the backend: ray.init installs its own SIGTERM handler.
-            with _interrupts_raise():
+            with interrupts_raise():
                 store = _open_launch(store_path, spec, experiment, plan, launch_id, command,
                                      backend, address, stderr)
                 if store is None:
@@ -169,17 +167,6 @@ def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
                               total=len(plan.trials))
         finally:
             backend.close()
-
-
-def _check_backend_input(options: LaunchOptions, spec: Spec, workers: int) -> str:
-    """The cluster address (empty: an embedded Ray); refuses a worker count or an address
-    that cannot work, before anything is written."""
-    address = _address(options, spec)
-    if options.backend == "ray":
-        _check_workers(workers, address, options.force)
-        if address:
-            probe_address(address)
-    return address
 
 
 @contextlib.contextmanager
@@ -338,7 +325,7 @@ def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_
             rows = [r for r in done.rows if r["key"] not in written]
             if not rows:
                 continue
-            with _interrupts_deferred():
+            with interrupts_deferred():
                 writer.write(rows, done.chunk.index)
             keys = {r["key"] for r in rows}
             written |= keys
@@ -393,37 +380,6 @@ def _disk_full(store_path: Path, exc: OSError, stored: int, pending: int, parts:
           f"trials stored in {parts} whole parts; free space and run again", file=stderr)
 
 
-def _check_workers(workers: int, address: str, force: bool) -> None:
-    """Refuse an embedded Ray of many more actors than CPUs, unless forced."""
-    cpus = os.cpu_count() or 1
-    if not address and not force and workers > MAX_WORKERS_PER_CPU * cpus:
-        raise InputError(f"--workers {workers}: more than {MAX_WORKERS_PER_CPU} x the {cpus} "
-                         f"CPUs of this machine for an embedded Ray (each worker is a process); "
-                         f"add --force to start them anyway")
-
-
-def probe_address(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
-    """Refuse a Ray address where nothing answers, within ``timeout`` seconds.
-
-    ``HOST:PORT`` (the cluster's GCS) and ``ray://HOST:PORT`` (a Ray client server) are
-    probed with one TCP connection; ``auto`` and ``local`` are left to Ray.
-    """
-    if address in ("auto", "local"):
-        return
-    rest = address.split("://", 1)[1] if "://" in address else address
-    host, sep, port = rest.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InputError(f"Ray address {address!r}: expected HOST:PORT or ray://HOST:PORT")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as exc:
-        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        raise InputError(f"no Ray cluster at {address} ({reason} within {timeout:g} s); "
-                         f"start one there, or drop --address / RAY_ADDRESS / [ray] address "
-                         f"for an embedded local Ray") from None
-
-
 def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
              pending: Sequence[Trial], workers: int, options: LaunchOptions,
              stdout: TextIO) -> None:
@@ -453,7 +409,7 @@ def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
         pool, where = 1, "on 1 worker (serial)"
     elif workers:
         pool, where = workers, f"on {workers} worker{'s' if workers != 1 else ''}"
-    elif _address(options, spec):
+    elif ray_address(options, spec):
         pool, where = 1, "of worker time (divide by the cluster's CPUs; --workers N to say)"
     else:
         pool = os.cpu_count() or 1
@@ -467,52 +423,3 @@ def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
 def _ensembles(experiment: Experiment, spec: Spec) -> bool:
     """Whether the seeds of a grid point run as one device ensemble."""
     return experiment.run_group is not None and spec.ray_setting("ensembles")
-
-
-def _address(options: LaunchOptions, spec: Spec) -> str:
-    return options.address or spec.ray_setting("address") or os.environ.get("RAY_ADDRESS", "")
-
-
-def _workers(options: LaunchOptions, spec: Spec) -> int:
-    """The requested pool size; 0: decided when the backend starts (every CPU)."""
-    if options.backend == "serial":
-        return 1
-    return options.workers or spec.ray_setting("workers") or 0
-
-
-# ------------------------------------------------------------------------------ interrupts
-_deferred = threading.local()
-
-
-@contextlib.contextmanager
-def _interrupts_raise():
-    """SIGINT and SIGTERM raise KeyboardInterrupt (unless deferred by a write)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if getattr(_deferred, "active", False):
-            _deferred.pending = True
-        else:
-            raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-@contextlib.contextmanager
-def _interrupts_deferred():
-    """Hold an interrupt until the block (a part write) is done, then raise it."""
-    _deferred.active, _deferred.pending = True, False
-    try:
-        yield
-    finally:
-        _deferred.active = False
-        if _deferred.pending:
-            _deferred.pending = False
-            raise KeyboardInterrupt
