@@ -40,7 +40,8 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from analysis.labels import MODE_ORDER, label
 from analysis.exceptions import AnalysisInputError
-from analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
+from analysis.grouping import (check_replicates, has_items, per_seed, pooled_text,
+                               resolve_grouping, value_text)
 from analysis.summary import EXACT_BELOW, gap_summary, is_log_metric, seed_statistics
 
 __all__ = [
@@ -521,10 +522,6 @@ def learning_curves(
     return fig
 
 
-def _has_grid(value) -> bool:
-    return value is not None and hasattr(value, "__len__") and len(value) > 0
-
-
 @_styled
 def decision_boundaries(
     frame: pd.DataFrame,
@@ -541,7 +538,7 @@ def decision_boundaries(
     black line is P(class 1) = 0.5; panel titles give the row's test accuracy.
     """
     _require(frame, ["grid_prob", "grid_x1", "grid_x2", "mode"])
-    data = frame[frame["grid_prob"].map(_has_grid)]
+    data = frame[frame["grid_prob"].map(has_items)]
     fixed = {}
     for name, value in (where or {}).items():
         _require(frame, [name])
@@ -585,7 +582,7 @@ def decision_boundaries(
             mappable = ax.contourf(x1, x2, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r",
                                    alpha=0.75)
             ax.contour(x1, x2, prob, levels=[0.5], colors="k", linewidths=1.2)
-            if "points_x1" in r.index and _has_grid(r["points_x1"]):
+            if "points_x1" in r.index and has_items(r["points_x1"]):
                 lab = np.asarray(r["points_label"], int)
                 ax.scatter(r["points_x1"], r["points_x2"], c=np.where(lab == 1, "#B2182B", "#2166AC"),
                            s=14, edgecolors="white", linewidths=0.5)

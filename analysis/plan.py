@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -36,7 +35,7 @@ from analysis import figures
 from analysis.labels import ERROR_AXES, label, order_axes
 from analysis.exceptions import AnalysisInputError
 from analysis.load import LoadedStore
-from analysis.grouping import pooled_text, value_text
+from analysis.grouping import has_items, has_values, pooled_text, value_text
 from analysis.summary import default_comparisons, default_metric, is_log_metric
 from analysis.tolerance import tolerance
 
@@ -63,15 +62,6 @@ class FigurePlan:
 def _numeric(frame: pd.DataFrame, name: str) -> bool:
     col = frame[name]
     return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
-
-
-def _has_values(frame: pd.DataFrame, name: str) -> bool:
-    if name not in frame.columns:
-        return False
-    col = frame[name]
-    if col.dtype == object:
-        return bool(col.map(lambda v: v is not None and hasattr(v, "__len__") and len(v) > 0).any())
-    return bool(np.isfinite(pd.to_numeric(col, errors="coerce")).any())
 
 
 def _pooled_note(rows: pd.DataFrame, axes: list[str]) -> str:
@@ -110,7 +100,7 @@ def plan_figures(store: LoadedStore, metric: str | None = None,
     if len(numeric) > MAX_X_AXES:
         notes.append(f"only the first {MAX_X_AXES} varying numeric axes are used as x axes")
     if metric is None:
-        metric = "grad_error_mean" if experiment == "gradient" else default_metric(rows, experiment)
+        metric = default_metric(rows, experiment)
     log = is_log_metric(metric)
     plans: list[FigurePlan] = []
 
@@ -191,7 +181,7 @@ def _classify_extras(store, rows, axes, xs, facetable, user_pool, metric, notes)
                     tx, facet=tf)))
     # Gradient error measured during training (in situ modes only).
     measured = rows[rows["mode"] != "digital"] if "mode" in rows else rows
-    if x is not None and _has_values(measured, "grad_error_mean") and metric != "grad_error_mean":
+    if x is not None and has_values(measured, "grad_error_mean") and metric != "grad_error_mean":
         (panels, pooled) = _split(facetable, axes, [x], 2)
         facet = panels[0] if panels else None
         row = panels[1] if len(panels) > 1 else None
@@ -203,7 +193,7 @@ def _classify_extras(store, rows, axes, xs, facetable, user_pool, metric, notes)
             _bind(figures.gradient_error, measured, x, facet=facet, row=row, metric="grad_error_mean",
                   pool=[*user_pool, *pooled])))
     # Learning curves, grouped by the first numeric axis, else by a categorical one (a task).
-    if _has_values(rows, "epoch") and _has_values(rows, "curve_test_accuracy"):
+    if has_values(rows, "epoch") and has_values(rows, "curve_test_accuracy"):
         group = x if x is not None else next(iter(facetable), None)
         (panels, pooled) = _split(facetable, axes, _shown(group), 1)
         row = panels[0] if panels else None
@@ -218,8 +208,8 @@ def _classify_extras(store, rows, axes, xs, facetable, user_pool, metric, notes)
     else:
         notes.append("no learning curves stored (columns epoch / curve_test_accuracy)")
     # Decision boundaries for 2-D tasks, one seed, at one setting of the other axes.
-    if _has_values(rows, "grid_prob"):
-        grids = rows[rows["grid_prob"].map(lambda v: v is not None and hasattr(v, "__len__") and len(v) > 0)]
+    if has_values(rows, "grid_prob"):
+        grids = rows[rows["grid_prob"].map(has_items)]
         where = {}
         first_error = next((a for a in axes if a in ERROR_AXES), None)
         for a in [*axes, *user_pool]:
