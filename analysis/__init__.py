@@ -10,6 +10,7 @@ Modules, one concept each:
 * :mod:`analysis.tolerance` the error value where a mode loses a given drop, with a paired
   bootstrap interval over seeds
 * :mod:`analysis.figures`  seaborn figures, each a function returning a matplotlib Figure
+* :mod:`analysis.figure_parts` what the figures are built from: colours, style, panels, titles
 * :mod:`analysis.plan`     which figures a store supports, axes chosen from its spec
 * :mod:`analysis.report`   one self-contained HTML page, the answer first
 * :mod:`analysis.outputs`  which figures and reports were made from which state of a store
