@@ -240,7 +240,7 @@ def _log_to_stderr(verbosity: int = 0) -> None:
     """Messages of the sweeps package (a lost worker, say) go to stderr, one line each.
 
     The level follows -q (warnings only) and -v (debug); an embedded local Ray takes its
-    own level from it (``sweeps.runner``).
+    own level from it (``sweeps.ray_backend``).
     """
     logger = logging.getLogger("sweeps")
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):

@@ -10,6 +10,8 @@ A full disk ends the launch with one line and exit status 1; the parts written s
 
 Ctrl-C (or SIGTERM) stops the launch: no new chunk is submitted, chunks in flight are
 abandoned, and the store keeps only whole parts; the exit status is 130.
+
+About 420 lines: the pipeline and the dry run estimate, which reuses its plan stage.
 """
 
 from __future__ import annotations

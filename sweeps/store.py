@@ -19,6 +19,9 @@ This module holds the store directory (opening, metadata, scanning and reading p
 its names and columns are in ``sweeps.schema``, the part writer in ``sweeps.parts``, the
 manifest in ``sweeps.manifest``, the lock in ``sweeps.lock`` and the file-system helpers
 in ``sweeps.fsutil``.
+
+About 410 lines: ``scan`` (the manifest fast path with its integrity checks) is a
+third of it.
 """
 
 from __future__ import annotations
