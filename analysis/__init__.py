@@ -3,18 +3,19 @@
 Modules, one concept each:
 
 * :mod:`analysis.load`     read a store (unified schema, newest launch per trial, errors apart)
-* :mod:`analysis.axes`     parameter labels with units, error axes, axes that vary
+* :mod:`analysis.labels`   parameter labels with units, error axes, axes that vary
 * :mod:`analysis.grouping` what a table or figure groups by and pools (nothing silently)
 * :mod:`analysis.summary`  means and Student t intervals over seeds (geometric for gradient
   errors), drop against the error-free cell, paired mode gaps, export
 * :mod:`analysis.tolerance` the error value where a mode loses a given drop, with a paired
   bootstrap interval over seeds
 * :mod:`analysis.figures`  seaborn figures, each a function returning a matplotlib Figure
+* :mod:`analysis.figure_parts` what the figures are built from: colours, style, panels, titles
 * :mod:`analysis.plan`     which figures a store supports, axes chosen from its spec
 * :mod:`analysis.report`   one self-contained HTML page, the answer first
 * :mod:`analysis.outputs`  which figures and reports were made from which state of a store
 * :mod:`analysis.commands` the ``insitu summary | tolerance | figures | report`` entry points
-* :mod:`analysis.errors`   :class:`AnalysisInputError`, the one-line bad-input error
+* :mod:`analysis.exceptions` :class:`AnalysisInputError`, the one-line bad-input error
 
 The package imports neither ``photonics`` nor ``sweeps``: a store copied off a cluster can be
 analysed anywhere. Importing this package imports nothing heavy; import the modules you use.

@@ -9,7 +9,7 @@ interactive backend is needed (a notebook still displays the returned figure).
 Conventions shared by every figure, so that a reader can compare them:
 
 * one fixed colour per training mode / protocol (:data:`MODE_COLORS`), the same everywhere;
-* axis labels with units from :data:`analysis.axes.LABELS` (unknown names stay raw);
+* axis labels with units from :data:`analysis.labels.LABELS` (unknown names stay raw);
 * bands and error bars are 95 % Student t intervals over seeds, computed by
   :func:`analysis.summary.seed_statistics`, so a figure shows the numbers of the table;
   gradient errors ``1 − cos`` are geometric means with log-scale intervals, and exact values
@@ -23,10 +23,8 @@ Conventions shared by every figure, so that a reader can compare them:
 
 from __future__ import annotations
 
-import functools
 import io
 import math
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,18 +33,41 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from analysis.axes import MODE_ORDER, label
-from analysis.errors import AnalysisInputError
-from analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
+from analysis.exceptions import AnalysisInputError
+from analysis.grouping import has_items, per_seed
+from analysis.labels import MODE_ORDER, label
 from analysis.summary import EXACT_BELOW, gap_summary, is_log_metric, seed_statistics
+
+# The parts the figures are built from; MODE_COLORS and mode_palette are public here too.
+from analysis.figure_parts import (
+    MODE_COLORS,
+    MAX_COLUMNS,
+    MAX_WIDTH_IN,
+    mode_palette,
+    _styled,
+    _figure,
+    _require,
+    _levels,
+    _value_text,
+    _panel_title,
+    _seed_count,
+    _title,
+    _suptitle,
+    _set_scale,
+    _figure_legend,
+    _mode_title,
+    _grid_shape,
+    _shown,
+    _grouping,
+    _facet_lines,
+    _data_ticks,
+    _stat_name,
+)
 
 __all__ = [
     "MODE_COLORS",
     "MODE_ORDER",
-    "accuracy_vs_error",
     "decision_boundaries",
     "figure_png",
     "gap_heatmap",
@@ -59,241 +80,6 @@ __all__ = [
     "tolerance_vs_axis",
 ]
 
-# One colour per training mode (classify) and protocol (gradient), Okabe-Ito colour-blind
-# safe. ``analog`` is the analog toggle protocol in both experiments, hence one colour.
-MODE_COLORS: dict[str, str] = {
-    "digital": "#0072b2",
-    "insitu": "#d55e00",
-    "analog": "#009e73",
-    "three_pass": "#cc79a7",
-    "ideal": "#000000",
-}
-_SPARE_COLORS = ("#e69f00", "#56b4e9", "#f0e442", "#999999", "#882255", "#44aa99")
-_PANEL = (4.0, 3.1)  # inches per panel
-MAX_COLUMNS = 4  # panel grids wrap after this many columns
-MAX_WIDTH_IN = 13.0  # no figure is wider (1950 px at 150 dpi)
-
-
-def mode_palette(modes: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """Modes in canonical order and their colours; unknown modes get spare colours by name."""
-    present = [m for m in dict.fromkeys(str(m) for m in modes)]
-    ordered = [m for m in MODE_ORDER if m in present] + sorted(m for m in present if m not in MODE_ORDER)
-    spare = iter(_SPARE_COLORS * 4)
-    return ordered, {m: MODE_COLORS.get(m) or next(spare) for m in ordered}
-
-
-def _styled(func):
-    """Build the figure inside seaborn's whitegrid style without touching global rcParams."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.85):
-            return func(*args, **kwargs)
-
-    return wrapper
-
-
-def _figure(n_rows: int, n_cols: int, sharex=True, sharey=True, extra_width=1.3, panel=_PANEL):
-    width = min(panel[0] * n_cols + extra_width, MAX_WIDTH_IN)
-    height = panel[1] * n_rows + 0.5  # room for the title that names seeds and pooling
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(n_rows, n_cols, sharex=sharex, sharey=sharey, squeeze=False)
-    return fig, axes
-
-
-def _require(frame: pd.DataFrame, names: Sequence[str | None], what="column") -> None:
-    for name in names:
-        if name is not None and name not in frame.columns:
-            raise AnalysisInputError(f"unknown {what} {name!r} for this figure")
-    if not len(frame):
-        raise AnalysisInputError("no rows to plot")
-
-
-def _levels(frame: pd.DataFrame, name: str | None) -> list:
-    if name is None:
-        return [None]
-    values = frame[name].dropna().unique().tolist()
-    try:
-        return sorted(values)
-    except TypeError:
-        return values
-
-
-_value_text = value_text
-
-
-def _panel_title(facet, fvalue, row, rvalue) -> str:
-    parts = []
-    if row is not None:
-        parts.append(f"{label(row)} = {_value_text(rvalue)}")
-    if facet is not None:
-        parts.append(f"{label(facet)} = {_value_text(fvalue)}")
-    return "\n".join(parts)
-
-
-def _seed_count(stats: pd.DataFrame) -> str:
-    n = pd.to_numeric(stats["n"], errors="coerce").dropna() if len(stats) else pd.Series([], dtype=float)
-    if not len(n):
-        return "no seeds"
-    lo, hi = int(n.min()), int(n.max())
-    return f"{lo} seed{'s' if hi != 1 else ''}" if lo == hi else f"{lo}-{hi} seeds"
-
-
-def _title(fig: Figure, what: str, frame: pd.DataFrame, pooled: Sequence[str], extra: str = "") -> str:
-    """Set and return the figure title: what is shown, over what, and what is pooled."""
-    parts = [what] + ([extra] if extra else [])
-    pooled_line = pooled_text(frame, pooled)
-    if pooled_line:
-        parts.append(pooled_line)
-    text = "\n".join(parts)
-    _suptitle(fig, text)
-    return text
-
-
-def _suptitle(fig: Figure, text: str) -> None:
-    """A figure title wrapped to the figure's width (the full text stays in the report)."""
-    width = max(30, int(fig.get_figwidth() * 10.5))
-    lines = [w for line in text.split("\n") for w in (textwrap.wrap(line, width) or [""])]
-    fig.suptitle("\n".join(lines), fontsize="medium")
-
-
-def _set_scale(ax, values, axis: str, name: str | None, log: bool | None = None,
-               symlog: bool = False) -> None:
-    """Choose a linear, log or symlog scale for one axis from the data it shows.
-
-    ``log=None`` (auto) takes a log scale for positive data spanning a decade or more
-    (ports 4..128, batch 1..64); ``log=True`` takes one whenever the data allow it. Data
-    that include zero get a symlog scale (linear up to the smallest positive value) only with
-    ``symlog``, else stay linear: an error axis from 0 to 0.3 rad reads best linearly.
-    Quantities already in decibels (names ending in ``_db``) always stay linear.
-    """
-    v = np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float)
-    v = v[np.isfinite(v)]
-    if log is False or v.size < 2 or (name or "").endswith("_db"):
-        return
-    pos = v[v > 0]
-    if pos.size < 2 or (v < 0).any():
-        return
-    span = pos.max() / pos.min()
-    if not log and span < 10:
-        return
-    setter = ax.set_xscale if axis == "x" else ax.set_yscale
-    if (v == 0).any():
-        if symlog:
-            setter("symlog", linthresh=float(pos.min()))
-    elif span > 1:
-        setter("log")
-
-
-def _figure_legend(fig, modes: list[str], colors: dict[str, str], title: str) -> None:
-    handles = [Line2D([], [], color=colors[m], marker="o", lw=2) for m in modes]
-    fig.legend(handles, modes, title=title, loc="outside right upper", frameon=False)
-
-
-def _mode_title(frame: pd.DataFrame) -> str:
-    return "protocol" if set(frame["mode"].dropna()) <= {"three_pass", "analog"} else "training mode"
-
-
-def _grid_shape(n_rows: int, n_cols: int) -> tuple[int, int, bool]:
-    """Panel grid for (row, facet) levels: at most :data:`MAX_COLUMNS` columns.
-
-    A grid with more facet levels than that is flattened into (row, facet) panels wrapped at
-    :data:`MAX_COLUMNS` per line, each panel titled with both values.
-    """
-    if n_cols <= MAX_COLUMNS:
-        return n_rows, n_cols, False
-    total = n_rows * n_cols
-    return math.ceil(total / MAX_COLUMNS), MAX_COLUMNS, True
-
-
-def _shown(*names) -> list[str]:
-    return [n for n in dict.fromkeys(names) if n is not None]
-
-
-def _grouping(frame: pd.DataFrame, shown: Sequence[str], pool: Sequence[str], what: str):
-    """The pooled axes of a figure showing ``shown``; raises if it would pool silently."""
-    by, pooled = resolve_grouping(frame, list(shown), pool, what=what)
-    check_replicates(frame, [*by, "mode"], pooled)
-    return pooled
-
-
-def _facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False):
-    """Draw ``y`` against ``x`` per mode, one panel per (row, facet) value.
-
-    Statistics are over seeds (pooled axes averaged per seed first): the mean, or the
-    geometric mean when ``log``, and its 95 % interval as a band. Returns fig, panels, stats.
-    """
-    modes, colors = mode_palette(frame["mode"].dropna().unique())
-    panel_keys = _shown(row, facet)
-    keys = [*panel_keys, x, "mode"]
-    seeds = per_seed(frame, keys, [y])
-    seeds = seeds[np.isfinite(seeds[y])]
-    stats = seed_statistics(seeds, keys, y, log=log)
-    rows, cols = _levels(frame, row), _levels(frame, facet)
-    n_rows, n_cols, wrapped = _grid_shape(len(rows), len(cols))
-    fig, axes = _figure(n_rows, n_cols, sharey=sharey)
-    combos = [(r, f) for r in rows for f in cols]
-    panels = []
-    for k, (rvalue, fvalue) in enumerate(combos):
-        i, j = (k // n_cols, k % n_cols) if wrapped else (rows.index(rvalue), cols.index(fvalue))
-        ax = axes[i, j]
-        part = stats
-        if row is not None:
-            part = part[part[row] == rvalue]
-        if facet is not None:
-            part = part[part[facet] == fvalue]
-        exact_at = []
-        for mode in modes:
-            line = part[part["mode"] == mode].sort_values(x)
-            if not len(line):
-                continue
-            if log:
-                exact = line["mean"].isna() & (line["n_exact"] > 0)
-                if exact.any():
-                    exact_at.append(f"{mode} at {x} = "
-                                    + ", ".join(_value_text(v) for v in line.loc[exact, x]))
-                line = line[~line["mean"].isna()]
-            xs = line[x].to_numpy(dtype=float)
-            ax.plot(xs, line["mean"].to_numpy(dtype=float), color=colors[mode],
-                    marker="o" if markers else None, markersize=5, lw=1.8)
-            ax.fill_between(xs, line["ci_low"].to_numpy(dtype=float),
-                            line["ci_high"].to_numpy(dtype=float), color=colors[mode], alpha=0.2,
-                            lw=0)
-        if exact_at:
-            ax.text(0.02, 0.02, f"exact (1 − cos < {EXACT_BELOW:.0e}):\n" + "\n".join(exact_at),
-                    transform=ax.transAxes, fontsize="x-small", va="bottom", wrap=True)
-        ax.set_title(_panel_title(facet, fvalue, row, rvalue))
-        below = k + n_cols < len(combos) if wrapped else i < n_rows - 1
-        ax.set_xlabel("" if below else label(x))
-        ax.tick_params(labelbottom=not below)
-        ax.set_ylabel(label(y) if j == 0 else "")
-        panels.append(ax)
-    for ax in axes.flat:
-        if ax not in panels:
-            ax.remove()
-    _figure_legend(fig, modes, colors, _mode_title(frame))
-    return fig, np.asarray(panels), stats
-
-
-def _data_ticks(ax, values, axis: str = "x") -> None:
-    """Put ticks at the data values when they are few and far enough apart to be read."""
-    v = np.unique(np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float))
-    v = v[np.isfinite(v)]
-    if not 1 < v.size <= 8:
-        return
-    target = ax.xaxis if axis == "x" else ax.yaxis
-    pos = target.get_transform().transform(v)
-    if not np.all(np.isfinite(pos)) or np.min(np.diff(pos)) < 0.09 * (pos.max() - pos.min()):
-        return
-    target.set_major_locator(FixedLocator(v))
-    target.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    target.set_minor_locator(NullLocator())
-
-
-def _stat_name(metric: str) -> str:
-    return "geometric mean and 95 % log-scale t interval" if is_log_metric(metric) \
-        else "mean and 95 % t interval"
 
 
 @_styled
@@ -326,18 +112,6 @@ def metric_vs_axis(
         _data_ticks(ax, data[x])
     _title(fig, f"{label(metric)}: {_stat_name(metric)} over {_seed_count(stats)}", data, pooled)
     return fig
-
-
-def accuracy_vs_error(
-    frame: pd.DataFrame,
-    x: str,
-    facet: str | None = None,
-    row: str | None = None,
-    metric: str = "test_accuracy",
-    pool: Sequence[str] = (),
-) -> Figure:
-    """Test accuracy against an error axis per training mode, faceted by a second axis."""
-    return metric_vs_axis(frame, x, facet=facet, row=row, metric=metric, pool=pool)
 
 
 @_styled
@@ -534,10 +308,6 @@ def learning_curves(
     return fig
 
 
-def _has_grid(value) -> bool:
-    return value is not None and hasattr(value, "__len__") and len(value) > 0
-
-
 @_styled
 def decision_boundaries(
     frame: pd.DataFrame,
@@ -554,7 +324,7 @@ def decision_boundaries(
     black line is P(class 1) = 0.5; panel titles give the row's test accuracy.
     """
     _require(frame, ["grid_prob", "grid_x1", "grid_x2", "mode"])
-    data = frame[frame["grid_prob"].map(_has_grid)]
+    data = frame[frame["grid_prob"].map(has_items)]
     fixed = {}
     for name, value in (where or {}).items():
         _require(frame, [name])
@@ -598,7 +368,7 @@ def decision_boundaries(
             mappable = ax.contourf(x1, x2, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r",
                                    alpha=0.75)
             ax.contour(x1, x2, prob, levels=[0.5], colors="k", linewidths=1.2)
-            if "points_x1" in r.index and _has_grid(r["points_x1"]):
+            if "points_x1" in r.index and has_items(r["points_x1"]):
                 lab = np.asarray(r["points_label"], int)
                 ax.scatter(r["points_x1"], r["points_x2"], c=np.where(lab == 1, "#B2182B", "#2166AC"),
                            s=14, edgecolors="white", linewidths=0.5)

@@ -24,17 +24,34 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.axes import label, order_axes
-from analysis.errors import AnalysisInputError
+from analysis.labels import label, order_axes
+from analysis.exceptions import AnalysisInputError
 
 __all__ = [
     "check_replicates",
+    "has_items",
+    "has_values",
     "per_seed",
     "pooled_text",
     "resolve_grouping",
     "value_text",
     "varying_params",
 ]
+
+
+def has_items(value) -> bool:
+    """A list-valued cell (a curve, a boundary grid) that holds at least one item."""
+    return value is not None and hasattr(value, "__len__") and len(value) > 0
+
+
+def has_values(frame: pd.DataFrame, name: str) -> bool:
+    """Column ``name`` exists and holds a finite number, or (list columns) a non-empty list."""
+    if name not in frame.columns:
+        return False
+    col = frame[name]
+    if col.dtype == object:
+        return bool(col.map(has_items).any())
+    return bool(np.isfinite(pd.to_numeric(col, errors="coerce")).any())
 
 
 def value_text(value) -> str:

@@ -28,15 +28,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import figures
-from analysis.axes import ERROR_AXES, label, order_axes
-from analysis.errors import AnalysisInputError
+from analysis.labels import ERROR_AXES, label, order_axes
+from analysis.exceptions import AnalysisInputError
 from analysis.load import LoadedStore
-from analysis.grouping import pooled_text, value_text
+from analysis.grouping import has_items, has_values, pooled_text, value_text
 from analysis.summary import default_comparisons, default_metric, is_log_metric
 from analysis.tolerance import tolerance
 
@@ -65,15 +64,6 @@ def _numeric(frame: pd.DataFrame, name: str) -> bool:
     return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
 
 
-def _has_values(frame: pd.DataFrame, name: str) -> bool:
-    if name not in frame.columns:
-        return False
-    col = frame[name]
-    if col.dtype == object:
-        return bool(col.map(lambda v: v is not None and hasattr(v, "__len__") and len(v) > 0).any())
-    return bool(np.isfinite(pd.to_numeric(col, errors="coerce")).any())
-
-
 def _pooled_note(rows: pd.DataFrame, axes: list[str]) -> str:
     text = pooled_text(rows, axes)
     return f" {text[0].upper()}{text[1:]}, averaged per seed." if text else ""
@@ -86,6 +76,33 @@ def _split(facetable: list[str], axes: list[str], shown: list[str], n: int) -> t
     return panels, pooled
 
 
+@dataclass
+class _Choice:
+    """What the planners of one store's figures share: the rows, the axes that vary and how
+    they may be shown, the headline metric, and the notes on what is skipped."""
+
+    store: LoadedStore
+    rows: pd.DataFrame
+    experiment: str
+    axes: list[str]  # varying axes, not pooled by the user, in display order
+    xs: list[str]  # the numeric ones used as x axes
+    categorical: list[str]
+    facetable: list[str]  # axes with few enough values for a panel each
+    user_pool: list[str]
+    metric: str
+    notes: list[str]
+
+    def pooled_note(self, pooled: Sequence[str]) -> str:
+        return _pooled_note(self.rows, [*self.user_pool, *pooled])
+
+    @property
+    def gap_metric(self) -> str | None:
+        """The metric of paired gaps and tolerances (accuracy when the headline is a log metric)."""
+        if not is_log_metric(self.metric):
+            return self.metric
+        return "test_accuracy" if "test_accuracy" in self.rows.columns else None
+
+
 def plan_figures(store: LoadedStore, metric: str | None = None,
                  pool: Sequence[str] = ()) -> tuple[list[FigurePlan], list[str]]:
     """The figures this store supports and notes on the ones skipped (never raises for data).
@@ -93,7 +110,8 @@ def plan_figures(store: LoadedStore, metric: str | None = None,
     ``metric`` replaces the experiment's headline metric; ``pool`` names axes to average
     over (per seed) in every figure. Axes a figure cannot show (more than two panel axes, or
     an axis with more than :data:`MAX_FACET_LEVELS` values) are pooled too, and every
-    pooled axis is named in the figure's title and caption.
+    pooled axis is named in the figure's title and caption. Which figures an experiment
+    gets is the table :data:`FIGURES`.
     """
     rows = store.rows
     notes: list[str] = []
@@ -109,133 +127,162 @@ def plan_figures(store: LoadedStore, metric: str | None = None,
     xs = numeric[:MAX_X_AXES]
     if len(numeric) > MAX_X_AXES:
         notes.append(f"only the first {MAX_X_AXES} varying numeric axes are used as x axes")
-    if metric is None:
-        metric = "grad_error_mean" if experiment == "gradient" else default_metric(rows, experiment)
-    log = is_log_metric(metric)
-    plans: list[FigurePlan] = []
-
     facetable = [a for a in axes if rows[a].nunique(dropna=False) <= MAX_FACET_LEVELS]
-    # Headline metric against each varying axis (or per mode when nothing numeric varies).
-    for x in xs:
-        (panels, pooled) = _split(facetable, axes, [x], 2)
+    choice = _Choice(store, rows, experiment, axes, xs, categorical, facetable, user_pool,
+                     metric or default_metric(rows, experiment), notes)
+    plans: list[FigurePlan] = []
+    for planner in FIGURES.get(experiment, FIGURES["classify"]):
+        plans += planner(choice)
+    return plans, notes
+
+
+def _headline(c: _Choice) -> list[FigurePlan]:
+    """The headline metric against each varying axis (or per mode when nothing numeric varies)."""
+    rows, metric, plans = c.rows, c.metric, []
+    for x in c.xs:
+        (panels, pooled) = _split(c.facetable, c.axes, [x], 2)
         facet = panels[0] if panels else None
         row = panels[1] if len(panels) > 1 else None
         stem = f"{metric}_vs_{x}" + (f"_by_{facet}" if facet else "") + (f"_{row}" if row else "")
-        if log:
+        if is_log_metric(metric):
             build = _bind(figures.gradient_error, rows, x, facet=facet, row=row, metric=metric,
-                          pool=[*user_pool, *pooled])
-            what = (f"{label(metric)} against {label(x)} per {'protocol' if experiment == 'gradient' else 'mode'}: "
+                          pool=[*c.user_pool, *pooled])
+            what = (f"{label(metric)} against {label(x)} per {'protocol' if c.experiment == 'gradient' else 'mode'}: "
                     "geometric mean over seeds with 95 % log-scale t bands")
         else:
             build = _bind(figures.metric_vs_axis, rows, x, facet=facet, row=row, metric=metric,
-                          pool=[*user_pool, *pooled])
+                          pool=[*c.user_pool, *pooled])
             what = f"{label(metric)} against {label(x)} per training mode; mean over seeds with 95 % t bands"
-        plans.append(FigurePlan(stem, f"{what}.{_pooled_note(rows, [*user_pool, *pooled])}", build))
-    if not xs:
-        facet = next((a for a in categorical if a in facetable), None)
-        pooled = [*user_pool, *[a for a in axes if a != facet]]
+        plans.append(FigurePlan(stem, f"{what}.{c.pooled_note(pooled)}", build))
+    if not c.xs:
+        facet = next((a for a in c.categorical if a in c.facetable), None)
+        pooled = [*c.user_pool, *[a for a in c.axes if a != facet]]
         plans.append(FigurePlan(
             f"{metric}_by_mode" + (f"_by_{facet}" if facet else ""),
             f"{label(metric)} per mode: mean over seeds with 95 % t interval, one dot per seed."
             + _pooled_note(rows, pooled),
             _bind(figures.metric_by_mode, rows, metric, facet=facet, pool=pooled)))
-
-    if experiment != "gradient":
-        plans += _classify_extras(store, rows, axes, xs, facetable, user_pool, metric, notes)
-    return plans, notes
+    return plans
 
 
-def _classify_extras(store, rows, axes, xs, facetable, user_pool, metric, notes) -> list[FigurePlan]:
-    plans = []
-    x = xs[0] if xs else None
-    accuracy = "test_accuracy" if "test_accuracy" in rows.columns else None
-    gap_metric = metric if not is_log_metric(metric) else accuracy
-    # Paired gaps over two axes, one heatmap per value of a third.
+def _gap_heatmaps(c: _Choice) -> list[FigurePlan]:
+    """Paired gaps over two axes, one heatmap per value of a third."""
+    rows, gap_metric, plans = c.rows, c.gap_metric, []
     comparisons = default_comparisons(rows["mode"].dropna().unique())
-    if comparisons and gap_metric is not None:
-        # with only categorical axes varying (e.g. task) the heatmap is drawn over them
-        hx = x if x is not None else (axes[0] if axes else None)
-        if hx is None:
-            notes.append("no axis varies: the paired gap is in the summary table only")
-        else:
-            panels, pooled = _split(facetable, axes, [hx], 2)
-            hy = panels[0] if panels else None
-            hf = panels[1] if len(panels) > 1 else None
-            for mode, reference in comparisons:
-                stem = (f"gap_{mode}_minus_{reference}_{hx}" + (f"_x_{hy}" if hy else "")
-                        + (f"_by_{hf}" if hf else ""))
-                over = label(hx) + (f" × {label(hy)}" if hy else "") + (f", one panel per {label(hf)}" if hf else "")
-                plans.append(FigurePlan(
-                    stem,
-                    f"Paired {label(gap_metric)} gap {mode} − {reference} (same device and seed), "
-                    f"mean over seeds, over {over}.{_pooled_note(rows, [*user_pool, *pooled])}",
-                    _bind(figures.gap_heatmap, rows, hx, hy, metric=gap_metric, mode=mode,
-                          reference=reference, facet=hf, pool=[*user_pool, *pooled])))
-    # Tolerance along the first error axis, against a second axis.
-    err = next((a for a in xs if a in ERROR_AXES), None)
-    if err is not None and gap_metric is not None:
-        (panels, pooled) = _split(facetable, axes, [err], 2)
-        numeric_panels = [a for a in panels if _numeric(rows, a)] + [a for a in panels if not _numeric(rows, a)]
-        if numeric_panels:
-            tx = numeric_panels[0]
-            tf = numeric_panels[1] if len(numeric_panels) > 1 else None
-            pool_t = [*user_pool, *pooled]
-            plans.append(FigurePlan(
-                f"tolerance_{err}_vs_{tx}" + (f"_by_{tf}" if tf else ""),
-                f"{label(err)} at which {label(gap_metric)} falls {TOLERANCE_DROP:g} below its value "
-                f"at the error-free end, per training mode, against {label(tx)}; 95 % bootstrap "
-                f"intervals over seeds (resampled jointly for all modes); △ not reached."
-                + _pooled_note(rows, pool_t),
-                lambda: figures.tolerance_vs_axis(
-                    tolerance(rows, err, TOLERANCE_DROP, gap_metric, by=_shown(tx, tf), pool=pool_t),
-                    tx, facet=tf)))
-    # Gradient error measured during training (in situ modes only).
-    measured = rows[rows["mode"] != "digital"] if "mode" in rows else rows
-    if x is not None and _has_values(measured, "grad_error_mean") and metric != "grad_error_mean":
-        (panels, pooled) = _split(facetable, axes, [x], 2)
-        facet = panels[0] if panels else None
-        row = panels[1] if len(panels) > 1 else None
-        plans.append(FigurePlan(
-            f"training_grad_error_vs_{x}" + (f"_by_{facet}" if facet else "") + (f"_{row}" if row else ""),
-            f"Mean gradient error 1 − cos over the training steps against {label(x)}, per in situ "
-            "mode: geometric mean over seeds with 95 % log-scale t bands; exact values named."
-            + _pooled_note(rows, [*user_pool, *pooled]),
-            _bind(figures.gradient_error, measured, x, facet=facet, row=row, metric="grad_error_mean",
-                  pool=[*user_pool, *pooled])))
-    # Learning curves, grouped by the first numeric axis, else by a categorical one (a task).
-    if _has_values(rows, "epoch") and _has_values(rows, "curve_test_accuracy"):
-        group = x if x is not None else next(iter(facetable), None)
-        (panels, pooled) = _split(facetable, axes, _shown(group), 1)
-        row = panels[0] if panels else None
-        stem = "learning_curves" + (f"_by_{group}" if group else "") + (f"_{row}" if row else "")
+    if not comparisons or gap_metric is None:
+        return plans
+    # with only categorical axes varying (e.g. task) the heatmap is drawn over them
+    hx = c.xs[0] if c.xs else (c.axes[0] if c.axes else None)
+    if hx is None:
+        c.notes.append("no axis varies: the paired gap is in the summary table only")
+        return plans
+    panels, pooled = _split(c.facetable, c.axes, [hx], 2)
+    hy = panels[0] if panels else None
+    hf = panels[1] if len(panels) > 1 else None
+    for mode, reference in comparisons:
+        stem = (f"gap_{mode}_minus_{reference}_{hx}" + (f"_x_{hy}" if hy else "")
+                + (f"_by_{hf}" if hf else ""))
+        over = label(hx) + (f" × {label(hy)}" if hy else "") + (f", one panel per {label(hf)}" if hf else "")
         plans.append(FigurePlan(
             stem,
-            "Test error (1 − accuracy) against epoch per training mode"
-            + (f", one panel per {label(group)}" if group else "")
-            + (f" and row per {label(row)}" if row else "")
-            + "; mean over seeds with 95 % t bands." + _pooled_note(rows, [*user_pool, *pooled]),
-            _bind(figures.learning_curves, rows, group, row=row, pool=[*user_pool, *pooled])))
-    else:
-        notes.append("no learning curves stored (columns epoch / curve_test_accuracy)")
-    # Decision boundaries for 2-D tasks, one seed, at one setting of the other axes.
-    if _has_values(rows, "grid_prob"):
-        grids = rows[rows["grid_prob"].map(lambda v: v is not None and hasattr(v, "__len__") and len(v) > 0)]
-        where = {}
-        first_error = next((a for a in axes if a in ERROR_AXES), None)
-        for a in [*axes, *user_pool]:
-            if a == "task":
-                continue
-            values = sorted(grids[a].dropna().unique())
-            if values:
-                where[a] = values[-1] if a == first_error else values[0]
-        seed = int(grids["seed"].min())
-        at = ", ".join(f"{label(k)} = {value_text(v)}" for k, v in where.items())
-        plans.append(FigurePlan(
-            f"decision_boundaries_seed{seed}",
-            f"Decision boundaries (P(class 1), black line at 0.5) and test points of one device, "
-            f"seed {seed}" + (f", at {at}" if at else "") + ".",
-            _bind(figures.decision_boundaries, rows, seed=seed, where=where)))
+            f"Paired {label(gap_metric)} gap {mode} − {reference} (same device and seed), "
+            f"mean over seeds, over {over}.{c.pooled_note(pooled)}",
+            _bind(figures.gap_heatmap, rows, hx, hy, metric=gap_metric, mode=mode,
+                  reference=reference, facet=hf, pool=[*c.user_pool, *pooled])))
     return plans
+
+
+def _tolerance_figure(c: _Choice) -> list[FigurePlan]:
+    """Tolerance along the first error axis, against a second axis."""
+    rows, gap_metric = c.rows, c.gap_metric
+    err = next((a for a in c.xs if a in ERROR_AXES), None)
+    if err is None or gap_metric is None:
+        return []
+    (panels, pooled) = _split(c.facetable, c.axes, [err], 2)
+    numeric_panels = [a for a in panels if _numeric(rows, a)] + [a for a in panels if not _numeric(rows, a)]
+    if not numeric_panels:
+        return []
+    tx = numeric_panels[0]
+    tf = numeric_panels[1] if len(numeric_panels) > 1 else None
+    pool_t = [*c.user_pool, *pooled]
+    return [FigurePlan(
+        f"tolerance_{err}_vs_{tx}" + (f"_by_{tf}" if tf else ""),
+        f"{label(err)} at which {label(gap_metric)} falls {TOLERANCE_DROP:g} below its value "
+        f"at the error-free end, per training mode, against {label(tx)}; 95 % bootstrap "
+        f"intervals over seeds (resampled jointly for all modes); △ not reached."
+        + _pooled_note(rows, pool_t),
+        lambda: figures.tolerance_vs_axis(
+            tolerance(rows, err, TOLERANCE_DROP, gap_metric, by=_shown(tx, tf), pool=pool_t),
+            tx, facet=tf))]
+
+
+def _training_gradient_error(c: _Choice) -> list[FigurePlan]:
+    """Gradient error measured during training (in situ modes only)."""
+    rows = c.rows
+    x = c.xs[0] if c.xs else None
+    measured = rows[rows["mode"] != "digital"] if "mode" in rows else rows
+    if x is None or not has_values(measured, "grad_error_mean") or c.metric == "grad_error_mean":
+        return []
+    (panels, pooled) = _split(c.facetable, c.axes, [x], 2)
+    facet = panels[0] if panels else None
+    row = panels[1] if len(panels) > 1 else None
+    return [FigurePlan(
+        f"training_grad_error_vs_{x}" + (f"_by_{facet}" if facet else "") + (f"_{row}" if row else ""),
+        f"Mean gradient error 1 − cos over the training steps against {label(x)}, per in situ "
+        "mode: geometric mean over seeds with 95 % log-scale t bands; exact values named."
+        + c.pooled_note(pooled),
+        _bind(figures.gradient_error, measured, x, facet=facet, row=row, metric="grad_error_mean",
+              pool=[*c.user_pool, *pooled]))]
+
+
+def _learning_curves(c: _Choice) -> list[FigurePlan]:
+    """Learning curves, grouped by the first numeric axis, else by a categorical one (a task)."""
+    rows = c.rows
+    if not (has_values(rows, "epoch") and has_values(rows, "curve_test_accuracy")):
+        c.notes.append("no learning curves stored (columns epoch / curve_test_accuracy)")
+        return []
+    group = c.xs[0] if c.xs else next(iter(c.facetable), None)
+    (panels, pooled) = _split(c.facetable, c.axes, _shown(group), 1)
+    row = panels[0] if panels else None
+    stem = "learning_curves" + (f"_by_{group}" if group else "") + (f"_{row}" if row else "")
+    return [FigurePlan(
+        stem,
+        "Test error (1 − accuracy) against epoch per training mode"
+        + (f", one panel per {label(group)}" if group else "")
+        + (f" and row per {label(row)}" if row else "")
+        + "; mean over seeds with 95 % t bands." + c.pooled_note(pooled),
+        _bind(figures.learning_curves, rows, group, row=row, pool=[*c.user_pool, *pooled]))]
+
+
+def _decision_boundaries(c: _Choice) -> list[FigurePlan]:
+    """Decision boundaries for 2-D tasks, one seed, at one setting of the other axes."""
+    rows = c.rows
+    if not has_values(rows, "grid_prob"):
+        return []
+    grids = rows[rows["grid_prob"].map(has_items)]
+    where = {}
+    first_error = next((a for a in c.axes if a in ERROR_AXES), None)
+    for a in [*c.axes, *c.user_pool]:
+        if a == "task":
+            continue
+        values = sorted(grids[a].dropna().unique())
+        if values:
+            where[a] = values[-1] if a == first_error else values[0]
+    seed = int(grids["seed"].min())
+    at = ", ".join(f"{label(k)} = {value_text(v)}" for k, v in where.items())
+    return [FigurePlan(
+        f"decision_boundaries_seed{seed}",
+        f"Decision boundaries (P(class 1), black line at 0.5) and test points of one device, "
+        f"seed {seed}" + (f", at {at}" if at else "") + ".",
+        _bind(figures.decision_boundaries, rows, seed=seed, where=where))]
+
+
+# The figures of each experiment, in order; an experiment not listed gets classify's.
+FIGURES: dict[str, tuple[Callable[[_Choice], list[FigurePlan]], ...]] = {
+    "classify": (_headline, _gap_heatmaps, _tolerance_figure, _training_gradient_error,
+                 _learning_curves, _decision_boundaries),
+    "gradient": (_headline,),
+}
 
 
 def _shown(*names):

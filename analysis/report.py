@@ -20,8 +20,8 @@ from datetime import datetime, timezone
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.axes import error_axes, label, mode_rank, spec_seeds
-from analysis.errors import AnalysisInputError
+from analysis.labels import error_axes, label, mode_rank, spec_seeds
+from analysis.exceptions import AnalysisInputError
 from analysis.figures import figure_png
 from analysis.grouping import pooled_text, value_text
 from analysis.load import LoadedStore

@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.axes import error_axes, error_free_value, mode_rank, order_axes
-from analysis.errors import AnalysisInputError
+from analysis.labels import error_axes, error_free_value, mode_rank, order_axes
+from analysis.exceptions import AnalysisInputError
 from analysis.grouping import check_replicates, per_seed, resolve_grouping
 from analysis.load import IDENTITY_COLUMNS
 
@@ -260,7 +260,7 @@ def default_comparisons(modes: Iterable[str]) -> list[tuple[str, str]]:
 
     The modes come from the store: with ``digital`` present every other mode is compared
     with it (classify); otherwise, with ``three_pass`` present, every other protocol with it
-    (gradient). Modes are taken in the canonical order of :func:`analysis.axes.mode_rank`.
+    (gradient). Modes are taken in the canonical order of :func:`analysis.labels.mode_rank`.
     """
     present = sorted({str(m) for m in modes}, key=mode_rank)
     for reference in ("digital", "three_pass"):

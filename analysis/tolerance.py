@@ -2,7 +2,7 @@
 
 docs/design.md, section 7. For a mode and one combination of the other varying axes, let ``m(x)`` be
 the mean over seeds of the metric at value ``x`` of the error axis, and ``x_0`` the axis's
-error-free end (its smallest value; see :func:`analysis.axes.error_order` for DAC bits),
+error-free end (its smallest value; see :func:`analysis.labels.error_order` for DAC bits),
 grid values taken in that order. The tolerance is the first ``x`` at which
 
     m(x) <= m(x_0) − drop            (absolute drop, in the metric's units), or
@@ -28,8 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.axes import LARGER_IS_BETTER, error_order, label, mode_rank
-from analysis.errors import AnalysisInputError
+from analysis.labels import LARGER_IS_BETTER, error_order, label, mode_rank
+from analysis.exceptions import AnalysisInputError
 from analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
 from analysis.summary import default_metric
 

@@ -29,9 +29,13 @@ from pathlib import Path
 
 from sweeps.cli import main as insitu
 from sweeps.experiments import get_experiment
-from sweeps.runner import Chunker, make_backend, run_chunk
+from sweeps.backends import make_backend
+from sweeps.chunker import Chunker
+from sweeps.runner import run_chunk
 from sweeps.spec import parse_spec
-from sweeps.store import MANIFEST, PartWriter, Store, new_launch_id
+from sweeps.schema import MANIFEST_NAME as MANIFEST
+from sweeps.parts import PartWriter
+from sweeps.store import Store, new_launch_id
 from sweeps.trials import enumerate_trials
 
 SELFTEST = get_experiment("selftest")

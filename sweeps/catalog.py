@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from sweeps.errors import SpecError, did_you_mean
+from sweeps.exceptions import SpecError, did_you_mean
 from sweeps.experiments import Experiment, Param, experiment_names, get_experiment
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"

@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Sequence
 
-from sweeps.errors import InputError
+from sweeps.exceptions import InputError
 
 EXIT_BAD_INPUT = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
@@ -45,7 +45,7 @@ def _choice_suggestion(message: str) -> str:
     """`` (did you mean 'x'?)`` for argparse's "invalid choice: 'y' (choose from ...)"."""
     import re
 
-    from sweeps.errors import did_you_mean
+    from sweeps.exceptions import did_you_mean
 
     match = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
     if not match:
@@ -240,7 +240,7 @@ def _log_to_stderr(verbosity: int = 0) -> None:
     """Messages of the sweeps package (a lost worker, say) go to stderr, one line each.
 
     The level follows -q (warnings only) and -v (debug); an embedded local Ray takes its
-    own level from it (``sweeps.runner``).
+    own level from it (``sweeps.ray_backend``).
     """
     logger = logging.getLogger("sweeps")
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
@@ -288,7 +288,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _print_stale_outputs(store: str, stream) -> None:
     """Figures and reports made from an earlier state of the store, one line each."""
-    from analysis.errors import AnalysisInputError
+    from analysis.exceptions import AnalysisInputError
     from analysis.outputs import stale_notices
 
     try:
@@ -307,7 +307,7 @@ def _analysis(args: argparse.Namespace) -> int:
     """``summary``, ``tolerance``, ``figures`` and ``report``: delegated to the analysis package."""
     from analysis.commands import (figures_command, report_command, summary_command,
                                    tolerance_command)
-    from analysis.errors import AnalysisInputError
+    from analysis.exceptions import AnalysisInputError
 
     common = {"where": args.where, "metric": args.metric, "pool": _axes_list(args.pool)}
     notices: list[str] = []

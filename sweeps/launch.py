@@ -10,6 +10,8 @@ A full disk ends the launch with one line and exit status 1; the parts written s
 
 Ctrl-C (or SIGTERM) stops the launch: no new chunk is submitted, chunks in flight are
 abandoned, and the store keeps only whole parts; the exit status is 130.
+
+About 420 lines: the pipeline and the dry run estimate, which reuses its plan stage.
 """
 
 from __future__ import annotations
@@ -19,28 +21,31 @@ import datetime as _dt
 import logging
 import math
 import os
-import signal
 import socket
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, TextIO
 
-from sweeps.errors import InputError, StoreError
+from sweeps.exceptions import StoreError
 from sweeps.experiments import Experiment, get_experiment
+from sweeps.interrupts import interrupts_deferred, interrupts_raise
+from sweeps.launch_input import check_backend_input, pool_size, ray_address
 from sweeps.progress import Progress, format_duration
-from sweeps.runner import Chunker, group_key, make_backend, run_group, run_one
+from sweeps.backends import make_backend
+from sweeps.chunker import Chunker, seed_groups
+from sweeps.runner import run_group, run_one
 from sweeps.spec import Spec, change_problems, load_spec
-from sweeps.store import PartWriter, Scan, Store, StoreLock, is_disk_full
-from sweeps.store import is_store, new_launch_id
+from sweeps.fsutil import is_disk_full
+from sweeps.lock import StoreLock
+from sweeps.parts import PartWriter
+from sweeps.schema import StorePaths
+from sweeps.store import Scan, Store, is_store, new_launch_id
 from sweeps.trials import Trial, enumerate_trials
 
 EXIT_INTERRUPTED = 130
 EXIT_FAILED = 1
-MAX_WORKERS_PER_CPU = 4  # an embedded Ray with more actors than this per CPU needs --force
-PROBE_TIMEOUT_S = 5.0  # a cluster address must accept a connection within this time
 MANY_PARTS = 2000  # beyond this, scanning parts dominates the start of a launch
 PROGRESS_SECONDS = 30.0  # interval of the plain progress lines when stderr is no terminal
 
@@ -57,7 +62,7 @@ class LaunchOptions:
     progress: bool | None = None  # tqdm bar; None: only when stderr is a terminal
     progress_seconds: float = PROGRESS_SECONDS  # plain progress lines when there is no bar
     quiet: bool = False  # no start line, no bar, no progress lines
-    force: bool = False  # start an embedded Ray of more than MAX_WORKERS_PER_CPU x CPUs
+    force: bool = False  # start an embedded Ray of more than launch_input.MAX_WORKERS_PER_CPU x CPUs
 
 
 def run_spec_file(spec_path: str, out: str | None, options: LaunchOptions,
@@ -110,88 +115,130 @@ def retry_failed(store_dir: str, options: LaunchOptions,
                    stdout, stderr, rerun=True)
 
 
+@dataclass
+class Plan:
+    """What a launch runs, read from the store (under its lock, unless a dry run)."""
+
+    store: Store | None  # None: the store does not exist yet
+    scan: Scan
+    trials: list[Trial]  # every trial of the spec (or the failed ones, for a retry)
+    pending: list[Trial]  # those to run
+    record: Spec | None  # the spec to record in the store; None keeps the store's
+
+
 def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
             options: LaunchOptions, command: str, stdout: TextIO, stderr: TextIO,
             rerun: bool = False) -> int:
     """Run the trials ``select(store or None, scan)`` picks, as (all, pending, spec to
     record in the store, or None to keep the store's).
 
-    The store lock is taken before the store is read and before the backend starts, so
-    two overlapping launches never both compute a trial: the second is refused, or finds
-    the trials stored. Everything that is only input (the worker count, the cluster
-    address) is checked before the lock.
+    One pass through the stages, in order: check the input (worker count, cluster
+    address), take the store lock, plan the pending trials from the store, start the
+    backend, open the launch (create or extend the store, record the launch), execute the
+    chunks and write their parts, close the launch. The lock is taken before the store is
+    read and before the backend starts, so two overlapping launches never both compute a
+    trial: the second is refused, or finds the trials stored.
     """
     launch_id = new_launch_id()
-    workers = _workers(options, spec)
+    workers = pool_size(options, spec)
     if options.dry_run:
-        existing = Store.open(store_path) if is_store(store_path) else None
-        scan = existing.scan() if existing is not None else Scan(set(), {}, 0)
-        trials, pending, _ = select(existing, scan)
-        _dry_run(spec, experiment, trials, pending, workers, options, stdout)
+        plan = _plan(store_path, select)
+        _dry_run(spec, experiment, plan.trials, plan.pending, workers, options, stdout)
         return 0
-
-    address = _address(options, spec)
-    if options.backend == "ray":
-        _check_workers(workers, address, options.force)
-        if address:
-            probe_address(address)
-    created = _make_dirs(store_path)
-    lock = StoreLock(store_path / ".lock", launch_id)
-    try:
-        lock.acquire()
-    except BaseException:
-        _remove_dirs(created)
-        raise
-    backend = None
-    try:
-        existing = Store.open(store_path) if is_store(store_path) else None
-        scan = existing.scan() if existing is not None else Scan(set(), {}, 0)
-        trials, pending, record = select(existing, scan)
-        if not pending:
-            if existing is not None and scan.unindexed:
-                _index_quietly(existing, scan)
-            if rerun:
-                print(f"{store_path}: no failed trials", file=stdout)
-            else:
-                print(f"{store_path}: nothing to do, all {len(trials)} trials are stored",
-                      file=stdout)
+    address = check_backend_input(options, spec, workers)
+    with _store_lock(store_path, launch_id):
+        plan = _plan(store_path, select)
+        if not plan.pending:
+            _nothing_to_do(store_path, plan, rerun, stdout)
             return 0
         backend = make_backend(options.backend, experiment, workers=workers, address=address,
                                object_store_mb=spec.ray_setting("object_store_mb"),
                                chunks_per_worker=spec.ray_setting("chunks_per_worker"),
                                ship_code=spec.ray_setting("ship_code"))
-        backend.start()
-        # After the backend: ray.init installs its own SIGTERM handler.
-        with _interrupts_raise():
-            try:
-                store = existing or Store.create(store_path, spec, experiment)
-                if existing is not None and record is not None:
-                    store.write_spec(record)
-                for temp in store.temp_paths():  # left by a killed launch; we hold the lock
-                    temp.unlink(missing_ok=True)
-                _index_unindexed(store, scan)
-                store.append_launch({
-                    "launch_id": launch_id, "command": command,
-                    "started": _now(), "host": socket.gethostname(), "pid": os.getpid(),
-                    "backend": backend.name, "workers": backend.workers,
-                    "address": address or None, "trials": len(pending)})
-            except OSError as exc:
-                if not is_disk_full(exc):
-                    raise
-                _disk_full(store_path, exc, 0, len(pending), 0, stderr)
-                return EXIT_FAILED
-            writer = PartWriter(store, launch_id, experiment, scan.column_types)
-            return _drive(backend, writer, pending, spec, store_path, options, stdout, stderr,
-                          parts_before=scan.parts, total=len(trials))
-    finally:
         try:
-            if backend is not None:
-                backend.close()
+            backend.start()
+            # After the backend: ray.init installs its own SIGTERM handler.
+            with interrupts_raise():
+                store = _open_launch(store_path, spec, experiment, plan, launch_id, command,
+                                     backend, address, stderr)
+                if store is None:
+                    return EXIT_FAILED
+                writer = PartWriter(store, launch_id, experiment, plan.scan.column_types)
+                return _drive(backend, writer, plan.pending, spec, store_path, options,
+                              stdout, stderr, parts_before=plan.scan.parts,
+                              total=len(plan.trials))
+        finally:
+            backend.close()
+
+
+@contextlib.contextmanager
+def _store_lock(store_path: Path, launch_id: str):
+    """Hold the store's lock (creating the store's directory and parents first).
+
+    On the way out, still under the lock, the layout of a store whose creation failed is
+    removed; then the lock is released and the directories this launch created are
+    removed where they are empty.
+    """
+    created = _make_dirs(store_path)
+    lock = StoreLock(StorePaths(store_path).lock, launch_id)
+    try:
+        lock.acquire()
+    except BaseException:
+        _remove_dirs(created)
+        raise
+    try:
+        try:
+            yield
+        finally:
             if not is_store(store_path):
                 _remove_empty_store(store_path)  # a failed create; still under the lock
-        finally:
-            lock.release()
-            _remove_dirs(created)
+    finally:
+        lock.release()
+        _remove_dirs(created)
+
+
+def _plan(store_path: Path, select) -> Plan:
+    """Read the store (if any) and let ``select`` pick the trials to run."""
+    existing = Store.open(store_path) if is_store(store_path) else None
+    scan = existing.scan() if existing is not None else Scan(set(), {}, 0)
+    trials, pending, record = select(existing, scan)
+    return Plan(existing, scan, trials, pending, record)
+
+
+def _nothing_to_do(store_path: Path, plan: Plan, rerun: bool, stdout: TextIO) -> None:
+    if plan.store is not None and plan.scan.unindexed:
+        _index_quietly(plan.store, plan.scan)
+    if rerun:
+        print(f"{store_path}: no failed trials", file=stdout)
+    else:
+        print(f"{store_path}: nothing to do, all {len(plan.trials)} trials are stored",
+              file=stdout)
+
+
+def _open_launch(store_path: Path, spec: Spec, experiment: Experiment, plan: Plan,
+                 launch_id: str, command: str, backend, address: str,
+                 stderr: TextIO) -> Store | None:
+    """Create the store (or record the extended spec in it), clear what a killed launch
+    left, index the parts the plan read, and record the launch; None on a full disk
+    (said in one line on ``stderr``)."""
+    try:
+        store = plan.store or Store.create(store_path, spec, experiment)
+        if plan.store is not None and plan.record is not None:
+            store.write_spec(plan.record)
+        for temp in store.temp_paths():  # left by a killed launch; we hold the lock
+            temp.unlink(missing_ok=True)
+        _index_unindexed(store, plan.scan)
+        store.append_launch({
+            "launch_id": launch_id, "command": command,
+            "started": _now(), "host": socket.gethostname(), "pid": os.getpid(),
+            "backend": backend.name, "workers": backend.workers,
+            "address": address or None, "trials": len(plan.pending)})
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        _disk_full(store_path, exc, 0, len(plan.pending), 0, stderr)
+        return None
+    return store
 
 
 def _now() -> str:
@@ -263,7 +310,8 @@ def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_
     on a terminal or a plain line every ``options.progress_seconds`` elsewhere.
     """
     chunker = Chunker(pending, spec.ray_setting("chunk_seconds"), backend.workers,
-                      group_seeds=backend.experiment.run_group is not None and spec.ray_setting("ensembles"))
+                      group_seeds=_ensembles(backend.experiment, spec),
+                      max_group=backend.experiment.max_group)
     written: set[str] = set()
     parts = errors = 0
     started = time.monotonic()
@@ -279,7 +327,7 @@ def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_
             rows = [r for r in done.rows if r["key"] not in written]
             if not rows:
                 continue
-            with _interrupts_deferred():
+            with interrupts_deferred():
                 writer.write(rows, done.chunk.index)
             keys = {r["key"] for r in rows}
             written |= keys
@@ -334,37 +382,6 @@ def _disk_full(store_path: Path, exc: OSError, stored: int, pending: int, parts:
           f"trials stored in {parts} whole parts; free space and run again", file=stderr)
 
 
-def _check_workers(workers: int, address: str, force: bool) -> None:
-    """Refuse an embedded Ray of many more actors than CPUs, unless forced."""
-    cpus = os.cpu_count() or 1
-    if not address and not force and workers > MAX_WORKERS_PER_CPU * cpus:
-        raise InputError(f"--workers {workers}: more than {MAX_WORKERS_PER_CPU} x the {cpus} "
-                         f"CPUs of this machine for an embedded Ray (each worker is a process); "
-                         f"add --force to start them anyway")
-
-
-def probe_address(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
-    """Refuse a Ray address where nothing answers, within ``timeout`` seconds.
-
-    ``HOST:PORT`` (the cluster's GCS) and ``ray://HOST:PORT`` (a Ray client server) are
-    probed with one TCP connection; ``auto`` and ``local`` are left to Ray.
-    """
-    if address in ("auto", "local"):
-        return
-    rest = address.split("://", 1)[1] if "://" in address else address
-    host, sep, port = rest.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InputError(f"Ray address {address!r}: expected HOST:PORT or ray://HOST:PORT")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except OSError as exc:
-        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
-        raise InputError(f"no Ray cluster at {address} ({reason} within {timeout:g} s); "
-                         f"start one there, or drop --address / RAY_ADDRESS / [ray] address "
-                         f"for an embedded local Ray") from None
-
-
 def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
              pending: Sequence[Trial], workers: int, options: LaunchOptions,
              stdout: TextIO) -> None:
@@ -378,8 +395,8 @@ def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
           f"{experiment.name} v{experiment.version}", file=stdout)
     if not pending or not options.pilot:
         return
-    grouped = experiment.run_group is not None and spec.ray_setting("ensembles")
-    units = _work_units(pending, experiment.max_group) if grouped else [[t] for t in pending]
+    grouped = _ensembles(experiment, spec)
+    units = seed_groups(pending, experiment.max_group) if grouped else [[t] for t in pending]
     pilot = units[0]
     start = time.perf_counter()
     rows = run_one(experiment, pilot[0], {}) if len(pilot) == 1 else run_group(experiment, pilot, {})
@@ -394,7 +411,7 @@ def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
         pool, where = 1, "on 1 worker (serial)"
     elif workers:
         pool, where = workers, f"on {workers} worker{'s' if workers != 1 else ''}"
-    elif _address(options, spec):
+    elif ray_address(options, spec):
         pool, where = 1, "of worker time (divide by the cluster's CPUs; --workers N to say)"
     else:
         pool = os.cpu_count() or 1
@@ -405,60 +422,6 @@ def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
           f"{where}, plus the start of the pool", file=stdout)
 
 
-def _work_units(trials: Sequence[Trial], max_group: int) -> list[list[Trial]]:
-    """The seed groups a launch runs as ensembles: trials of one grid point, in runs of at
-    most ``max_group`` (as the chunker and the chunk function form them)."""
-    by_point: dict[str, list[Trial]] = {}
-    for trial in trials:
-        by_point.setdefault(group_key(trial), []).append(trial)
-    return [group[i:i + max_group] for group in by_point.values()
-            for i in range(0, len(group), max_group)]
-
-
-def _address(options: LaunchOptions, spec: Spec) -> str:
-    return options.address or spec.ray_setting("address") or os.environ.get("RAY_ADDRESS", "")
-
-
-def _workers(options: LaunchOptions, spec: Spec) -> int:
-    """The requested pool size; 0: decided when the backend starts (every CPU)."""
-    if options.backend == "serial":
-        return 1
-    return options.workers or spec.ray_setting("workers") or 0
-
-
-# ------------------------------------------------------------------------------ interrupts
-_deferred = threading.local()
-
-
-@contextlib.contextmanager
-def _interrupts_raise():
-    """SIGINT and SIGTERM raise KeyboardInterrupt (unless deferred by a write)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if getattr(_deferred, "active", False):
-            _deferred.pending = True
-        else:
-            raise KeyboardInterrupt
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-@contextlib.contextmanager
-def _interrupts_deferred():
-    """Hold an interrupt until the block (a part write) is done, then raise it."""
-    _deferred.active, _deferred.pending = True, False
-    try:
-        yield
-    finally:
-        _deferred.active = False
-        if _deferred.pending:
-            _deferred.pending = False
-            raise KeyboardInterrupt
+def _ensembles(experiment: Experiment, spec: Spec) -> bool:
+    """Whether the seeds of a grid point run as one device ensemble."""
+    return experiment.run_group is not None and spec.ray_setting("ensembles")

@@ -17,11 +17,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweeps.errors import StoreError
+from sweeps.exceptions import StoreError
 from sweeps.experiments import get_experiment
-from sweeps.store import Store, StoreLock, latest, manifest_entry, new_launch_id
-from sweeps.store import unify_part_types, write_table_atomic
-from sweeps.store import PART_PREFIX, PART_SUFFIX, fsync_dir, lock_is_stale
+from sweeps.fsutil import fsync_dir
+from sweeps.lock import StoreLock, lock_is_stale
+from sweeps.manifest import manifest_entry
+from sweeps.parts import write_table_atomic
+from sweeps.schema import unify_part_types
+from sweeps.store import Store, latest, new_launch_id
 from sweeps.progress import format_duration
 from sweeps.trials import enumerate_trials, iter_trials
 
@@ -64,7 +67,7 @@ def status_text(store_dir: str) -> str:
 
 def _rate_line(store: Store, rows, pending: int) -> str:
     launches = [r for r in store.launches() if r.get("command") in ("run", "retry-failed")]
-    holder = StoreLock(store.path / ".lock", "").holder()
+    holder = StoreLock(store.paths.lock, "").holder()
     running = holder is not None and not lock_is_stale(holder)
     state = (f"running: launch {holder.get('launch_id')} (pid {holder.get('pid')} on "
              f"{holder.get('host')})" if running else "not running")
@@ -248,7 +251,7 @@ def compact(store_dir: str) -> str:
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),
             "host": socket.gethostname(), "pid": os.getpid()})
         merged, digest = write_table_atomic(kept, store.parts_dir,
-                                            f"{PART_PREFIX}{launch_id}-{0:06d}{PART_SUFFIX}")
+                                            store.paths.part_name(launch_id, 0))
         store.append_manifest([manifest_entry(merged, kept, digest)])
         for path in old_parts:
             if path != merged:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweeps.errors import SpecError, did_you_mean
+from sweeps.exceptions import SpecError, did_you_mean
 from sweeps.experiments import Experiment, Param, experiment_names, get_experiment
 
 TOP_LEVEL_KEYS = ("name", "experiment", "seeds", "fixed", "grid", "ray")

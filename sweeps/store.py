@@ -14,57 +14,43 @@ whose rows are not trials of the store's spec is reported by name and quarantine
 Several parts may hold rows of one key (``retry-failed`` reruns errors; a compaction
 rewrites rows). The rows that count for a key are those of its newest launch, the one with
 the greatest ``launch_id``: launch ids start with the UTC start time, so they sort by it.
+
+This module holds the store directory (opening, metadata, scanning and reading parts);
+its names and columns are in ``sweeps.schema``, the part writer in ``sweeps.parts``, the
+manifest in ``sweeps.manifest``, the lock in ``sweeps.lock`` and the file-system helpers
+in ``sweeps.fsutil``.
+
+About 410 lines: ``scan`` (the manifest fast path with its integrity checks) is a
+third of it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import errno
 import hashlib
 import json
 import logging
 import os
 import secrets
-import socket
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweeps.errors import StoreError
+from sweeps.exceptions import StoreError
 from sweeps.experiments import Experiment
+from sweeps.fsutil import file_sha256, pathconf, read_only, write_text_atomic
+from sweeps.lock import StoreLock
+from sweeps.manifest import (append_manifest, columns_text, new_entry, read_manifest,
+                             write_manifest)
+from sweeps.schema import FIXED_COLUMNS, FORMAT, LOCK_NAME, TEMP_SUFFIX, StorePaths, unify_part_types
 from sweeps.spec import Spec, spec_from_json
 
-FORMAT = 1
 log = logging.getLogger(__name__)
-PART_PREFIX = "part-"
-PART_SUFFIX = ".parquet"
-TEMP_PREFIX = ".part-"
-TEMP_SUFFIX = ".tmp"
-MANIFEST = "manifest.jsonl"
 HASH_BATCH = 64  # parts hashed per thread-pool task when a scan checks their sha256
-
-# The columns every row carries, in order, with their Arrow types.
-FIXED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
-    ("key", pa.string()),
-    ("trial_seed", pa.int64()),
-    ("seed", pa.int64()),
-    ("experiment", pa.string()),
-    ("experiment_version", pa.string()),
-    ("launch_id", pa.string()),
-    ("status", pa.string()),
-    ("error", pa.string()),
-    ("mode", pa.string()),
-    ("elapsed_s", pa.float64()),
-)
-FIXED_NAMES = frozenset(name for name, _ in FIXED_COLUMNS)
-PARAM_ARROW_TYPES = {"float": pa.float64(), "int": pa.int64(), "str": pa.string(),
-                     "bool": pa.bool_()}
 
 
 def new_launch_id() -> str:
@@ -74,7 +60,7 @@ def new_launch_id() -> str:
 
 
 def is_store(path: str | Path) -> bool:
-    return (Path(path) / "store.json").is_file()
+    return StorePaths(path).store_json.is_file()
 
 
 @dataclass
@@ -94,8 +80,9 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.parts_dir = self.path / "parts"
-        self.quarantine_dir = self.path / "quarantine"
+        self.paths = StorePaths(self.path)
+        self.parts_dir = self.paths.parts
+        self.quarantine_dir = self.paths.quarantine
 
     # ----------------------------------------------------------------------------- opening
     @classmethod
@@ -120,7 +107,7 @@ class Store:
         if path.exists() and not is_store(path):
             if not path.is_dir():
                 raise StoreError(f"{path}: exists and is not a directory")
-            if any(p.name != ".lock" for p in path.iterdir()):  # a lock: a killed create
+            if any(p.name != LOCK_NAME for p in path.iterdir()):  # a lock: a killed create
                 raise StoreError(f"{path}: exists, is not empty and is not an insitu store")
 
     @classmethod
@@ -136,7 +123,7 @@ class Store:
         probe = path
         while not os.path.lexists(probe) and probe != probe.parent:
             probe = probe.parent
-        name_max = _pathconf(probe if probe.is_dir() else probe.parent, "PC_NAME_MAX", 255)
+        name_max = pathconf(probe if probe.is_dir() else probe.parent, "PC_NAME_MAX", 255)
         for name in path.parts:
             size = len(os.fsencode(name))
             if size > name_max:
@@ -149,7 +136,7 @@ class Store:
             raise StoreError(f"{path}: cannot create it: {probe} is not a directory")
         if not probe.is_dir():
             return  # an existing file: check_creatable names it
-        if _read_only(probe):
+        if read_only(probe):
             raise StoreError(f"{path}: cannot write there: {probe} is on a read-only "
                              f"file system")
         if not os.access(probe, os.W_OK | os.X_OK):
@@ -169,30 +156,30 @@ class Store:
             "defaults": experiment.defaults(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        _write_atomic(store.path / "store.json", json.dumps(meta, indent=2) + "\n")
+        write_text_atomic(store.paths.store_json, json.dumps(meta, indent=2) + "\n")
         store.write_spec(spec)
         return store
 
     # ------------------------------------------------------------------------- metadata
     def metadata(self) -> dict:
         try:
-            return json.loads((self.path / "store.json").read_text())
+            return json.loads(self.paths.store_json.read_text())
         except (OSError, ValueError) as exc:
-            raise StoreError(f"{self.path}/store.json: unreadable: {exc}") from None
+            raise StoreError(f"{self.paths.store_json}: unreadable: {exc}") from None
 
     def spec_json(self) -> dict:
         try:
-            return json.loads((self.path / "spec.json").read_text())
+            return json.loads(self.paths.spec_json.read_text())
         except (OSError, ValueError) as exc:
-            raise StoreError(f"{self.path}/spec.json: unreadable: {exc}") from None
+            raise StoreError(f"{self.paths.spec_json}: unreadable: {exc}") from None
 
     def spec(self) -> Spec:
         """The stored spec, validated against the experiments registered now."""
-        return spec_from_json(self.spec_json(), source=f"{self.path}/spec.json")
+        return spec_from_json(self.spec_json(), source=str(self.paths.spec_json))
 
     def write_spec(self, spec: Spec) -> None:
-        _write_atomic(self.path / "spec.json", json.dumps(spec.to_json(), indent=2) + "\n")
-        _write_atomic(self.path / "spec.toml", spec.to_toml())
+        write_text_atomic(self.paths.spec_json, json.dumps(spec.to_json(), indent=2) + "\n")
+        write_text_atomic(self.paths.spec_toml, spec.to_toml())
 
     def launches(self) -> list[dict]:
         """Every launch record, oldest first (unparseable lines are skipped).
@@ -200,7 +187,7 @@ class Store:
         A launch's closing line (``ended``, ``outcome``, ``stored``, ``errors``) is merged
         into its record; a launch without one was killed, or is still running.
         """
-        path = self.path / "launches.jsonl"
+        path = self.paths.launches
         if not path.exists():
             return []
         records: list[dict] = []
@@ -222,13 +209,13 @@ class Store:
         return records
 
     def append_launch(self, record: dict) -> None:
-        with open(self.path / "launches.jsonl", "a") as f:
+        with open(self.paths.launches, "a") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
     def lock(self, launch_id: str) -> "StoreLock":
-        return StoreLock(self.path / ".lock", launch_id)
+        return StoreLock(self.paths.lock, launch_id)
 
     # ------------------------------------------------------------------------------ parts
     def part_paths(self) -> list[Path]:
@@ -236,14 +223,14 @@ class Store:
         if not self.parts_dir.is_dir():
             return []
         return sorted(p for p in self.parts_dir.iterdir()
-                      if p.name.startswith(PART_PREFIX) and p.name.endswith(PART_SUFFIX))
+                      if StorePaths.is_part_name(p.name))
 
     def temp_paths(self) -> list[Path]:
         """Temporary files of writes that did not finish: parts, and the root's JSON files."""
         found = []
         if self.parts_dir.is_dir():
             found += [p for p in self.parts_dir.iterdir()
-                      if p.name.startswith(TEMP_PREFIX) and p.name.endswith(TEMP_SUFFIX)]
+                      if StorePaths.is_part_temp_name(p.name)]
         if self.path.is_dir():
             found += [p for p in self.path.iterdir()
                       if p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX) and p.is_file()]
@@ -312,11 +299,11 @@ class Store:
                 schema, column, digest = result
                 if schema not in described:
                     described[schema] = (tuple((f.name, f.type) for f in schema),
-                                         _columns_text(schema))
+                                         columns_text(schema))
                 types, columns = described[schema]
                 keys = column.unique().to_pylist()
                 per_part[index] = (types, keys)
-                unindexed.append(_manifest_entry(path.name, listed[index][1][1], keys,
+                unindexed.append(new_entry(path.name, listed[index][1][1], keys,
                                                  columns, digest))
         if problems:
             raise StoreError(problems)
@@ -337,7 +324,7 @@ class Store:
         found = []
         with os.scandir(self.parts_dir) as entries:
             for e in entries:
-                if e.name.startswith(PART_PREFIX) and e.name.endswith(PART_SUFFIX):
+                if StorePaths.is_part_name(e.name):
                     try:
                         size = e.stat().st_size
                     except FileNotFoundError:
@@ -349,70 +336,18 @@ class Store:
     # --------------------------------------------------------------------------- manifest
     def manifest(self) -> dict[str, tuple[int, list, tuple[tuple[str, pa.DataType], ...],
                                           str | None]]:
-        """Usable ``manifest.jsonl`` entries: part name -> (bytes, keys, column types, sha256).
-
-        ``sha256`` is None for an entry written before the manifest carried one (``scan``
-        then reads the part, and the launch indexes it again).
-
-        A missing or unreadable manifest is empty; a line that does not parse (a torn
-        append) or names a column type this version does not know is skipped, so its part
-        is read instead. Parts are not checked here: ``scan`` uses an entry only for a part
-        that is in ``parts/`` with the recorded size.
-        """
-        try:
-            data = (self.path / MANIFEST).read_bytes()
-        except FileNotFoundError:
-            return {}
-        except OSError as exc:
-            log.warning("%s/%s: unreadable, reading every part instead: %s",
-                        self.path, MANIFEST, exc)
-            return {}
-        entries: dict = {}
-        schemas: dict[str, tuple | None] = {}
-        for line in data.decode("utf-8", "replace").splitlines():
-            try:
-                record = json.loads(line)
-                name, size, keys, columns = (record["part"], record["bytes"], record["keys"],
-                                             record["columns"])
-                digest = record.get("sha256")
-                if not (isinstance(name, str) and isinstance(size, int)
-                        and isinstance(keys, list) and isinstance(columns, str)):
-                    continue
-                if not isinstance(digest, str):
-                    digest = None
-            except (ValueError, KeyError, TypeError):
-                continue
-            if columns not in schemas:
-                schemas[columns] = _decode_columns(columns)
-            types = schemas[columns]
-            if types is None:
-                entries.pop(name, None)
-                continue
-            entries[name] = (size, keys, types, digest)
-        return entries
+        """Usable manifest entries: part name -> (bytes, keys, column types, sha256)."""
+        return read_manifest(self.paths.manifest)
 
     def append_manifest(self, entries: list[dict]) -> None:
-        """Append entries (the caller holds the lock and has renamed the parts into place).
-
-        Not fsynced: the manifest is an index of the parts, and a part missing from it,
-        or with a torn line, is only read from disk by the next ``scan``.
-        """
-        if not entries:
-            return
-        text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
-        with open(self.path / MANIFEST, "a+b") as f:
-            if f.tell() > 0:
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":  # a torn last line: start a fresh one
-                    text = "\n" + text
-            f.write(text.encode())
-            f.flush()
+        """Append entries (the caller holds the lock and has renamed the parts into place)."""
+        append_manifest(self.paths.manifest, entries)
 
     def write_manifest(self, entries: list[dict]) -> None:
         """Replace the manifest atomically (``verify`` and ``compact``, under the lock)."""
-        _write_atomic(self.path / MANIFEST, "".join(
-            json.dumps(e, separators=(",", ":")) + "\n" for e in entries))
+        write_manifest(self.paths.manifest, entries)
 
+    # ------------------------------------------------------------------------------ reading
     def read_parts(self, columns: list[str] | None = None) -> pa.Table:
         """Every row of every part, schemas unified, with a ``_part`` column (part index).
 
@@ -473,386 +408,9 @@ def latest(table: pa.Table) -> pa.Table:
     return table.filter(pa.array(order == best[key_index]))
 
 
-class PartWriter:
-    """Turns chunk results into parts of one launch, with an explicit Arrow schema.
-
-    Parameter columns come from the experiment's declaration; metric columns are inferred
-    from the rows (float -> float64, int -> int64, bool -> bool, str -> string, lists ->
-    list<int64> or list<float64>) and stay consistent with the parts already written: an
-    int metric in a float64 column is written as float64. A value that fits no consistent
-    type turns its trial into an error row naming the metric.
-    """
-
-    def __init__(self, store: Store, launch_id: str, experiment: Experiment,
-                 known_types: dict[str, pa.DataType] | None = None):
-        self.store = store
-        self.launch_id = launch_id
-        self.base_fields = [pa.field(n, t) for n, t in FIXED_COLUMNS] + [
-            pa.field(p.name, PARAM_ARROW_TYPES[p.type]) for p in experiment.params]
-        self.base_names = {f.name for f in self.base_fields}
-        self.metric_types: dict[str, pa.DataType] = {
-            name: t for name, t in (known_types or {}).items()
-            if name not in self.base_names and not name.startswith("_")}
-        self.error_keys: set[str] = set()  # trials written as error rows, as written
-
-    def write(self, rows: list[dict], chunk_index: int) -> Path:
-        """Write one part atomically; returns its path."""
-        rows = self._fit([{**row, "launch_id": self.launch_id} for row in rows])
-        fields = self.base_fields + [pa.field(n, t) for n, t in self.metric_types.items()]
-        table = pa.Table.from_pylist(rows, schema=pa.schema(fields))
-        name = f"{PART_PREFIX}{self.launch_id}-{chunk_index:06d}{PART_SUFFIX}"
-        path, digest = write_table_atomic(table, self.store.parts_dir, name)
-        self.error_keys.update(r["key"] for r in rows if r["status"] == "error")
-        # Only after the part is in place: an entry never names a part that is not whole.
-        self.store.append_manifest([manifest_entry(path, table, digest)])
-        return path
-
-    def _fit(self, rows: list[dict]) -> list[dict]:
-        """Extend the metric types with ``rows``; trials whose values do not fit, errors."""
-        failed: dict[str, str] = {}
-        for row in rows:
-            for name, value in row.items():
-                if name in self.base_names:
-                    continue
-                try:
-                    inferred = infer_type(value)
-                except TypeError as exc:
-                    failed.setdefault(row["key"], f"metric {name!r}: {exc}")
-                    continue
-                if inferred is None:
-                    continue
-                merged = merge_types(self.metric_types.get(name), inferred)
-                if merged is None:
-                    failed.setdefault(row["key"], f"metric {name!r}: a {inferred} value does "
-                                                  f"not fit column type {self.metric_types[name]}")
-                else:
-                    self.metric_types[name] = merged
-        if not failed:
-            return rows
-        fitted, seen = [], set()
-        for row in rows:
-            key = row["key"]
-            if key in failed:
-                if key in seen:
-                    continue
-                seen.add(key)
-                row = {name: row[name] for name in row if name in self.base_names}
-                row.update(status="error", error=failed[key], mode=None)
-            fitted.append(row)
-        return fitted
-
-
-def write_table_atomic(table: pa.Table, directory: Path, name: str) -> tuple[Path, str]:
-    """Write ``table`` as ``directory/name`` via a hidden temp file, fsync and rename.
-
-    The part is written with Parquet page checksums (CRC32 of every data page), which
-    readers verify; returns its path and the sha256 of its bytes (for the manifest).
-    """
-    final = directory / name
-    temp = directory / f".{name}{TEMP_SUFFIX}"
-    try:
-        buffer = pa.BufferOutputStream()
-        pq.write_table(table, buffer, compression="zstd", write_page_checksum=True)
-        data = buffer.getvalue()
-        digest = hashlib.sha256(data).hexdigest()
-        with open(temp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_dir(directory)
-    return final, digest
-
-
-def read_part(path: Path, columns: list[str] | None = None) -> pa.Table:
-    """A part's rows, its page checksums verified (any failure raises)."""
-    return pq.ParquetFile(path, page_checksum_verification=True).read(columns=columns)
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def manifest_entry(path: Path, table: pa.Table, digest: str | None = None) -> dict:
-    """The manifest entry of the part at ``path`` holding ``table``."""
-    return _manifest_entry(path.name, path.stat().st_size,
-                           table.column("key").unique().to_pylist(), _columns_text(table.schema),
-                           digest or file_sha256(path))
-
-
-def _manifest_entry(name: str, size: int, keys: list, columns: str, digest: str) -> dict:
-    return {"part": name, "bytes": size, "sha256": digest, "columns": columns, "keys": keys}
-
-
-def _columns_text(schema: pa.Schema) -> str:
-    """The ``columns`` of a manifest entry: JSON text of [[name, type], ...]."""
-    return json.dumps([[f.name, _type_name(f.type)] for f in schema], separators=(",", ":"))
-
-
-_TYPE_NAMES = {"string": pa.string(), "int64": pa.int64(), "double": pa.float64(),
-               "bool": pa.bool_(), "large_string": pa.large_string(),
-               "int32": pa.int32(), "float": pa.float32(), "null": pa.null()}
-
-
-def _type_name(t: pa.DataType) -> str:
-    """A column type as the manifest records it; ``?`` for a type it cannot record."""
-    if pa.types.is_list(t):
-        return f"list<{_type_name(t.value_type)}>"
-    name = str(t)
-    return name if _TYPE_NAMES.get(name) == t else "?"
-
-
-def _parse_type(name: str) -> pa.DataType | None:
-    if name.startswith("list<") and name.endswith(">"):
-        inner = _parse_type(name[5:-1])
-        return None if inner is None else pa.list_(inner)
-    return _TYPE_NAMES.get(name)
-
-
-def _decode_columns(columns: str) -> tuple[tuple[str, pa.DataType], ...] | None:
-    """The column types of a manifest entry; None when any is unknown (read the part)."""
-    try:
-        decoded = []
-        for name, type_name in json.loads(columns):
-            t = _parse_type(type_name)
-            if t is None or not isinstance(name, str):
-                return None
-            decoded.append((name, t))
-        return tuple(decoded)
-    except (ValueError, TypeError):
-        return None
-
-
-def infer_type(value: Any) -> pa.DataType | None:
-    """The Arrow type of a metric value; None for a null or an empty list."""
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)):
-        return pa.bool_()
-    if isinstance(value, (int, np.integer)):
-        return pa.int64()
-    if isinstance(value, (float, np.floating)):
-        return pa.float64()
-    if isinstance(value, str):
-        return pa.string()
-    if isinstance(value, (list, tuple, np.ndarray)):
-        items = value.tolist() if isinstance(value, np.ndarray) else value
-        if not items:
-            return None
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in items):
-            return pa.list_(pa.int64())
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items):
-            return pa.list_(pa.float64())
-    raise TypeError(f"unsupported metric value {value!r:.60}")
-
-
-def _type_family(t: pa.DataType) -> str:
-    """Types of one family merge (``merge_types``); types of two families conflict."""
-    if t in (pa.int64(), pa.float64()):
-        return "number"
-    if t in (pa.list_(pa.int64()), pa.list_(pa.float64())):
-        return "list<number>"
-    return str(t)
-
-
-def unify_part_types(parts: list[tuple[str, tuple[tuple[str, pa.DataType], ...]]]
-                     ) -> tuple[dict[str, pa.DataType], dict[str, str]]:
-    """The store's column types from each part's (name, column types), and the odd parts.
-
-    A column whose types do not merge takes the type family held by the most parts (on a
-    tie, the family of the earliest part); every part holding it in another family is odd
-    out: ``{part name: why}``, one reason per part. A ``null`` column fits any type.
-    """
-    position: dict[str, int] = {}
-    by_id: dict[int, tuple[tuple, list[str]]] = {}  # parts of one launch share one tuple
-    for index, (name, types) in enumerate(parts):
-        position[name] = index
-        by_id.setdefault(id(types), (types, []))[1].append(name)
-    by_types: dict[tuple, list[str]] = {}
-    for types, names in by_id.values():
-        by_types.setdefault(types, []).extend(names)
-    columns: dict[str, dict[str, list[tuple[pa.DataType, list[str]]]]] = {}
-    for types, names in by_types.items():
-        for column, t in types:
-            if t == pa.null():
-                continue
-            columns.setdefault(column, {}).setdefault(_type_family(t), []).append((t, names))
-    merged: dict[str, pa.DataType] = {}
-    odd: dict[str, str] = {}
-    for column, families in columns.items():
-        count = {f: sum(len(names) for _, names in held) for f, held in families.items()}
-        first = {f: min(position[n] for _, names in held for n in names)
-                 for f, held in families.items()}
-        winner = max(families, key=lambda f: (count[f], -first[f]))
-        t = None
-        for held_type, _ in families[winner]:
-            t = merge_types(t, held_type)
-        merged[column] = t
-        for family, held in families.items():
-            if family == winner:
-                continue
-            for held_type, names in held:
-                for name in names:
-                    odd.setdefault(name, f"column {column!r} is {held_type}, where "
-                                         f"{count[winner]} other part"
-                                         f"{'s' if count[winner] != 1 else ''} hold {t}")
-    return merged, dict(sorted(odd.items(), key=lambda item: position[item[0]]))
-
-
-def merge_types(a: pa.DataType | None, b: pa.DataType) -> pa.DataType | None:
-    """The type both fit in (int widens to float), or None when they conflict."""
-    if a is None or a == b:
-        return b
-    numeric = {pa.int64(), pa.float64()}
-    if a in numeric and b in numeric:
-        return pa.float64()
-    lists = {pa.list_(pa.int64()), pa.list_(pa.float64())}
-    if a in lists and b in lists:
-        return pa.list_(pa.float64())
-    return None
-
-
-class StoreLock:
-    """The ``.lock`` file of a store: created exclusively, holding pid, host and launch.
-
-    A lock left by a dead process on this host is taken over with a warning; a lock held by
-    a live process, or by another host, is refused.
-    """
-
-    def __init__(self, path: Path, launch_id: str):
-        self.path = path
-        self.launch_id = launch_id
-        self.held = False
-
-    def holder(self) -> dict | None:
-        try:
-            return json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError):
-            return {}
-
-    def check_free(self) -> None:
-        """Raise ``StoreError`` if a live launch holds the lock (writes nothing)."""
-        holder = self.holder()
-        if holder is not None and not lock_is_stale(holder):
-            raise StoreError(_held_message(self.path.parent, holder))
-
-    def acquire(self) -> None:
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "launch_id": self.launch_id,
-                  "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        temp = self.path.with_name(f".lock.{os.getpid()}.{secrets.token_hex(3)}")
-        temp.write_text(json.dumps(record) + "\n")
-        try:
-            for _ in range(3):
-                try:
-                    os.link(temp, self.path)  # atomic: fails if a lock exists
-                    self.held = True
-                    return
-                except FileExistsError:
-                    holder = self.holder()
-                    if holder is None:
-                        continue
-                    if not lock_is_stale(holder):
-                        raise StoreError(_held_message(self.path.parent, holder)) from None
-                    log.warning("%s: taking over the stale lock of dead pid %s on %s",
-                                self.path.parent, holder.get("pid"), holder.get("host"))
-                    stale = self.path.with_name(f".lock.stale.{secrets.token_hex(3)}")
-                    try:
-                        os.rename(self.path, stale)
-                        stale.unlink()
-                    except FileNotFoundError:
-                        pass
-            raise StoreError(f"{self.path.parent}: could not take the store lock")
-        finally:
-            temp.unlink(missing_ok=True)
-
-    def release(self) -> None:
-        if self.held:
-            holder = self.holder()
-            if holder and holder.get("launch_id") == self.launch_id:
-                self.path.unlink(missing_ok=True)
-            self.held = False
-
-    def __enter__(self) -> "StoreLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-def lock_is_stale(holder: dict) -> bool:
-    """A lock is stale when its process, on this host, no longer exists."""
-    if holder.get("host") != socket.gethostname():
-        return False
-    pid = holder.get("pid")
-    if not isinstance(pid, int):
-        return True  # unreadable lock from this host: nobody can be holding it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _held_message(store: Path, holder: dict) -> str:
-    return (f"{store}: store is in use by launch {holder.get('launch_id', '?')} "
-            f"(pid {holder.get('pid', '?')} on {holder.get('host', '?')}); "
-            f"remove {store}/.lock only if that process is gone")
-
-
 def _unreadable(store: Store, path: Path, exc: Exception) -> StoreError:
     reason = " ".join(str(exc).split())[:200]
     return StoreError(f"{path}: unreadable part ({reason}); "
                       f"run `insitu verify {store.path}` to quarantine it")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` via a temp file; the temp file never outlives a failure."""
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(3)}{TEMP_SUFFIX}")
-    try:
-        with open(temp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def _pathconf(path: Path, name: str, default: int) -> int:
-    try:
-        return os.pathconf(path, name)
-    except (OSError, ValueError):
-        return default
-
-
-def _read_only(path: Path) -> bool:
-    try:
-        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
-    except (OSError, AttributeError):
-        return False
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """An ``OSError`` of a full file system or an exhausted quota."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
-def fsync_dir(directory: Path) -> None:
-    if sys.platform == "win32":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -37,26 +37,38 @@ IDENTITY_TYPES = {
 }
 INT_LISTS = {"epoch", "points_label"}
 
+# The parameters the real experiments declare (tests/test_schema.py holds these to
+# ``get_experiment(...).params``), with the fixed values of a small store.
 CLASSIFY_PARAMS = {
-    "task": "str", "n_ports": "int", "n_layers": "int", "topology": "str", "depth": "int",
-    "bs_error": "float", "loss_db": "float", "loss_imbalance_db": "float",
-    "phase_error": "float", "tap_noise": "float", "io_amp_error": "float",
-    "io_phase_error": "float", "optimizer": "str", "lr": "float", "batch_size": "int",
-    "epochs": "int", "boundary_grid": "int",
+    "task": "str", "mnist_path": "str", "topology": "str", "depth": "int", "n_layers": "int",
+    "modes": "str", "optimizer": "str", "lr": "float", "epochs": "int", "batch_size": "int",
+    "eval_every": "int", "boundary_grid": "int", "loss": "str", "logit_scale": "float",
+    "record_gradient_error": "bool", "bs_error": "float", "loss_db": "float",
+    "loss_imbalance_db": "float", "phase_error": "float", "crosstalk": "float",
+    "dac_bits": "int", "tap_noise": "float", "io_amp_error": "float",
+    "io_phase_error": "float", "tap_fraction": "float",
 }
 CLASSIFY_FIXED = {
-    "task": "moons", "n_ports": 4, "n_layers": 3, "topology": "rectangular", "depth": 4,
-    "bs_error": 0.0, "loss_db": 0.0, "loss_imbalance_db": 0.0, "phase_error": 0.0,
-    "tap_noise": 0.0, "io_amp_error": 0.0, "io_phase_error": 0.0, "optimizer": "adam",
-    "lr": 0.02, "batch_size": 16, "epochs": 10, "boundary_grid": 6,
+    "task": "moons", "mnist_path": "", "topology": "rectangular", "depth": 4, "n_layers": 3,
+    "modes": "digital,insitu,analog", "optimizer": "adam", "lr": 0.02, "epochs": 10,
+    "batch_size": 16, "eval_every": 2, "boundary_grid": 6, "loss": "cross_entropy",
+    "logit_scale": 0.0, "record_gradient_error": True, "bs_error": 0.0, "loss_db": 0.0,
+    "loss_imbalance_db": 0.0, "phase_error": 0.0, "crosstalk": 0.0, "dac_bits": 0,
+    "tap_noise": 0.0, "io_amp_error": 0.0, "io_phase_error": 0.0, "tap_fraction": 0.0,
 }
 GRADIENT_PARAMS = {
-    "n_ports": "int", "topology": "str", "depth": "int", "batch_size": "int",
-    "loss_imbalance_db": "float", "tap_noise": "float", "bs_error": "float", "repeats": "int",
+    "n_ports": "int", "topology": "str", "depth": "int", "n_layers": "int", "modes": "str",
+    "batch_size": "int", "n_repeats": "int", "input_power": "float", "bs_error": "float",
+    "loss_db": "float", "loss_imbalance_db": "float", "phase_error": "float",
+    "crosstalk": "float", "dac_bits": "int", "tap_noise": "float", "io_amp_error": "float",
+    "io_phase_error": "float", "tap_fraction": "float",
 }
 GRADIENT_FIXED = {
-    "n_ports": 4, "topology": "triangular", "depth": 4, "batch_size": 1,
-    "loss_imbalance_db": 0.0, "tap_noise": 0.0, "bs_error": 0.0, "repeats": 8,
+    "n_ports": 4, "topology": "triangular", "depth": 4, "n_layers": 0,
+    "modes": "three_pass,analog", "batch_size": 1, "n_repeats": 8, "input_power": 9.0,
+    "bs_error": 0.0, "loss_db": 0.0, "loss_imbalance_db": 0.0, "phase_error": 0.0,
+    "crosstalk": 0.0, "dac_bits": 0, "tap_noise": 0.0, "io_amp_error": 0.0,
+    "io_phase_error": 0.0, "tap_fraction": 0.0,
 }
 
 
@@ -176,7 +188,7 @@ def gradient_metrics(rng, params, mode) -> dict:
     scale = {"three_pass": 1.0, "analog": 0.6}[mode]
     err = scale * (1e-3 + 0.05 * loss) / np.sqrt(params["batch_size"]) * (1 + 0.1 * rng.random())
     return {"grad_error_mean": err, "grad_error_median": 0.9 * err, "grad_error_std": 0.2 * err,
-            "grad_norm_true": 1.0, "n_repeats": 8.0}
+            "grad_norm_true": 1.0}
 
 
 @pytest.fixture

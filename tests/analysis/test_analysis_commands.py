@@ -8,7 +8,7 @@ import re
 import pytest
 
 from analysis.commands import figures_command, report_command, summary_command
-from analysis.errors import AnalysisInputError
+from analysis.exceptions import AnalysisInputError
 from analysis.load import read_store
 from analysis.plan import plan_figures
 
@@ -40,7 +40,7 @@ def test_summary_text(classify_store):
     assert len(digital_rows) == 2  # one row per depth; n counts the 3 seeds, not 9 rows
     with pytest.raises(AnalysisInputError) as info:
         summary_command(str(classify_store.root), ["nope"])
-    assert _one_line(info).startswith("unknown axis 'nope'; this store's axes are: task, n_ports")
+    assert _one_line(info).startswith("unknown axis 'nope'; this store's axes are: task, mnist_path, topology, depth")
 
 
 def test_figures_and_report_on_a_classify_store(classify_store):
@@ -72,7 +72,7 @@ def test_figures_and_report_on_a_classify_store(classify_store):
     # the answer first: headline figure, gaps, tolerances, setup; bookkeeping and spec last
     order = [page.index(s) for s in (
         'id="test_accuracy_vs_bs_error_by_depth"', "<h2>Paired gaps", "<h2>Tolerances",
-        "<b>Setup:</b> task moons; rectangular mesh, 4 ports, 3 layers, depth 2/4; 10 epochs adam "
+        "<b>Setup:</b> task moons; rectangular mesh, 3 layers, depth 2/4; 10 epochs adam "
         "lr 0.02 batch 16; modes digital, insitu, analog; 3 seeds",
         "<h2>Figures", "<h2>Summary", "<h2>Bookkeeping", "<h2>Spec")]
     assert order == sorted(order)

@@ -7,8 +7,8 @@ import pytest
 from matplotlib.colors import to_hex
 
 from analysis import figures as F
-from analysis.axes import label
-from analysis.errors import AnalysisInputError
+from analysis.labels import label
+from analysis.exceptions import AnalysisInputError
 from analysis.load import load
 from analysis.summary import gap_summary
 
@@ -27,8 +27,8 @@ def gradient_rows(gradient_store):
     return load(gradient_store.root)
 
 
-def test_accuracy_vs_error_lines_bands_labels(classify_rows):
-    fig = F.accuracy_vs_error(classify_rows, "bs_error", facet="depth")
+def test_metric_vs_axis_lines_bands_labels(classify_rows):
+    fig = F.metric_vs_axis(classify_rows, "bs_error", facet="depth")
     panels = _panels(fig)
     assert len(panels) == 2  # depth 2 and 4
     for ax in panels:
@@ -49,10 +49,10 @@ def test_accuracy_vs_error_lines_bands_labels(classify_rows):
     assert y[list(x).index(0.1)] == pytest.approx(part[part["bs_error"] == 0.1]["test_accuracy"].mean())
 
 
-def test_accuracy_vs_error_without_facet_pools_only_by_name(classify_rows):
+def test_metric_vs_axis_without_facet_pools_only_by_name(classify_rows):
     with pytest.raises(AnalysisInputError, match="would pool over 'depth'"):
-        F.accuracy_vs_error(classify_rows, "bs_error")
-    fig = F.accuracy_vs_error(classify_rows, "bs_error", pool=["depth"])
+        F.metric_vs_axis(classify_rows, "bs_error")
+    fig = F.metric_vs_axis(classify_rows, "bs_error", pool=["depth"])
     assert len(_panels(fig)) == 1 and len(_panels(fig)[0].get_lines()) == 3
     assert "pooled over mesh depth (MZI columns) (2, 4)" in fig.get_suptitle()
     assert "over 3 seeds" in fig.get_suptitle()
@@ -159,7 +159,7 @@ def test_metric_by_mode_when_nothing_varies(make_store):
 
 
 def test_save_figure_writes_png_and_pdf(classify_rows, tmp_path):
-    fig = F.accuracy_vs_error(classify_rows, "bs_error", facet="depth")
+    fig = F.metric_vs_axis(classify_rows, "bs_error", facet="depth")
     png, pdf = F.save_figure(fig, tmp_path / "sub" / "accuracy")
     assert png.name == "accuracy.png" and pdf.name == "accuracy.pdf"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
@@ -172,4 +172,4 @@ def test_labels_palette_and_bad_axis(classify_rows):
     assert order == ["digital", "analog", "zeta"]
     assert colors["digital"] == F.MODE_COLORS["digital"] and colors["zeta"] not in F.MODE_COLORS.values()
     with pytest.raises(AnalysisInputError, match="unknown column 'nope'"):
-        F.accuracy_vs_error(classify_rows, "nope")
+        F.metric_vs_axis(classify_rows, "nope")

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.dataset as ds
 import pytest
 
-from analysis.errors import AnalysisInputError
+from analysis.exceptions import AnalysisInputError
 from analysis.load import load, load_errors, load_spec, part_files, read_store, varying_axes
 
 

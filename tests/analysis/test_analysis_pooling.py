@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from analysis import figures as F
-from analysis.axes import label
+from analysis.labels import label
 from analysis.commands import apply_where, figures_command, report_command, summary_command
-from analysis.errors import AnalysisInputError
+from analysis.exceptions import AnalysisInputError
 from analysis.load import load, read_store
 from analysis.outputs import stale_notices
 from analysis.plan import build_figures, plan_figures
@@ -76,7 +76,7 @@ def test_a_varying_column_left_out_of_the_rows_is_caught(three_axes):
     with pytest.raises(AnalysisInputError, match="rows repeat a seed"):
         summarize(rows, by=["bs_error", "tap_noise"], metrics=["test_accuracy"])
     with pytest.raises(AnalysisInputError, match="rows repeat a seed"):
-        F.accuracy_vs_error(rows, "bs_error", facet="tap_noise")
+        F.metric_vs_axis(rows, "bs_error", facet="tap_noise")
 
 
 def test_where_filters_rows_and_bad_expressions_are_one_line(three_axes, tmp_path):

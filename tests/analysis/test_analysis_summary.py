@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.errors import AnalysisInputError
+from analysis.exceptions import AnalysisInputError
 from analysis.load import load
 from analysis.summary import (
     default_comparisons,

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from analysis.commands import tolerance_command
-from analysis.errors import AnalysisInputError
+from analysis.exceptions import AnalysisInputError
 from analysis.figures import tolerance_vs_axis
 from analysis.load import load
 from analysis.tolerance import crossing, tolerance

@@ -10,7 +10,7 @@ import types
 import pytest
 
 from tests.sweeps.helpers import all_keys, stored_rows
-from sweeps import runner
+from sweeps import backends
 from sweeps.store import Store
 
 SPEC = """
@@ -67,7 +67,7 @@ def test_ctrl_c_leaves_whole_parts_and_resume_completes(cli, write_spec, tmp_pat
                                                          monkeypatch):
     out = tmp_path / "s"
     spec = write_spec(SPEC)
-    real = runner.run_chunk
+    real = backends.run_chunk
     calls = []
 
     def interrupt_on_fourth_chunk(*args):
@@ -76,11 +76,11 @@ def test_ctrl_c_leaves_whole_parts_and_resume_completes(cli, write_spec, tmp_pat
             os.kill(os.getpid(), signal.SIGINT)  # as if the user pressed Ctrl-C
         return real(*args)
 
-    monkeypatch.setattr(runner, "run_chunk", interrupt_on_fourth_chunk)
+    monkeypatch.setattr(backends, "run_chunk", interrupt_on_fourth_chunk)
     code, _, err = cli("run", spec, "--out", out, "--backend", "serial")
     lines = err.splitlines()  # the start line, then one line about the interruption
     assert code == 130 and len(lines) == 2 and lines[1].startswith("insitu: interrupted")
-    monkeypatch.setattr(runner, "run_chunk", real)
+    monkeypatch.setattr(backends, "run_chunk", real)
     assert 0 < len(Store(out).part_paths()) < 5 and not (out / ".lock").exists()
     assert Store(out).temp_paths() == []
     code, _, _ = cli("run", spec, "--out", out, "--backend", "serial")
@@ -97,7 +97,7 @@ class AnalysisInputError(Exception):
 
 @pytest.fixture
 def fake_analysis(monkeypatch):
-    """Stand-in ``analysis.commands`` / ``analysis.errors`` recording their calls."""
+    """Stand-in ``analysis.commands`` / ``analysis.exceptions`` recording their calls."""
     calls = []
 
     def summary_command(store_dir, by, **options):
@@ -124,10 +124,10 @@ def fake_analysis(monkeypatch):
     commands.tolerance_command = tolerance_command
     commands.figures_command = figures_command
     commands.report_command = report_command
-    errors = types.ModuleType("analysis.errors")
+    errors = types.ModuleType("analysis.exceptions")
     errors.AnalysisInputError = AnalysisInputError
     monkeypatch.setitem(sys.modules, "analysis.commands", commands)
-    monkeypatch.setitem(sys.modules, "analysis.errors", errors)
+    monkeypatch.setitem(sys.modules, "analysis.exceptions", errors)
     return calls
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.sweeps.helpers import all_keys, stored_rows
-from sweeps import catalog, launch, runner
+from sweeps import catalog, launch, ray_backend
 from sweeps.experiments import get_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -266,14 +266,14 @@ def test_progress_lines_without_a_terminal(write_spec, tmp_path):
 
 # ----------------------------------------------------------------------------- Ray notices
 def test_the_token_notice_is_dropped_and_other_ray_warnings_kept():
-    logger = logging.getLogger(runner.AUTH_NOTICE_LOGGER)
+    logger = logging.getLogger(ray_backend.AUTH_NOTICE_LOGGER)
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append
     logger.addHandler(handler)
     try:
-        runner._quiet_local_ray_notices()
-        runner._quiet_local_ray_notices()  # idempotent
+        ray_backend._quiet_local_ray_notices()
+        ray_backend._quiet_local_ray_notices()  # idempotent
         logger.warning("Token authentication is enabled for this Ray cluster. Set X to opt out.")
         logger.warning("Token authentication is enabled but no token was found")
     finally:
@@ -284,7 +284,7 @@ def test_the_token_notice_is_dropped_and_other_ray_warnings_kept():
 @pytest.mark.ray
 def test_an_embedded_ray_run_prints_no_alarming_notice(write_spec, tmp_path):
     env = {k: v for k, v in os.environ.items()
-           if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS", runner.SINGLE_MACHINE_ENV)}
+           if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS", ray_backend.SINGLE_MACHINE_ENV)}
     env["PYTHONPATH"] = str(ROOT)
     spec = write_spec(SELFTEST)
     done = subprocess.run(INSITU + ["run", str(spec), "--out", str(tmp_path / "s"), "--workers", "1"],

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from sweeps.experiments import get_experiment
-from sweeps.runner import Chunker, group_key, run_chunk, run_one
+from sweeps.chunker import Chunker
+from sweeps.runner import group_key, run_chunk, run_one
 from sweeps.spec import load_spec
 from sweeps.trials import enumerate_trials
 
@@ -45,8 +46,10 @@ def test_grouped_chunk_rows_equal_one_by_one(write_spec):
     trials = _classify_trials(write_spec)
     experiment = get_experiment("classify")
     chunker = Chunker(trials, 1000.0, 1, group_seeds=True)
-    ordered = [t for chunk in iter(chunker.next_chunk, None) for t in chunk.trials]
-    grouped = run_chunk("classify", ordered, {})
+    units = [group for chunk in iter(chunker.next_chunk, None) for group in chunk.groups]
+    assert [len(group) for group in units] == [3, 3]  # the chunker formed the seed groups
+    ordered = [t for group in units for t in group]
+    grouped = run_chunk("classify", units, {})
     single = [row for trial in ordered for row in run_one(experiment, trial, {})]
     assert len(grouped) == len(single) == 2 * len(trials)
     for g, s in zip(grouped, single):

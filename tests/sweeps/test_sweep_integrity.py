@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from analysis.load import read_store
-from sweeps import runner
+from sweeps import backends, ray_backend
+from sweeps.chunker import Chunker
 from sweeps import store as store_module
 from sweeps.experiments import get_experiment
 from sweeps.maintenance import _read_part
@@ -369,7 +370,7 @@ def test_no_pilot_without_dry_run_is_refused(cli, spec_file, tmp_path):
 
 def test_launches_record_an_interrupted_launch(cli, spec_file, tmp_path, monkeypatch):
     out = tmp_path / "store"
-    real = runner.run_chunk
+    real = backends.run_chunk
     calls = []
 
     def interrupt_on_third_chunk(*args):
@@ -378,9 +379,9 @@ def test_launches_record_an_interrupted_launch(cli, spec_file, tmp_path, monkeyp
             os.kill(os.getpid(), signal.SIGINT)
         return real(*args)
 
-    monkeypatch.setattr(runner, "run_chunk", interrupt_on_third_chunk)
+    monkeypatch.setattr(backends, "run_chunk", interrupt_on_third_chunk)
     assert run(cli, spec_file, out)[0] == 130
-    monkeypatch.setattr(runner, "run_chunk", real)
+    monkeypatch.setattr(backends, "run_chunk", real)
     assert run(cli, spec_file, out)[0] == 0
     first, second = Store(out).launches()
     assert first["outcome"] == "interrupted" and second["outcome"] == "completed"
@@ -439,10 +440,10 @@ def test_a_driver_without_workers_says_it_is_waiting(monkeypatch, caplog, write_
     from sweeps.trials import enumerate_trials
 
     experiment = get_experiment("selftest")
-    backend = runner.RayBackend(experiment, workers=1)
+    backend = ray_backend.RayBackend(experiment, workers=1)
     backend._starting = {"ref": "an actor the cluster has no CPU for"}
     clock = [0.0]
-    monkeypatch.setattr(runner, "time", types.SimpleNamespace(
+    monkeypatch.setattr(ray_backend, "time", types.SimpleNamespace(
         monotonic=lambda: clock[0], perf_counter=time.perf_counter))
     waits = []
 
@@ -454,8 +455,8 @@ def test_a_driver_without_workers_says_it_is_waiting(monkeypatch, caplog, write_
         return [], refs
 
     monkeypatch.setattr(ray, "wait", wait)
-    chunker = runner.Chunker(enumerate_trials(load_spec(write_spec(SPEC)), experiment), 1.0, 1)
-    with caplog.at_level(logging.WARNING, logger="sweeps.runner"):
+    chunker = Chunker(enumerate_trials(load_spec(write_spec(SPEC)), experiment), 1.0, 1)
+    with caplog.at_level(logging.WARNING, logger="sweeps.ray_backend"):
         with pytest.raises(KeyboardInterrupt):
             list(backend.run(chunker))
     notices = [r.getMessage() for r in caplog.records if "no Ray worker is running" in r.getMessage()]

@@ -10,7 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.sweeps.helpers import SMALL_SELFTEST_SPEC as SPEC, all_keys, stored_rows
-from sweeps.store import MANIFEST, PartWriter, Store
+from sweeps.schema import MANIFEST_NAME as MANIFEST
+from sweeps.parts import PartWriter
+from sweeps.store import Store
 
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from tests.sweeps.helpers import stored_rows
 from sweeps.experiments import get_experiment
-from sweeps.runner import Chunker, ChunkDone, check_rows, one_line, run_chunk
+from sweeps.chunker import ChunkDone, Chunker
+from sweeps.runner import check_rows, one_line, run_chunk
 from sweeps.spec import parse_spec
 from sweeps.trials import enumerate_trials
 

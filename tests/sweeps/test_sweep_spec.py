@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from sweeps.errors import SpecError
+from sweeps.exceptions import SpecError
 from sweeps.spec import change_problems, load_spec, parse_spec
 
 GOOD = """

@@ -11,10 +11,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.sweeps.helpers import SMALL_SELFTEST_SPEC as SPEC, all_keys, stored_rows
-from sweeps import store as store_module
-from sweeps.errors import StoreError
+from sweeps import parts as store_module  # writes parts (pq, os)
+from sweeps.exceptions import StoreError
 from sweeps.experiments import get_experiment
-from sweeps.store import PartWriter, Store, StoreLock
+from sweeps.lock import StoreLock
+from sweeps.parts import PartWriter
+from sweeps.store import Store
 
 
 

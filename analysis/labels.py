@@ -87,11 +87,6 @@ def mode_rank(mode) -> tuple[int, str]:
     return (MODE_ORDER.index(text) if text in MODE_ORDER else len(MODE_ORDER), text)
 
 
-def grid_axes(spec: Mapping) -> list[str]:
-    """All grid axes of a spec, in the spec's order."""
-    return list((spec.get("grid") or {}).keys())
-
-
 def varying_axes(
     spec: Mapping, rows: pd.DataFrame | None = None, include_seed: bool = False
 ) -> list[str]:
