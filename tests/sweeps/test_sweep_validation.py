@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps.errors import SpecError
+from sweeps.exceptions import SpecError
 from sweeps.spec import parse_spec
 
 
