@@ -29,7 +29,7 @@ from mesh import blas_description, bench_neuroptica, import_neuroptica, measure,
 from photonics import ErrorModel  # noqa: E402
 from photonics.datasets import Task, load_task  # noqa: E402
 from photonics.network import build_network, exact_gradient, sample_devices  # noqa: E402
-from photonics.protocols import measure_gradient  # noqa: E402
+from photonics.insitu import measure_gradient  # noqa: E402
 from photonics.training import train_ensemble  # noqa: E402
 
 SEED = 7

@@ -35,7 +35,7 @@ from .network import (
     sample_devices,
 )
 from .optim import make_optimizer
-from .protocols import gradient_error, measure_gradient
+from .insitu import gradient_error, measure_gradient
 
 MODES = ("digital", "insitu", "analog")
 _PROTOCOL = {"insitu": "three_pass", "analog": "analog"}
@@ -135,6 +135,7 @@ def train_ensemble(
     boundary_size: int = 0,
     record_gradient_error: bool = True,
     mnist_path: str | None = None,
+    launch: str = "per_example",
 ) -> list[TrainResult]:
     """Train one network per seed, all at once (one device each); see :func:`train`."""
     task = load_task(task, mnist_path=mnist_path) if isinstance(task, str) else task
@@ -190,7 +191,7 @@ def train_ensemble(
             if mode == "digital":
                 _, grad, _ = exact_gradient(net, params, xb, yb, None)
             else:
-                grad = measure_gradient(net, params, xb, yb, train_devices, protocol, meas_rng).grad
+                grad = measure_gradient(net, params, xb, yb, train_devices, protocol, meas_rng, launch=launch).grad
                 if record_gradient_error:
                     _, true_grad, _ = exact_gradient(net, params, xb, yb, train_devices)
                     err = gradient_error(grad, true_grad)
@@ -265,7 +266,9 @@ def train(
         epochs, batch_size: passes over the training set and examples per step.
         seed: every random stream of the run derives from it.
         options: ``eval_every``, ``boundary_size`` (grid points per axis of a 2-D
-            decision-boundary grid, 0 = none), ``record_gradient_error``, ``mnist_path``.
+            decision-boundary grid, 0 = none), ``record_gradient_error``, ``mnist_path``,
+            ``launch`` (launch scheme of the measured gradients: ``per_example``,
+            ``balanced`` or ``cotangent``; see :mod:`photonics.protocols`).
     """
     return train_ensemble(task, network, errors, mode, optimizer, lr, epochs, batch_size, (seed,), **options)[0]
 

@@ -20,7 +20,7 @@ import numpy as np
 from photonics import ErrorModel
 from photonics.datasets import TASKS, load_task
 from photonics.network import build_network, exact_gradient, sample_devices
-from photonics.protocols import gradient_error, measure_gradient
+from photonics.insitu import gradient_error, measure_gradient
 from photonics.training import MODES, default_network, train_ensemble
 from sweeps.experiments import Param, register
 
