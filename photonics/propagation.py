@@ -234,33 +234,31 @@ def _column_coefficients(layout, el: _MZIElements, backward: bool):
     return [tuple(_col(f, layout, c) for f in folded) for c in range(layout.depth)]
 
 
-def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_groups: int | None = None):
+def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_weights=None):
     """Per-sample field propagation that records the field at every tap (actual phases).
 
     Forward through one MZI (inputs ``a``, ``b``): ``t_phi = e^{i phi} a``, ``a1 = a_in t_phi``,
     ``t_theta = e^{i theta}(c1 a1 + i s1 b)``, ``v = i s1 a1 + c1 b``, outputs
     ``B(e2) (a_top t_theta, a_bottom v)``; backward applies the transposed elements in reverse.
 
-    With ``power_groups = G`` the batch is split into ``G`` equal groups and the result holds,
-    instead of fields, the summed tap powers ``sum |t|^2`` of each group, shape ``(..., G, M)``
-    (the aggregated-statistics measurement needs only these).
+    With ``power_weights = W`` (shape ``(..., B, J)``) the result holds, instead of fields,
+    the weighted tap-power sums ``sum_b |t_b|^2 W[b, j]``, shape ``(..., J, M)``: what the
+    measurement needs, without keeping per-example tap fields in memory.
     """
     el = _elements(theta, phi, errors)
     xt = _to_mode_major(x, layout.n_ports)
     lead = xt.shape[:-2]
     batch = xt.shape[-1]
     m = layout.n_mzis
-    if power_groups:
-        group = batch // power_groups
+    if power_weights is not None:
+        weights = np.asarray(power_weights, dtype=float)
+        n_sums = weights.shape[-1]
 
         def store(target, rng_c, t):
-            power = t.real**2 + t.imag**2
-            if group > 1:
-                power = power.reshape(t.shape[:-1] + (power_groups, group)).sum(-1)
-            target[..., rng_c, :] = power
+            target[..., rng_c, :] = (t.real**2 + t.imag**2) @ weights
 
-        tap_theta = np.empty(lead + (m, power_groups))
-        tap_phi = np.empty(lead + (m, power_groups))
+        tap_theta = np.empty(lead + (m, n_sums))
+        tap_phi = np.empty(lead + (m, n_sums))
     else:
 
         def store(target, rng_c, t):
@@ -308,26 +306,28 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_groups
             xt *= np.exp(1j * gamma)[..., :, None]
             tap_gamma = xt.copy()
     out = np.swapaxes(xt, -1, -2)
-    if power_groups:
+    if power_weights is not None:
         gamma_power = None
         if tap_gamma is not None:
-            gp = tap_gamma.real**2 + tap_gamma.imag**2
-            gamma_power = np.swapaxes(gp.reshape(gp.shape[:-1] + (power_groups, -1)).sum(-1), -1, -2)
+            gamma_power = np.swapaxes((tap_gamma.real**2 + tap_gamma.imag**2) @ weights, -1, -2)
         return out, TapFields(np.swapaxes(tap_theta, -1, -2), np.swapaxes(tap_phi, -1, -2), gamma_power)
     sw = lambda t: None if t is None else np.swapaxes(t, -1, -2)  # noqa: E731
     return out, TapFields(sw(tap_theta), sw(tap_phi), sw(tap_gamma))
 
 
-def tap_power_sums(layout, theta, phi, x, errors=None, backward: bool = False, groups: int = 1):
-    """Summed tap powers ``sum_b |x_eta,b|^2`` of ``groups`` equal slices of the batch.
+def tap_power_sums(layout, theta, phi, x, errors=None, backward: bool = False, weights=None):
+    """Weighted sums of tap powers ``sum_b |x_eta,b|^2 W[b, j]`` over a batch ``x``.
 
-    Returns ``TapFields`` of real arrays ``(..., groups, M)`` (``gamma`` is ``None``), without
-    keeping per-example tap fields in memory.
+    ``weights`` ``(..., B, J)`` (default: one column of ones, the plain sum). Returns
+    ``TapFields`` of real arrays ``(..., J, M)`` (``gamma`` is ``None``), without keeping
+    per-example tap fields in memory.
     """
     theta, phi, _ = _actual(layout, theta, phi, errors, None)
-    if np.shape(x)[-2] % groups:
-        raise ValueError(f"a batch of {np.shape(x)[-2]} cannot be split into {groups} equal groups")
-    return _propagate_taps(layout, theta, phi, x, errors, None, backward, power_groups=groups)[1]
+    if weights is None:
+        weights = np.ones(np.shape(x)[:-1] + (1,))
+    if np.shape(weights)[-2] != np.shape(x)[-2]:
+        raise ValueError(f"weights for {np.shape(weights)[-2]} launches, batch has {np.shape(x)[-2]}")
+    return _propagate_taps(layout, theta, phi, x, errors, None, backward, power_weights=weights)[1]
 
 
 def ideal_gradient(layout: MeshLayout, theta, phi, x, x_adj, errors: DeviceErrors | None = None, gamma=None):

@@ -58,7 +58,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from scipy.linalg.blas import zherk
 
-from .errors import DeviceErrors, ErrorModel, generate_io, read_io, read_tap_powers
+from .errors import DeviceErrors, ErrorModel, generate_io, read_io
 from .propagation import propagate, tap_power_sums
 
 MEASURED_PROTOCOLS = ("three_pass", "analog")
@@ -147,19 +147,31 @@ def tap_powers(layout, theta, phi, rows, dev=None, backward: bool = False) -> np
 
 def tap_readings(layout, theta, phi, dev, backward: bool, terms: Sequence[TapTerm], rng, aggregate: bool = False):
     """``sum_terms sum_k w_k (p_k + s sqrt(p_k) n_k)`` over the tap readings of launches in
-    one direction, ``(..., 2M)``.
+    one direction, ``(..., 2M)`` (theta taps, then phi taps).
 
-    ``aggregate=False`` propagates every launch with its tap fields and draws one noise value
-    per reading; ``aggregate=True`` evaluates the same sum from launch moments
-    (:func:`moment_readings`), equal in law.
+    The readings' independent detector noise sums to one Gaussian of variance
+    ``s^2 sum_k w_k^2 p_k`` per tap, which is how it is drawn. ``aggregate=False`` propagates
+    every launch with its tap fields; ``aggregate=True`` evaluates the same sums from launch
+    moments (:func:`moment_readings`), exactly equal without noise.
     """
     tap_noise = device_model(dev).tap_noise
     rows = np.concatenate([t.launch.rows for t in terms], axis=-2)
     weights = np.concatenate([np.broadcast_to(t.weight, t.launch.rows.shape[:-1]) for t in terms], axis=-1)
     if aggregate:
         return moment_readings(layout, theta, phi, dev, backward, rows, weights, tap_noise, rng)
-    readings = read_tap_powers(tap_powers(layout, theta, phi, rows, dev, backward), tap_noise, rng)
-    return (weights[..., None, :] @ readings)[..., 0, :]
+    noisy = tap_noise > 0 and rng is not None
+    columns = np.stack([weights, weights**2], axis=-1) if noisy else weights[..., None]
+    sums = tap_power_sums(layout, theta, phi, rows, dev, backward, columns)
+    signal = np.concatenate([sums.theta[..., 0, :], sums.phi[..., 0, :]], axis=-1)
+    if not noisy:
+        return signal
+    variance = np.concatenate([sums.theta[..., 1, :], sums.phi[..., 1, :]], axis=-1)
+    return _add_reading_noise(signal, variance, tap_noise, rng)
+
+
+def _add_reading_noise(signal, variance, tap_noise, rng):
+    """``signal + s sqrt(variance) n``: the summed detector noise of a set of readings."""
+    return signal + tap_noise * np.sqrt(np.clip(variance, 0.0, None)) * rng.standard_normal(signal.shape)
 
 
 def _upper_gram(rows: np.ndarray) -> np.ndarray:
@@ -200,12 +212,16 @@ def moment_readings(layout, theta, phi, dev, backward, rows, weights, tap_noise,
     if noisy:
         noise_rows, _ = _probes(_upper_gram(rows * np.abs(weights)[..., None]))
         probe_rows = np.concatenate([probe_rows, noise_rows], axis=-2)
-    per_probe = tap_power_sums(layout, theta, phi, probe_rows, dev, backward, groups=probe_rows.shape[-2])
-    signal = np.concatenate([(signs[..., None, :] @ t[..., :n, :])[..., 0, :] for t in per_probe[:2]], axis=-1)
+    columns = np.zeros(probe_rows.shape[:-1] + (2 if noisy else 1,))
+    columns[..., :n, 0] = signs  # signal: signed sum of the first n probes
+    if noisy:
+        columns[..., n:, 1] = 1.0  # variance: plain sum of the noise probes
+    sums = tap_power_sums(layout, theta, phi, probe_rows, dev, backward, columns)
+    signal = np.concatenate([sums.theta[..., 0, :], sums.phi[..., 0, :]], axis=-1)
     if not noisy:
         return signal
-    variance = np.concatenate([t[..., n:, :].sum(axis=-2) for t in per_probe[:2]], axis=-1)
-    return signal + tap_noise * np.sqrt(np.clip(variance, 0.0, None)) * rng.standard_normal(signal.shape)
+    variance = np.concatenate([sums.theta[..., 1, :], sums.phi[..., 1, :]], axis=-1)
+    return _add_reading_noise(signal, variance, tap_noise, rng)
 
 
 def analog_scale(x: np.ndarray, x_adj: np.ndarray) -> np.ndarray:

@@ -18,14 +18,18 @@ from __future__ import annotations
 import numpy as np
 
 from photonics import ErrorModel
-from photonics.datasets import TASKS, load_task
+from photonics.datasets import FEATURE_NORMS, TASKS, load_task
+from photonics.errors import IO_PLACEMENTS
 from photonics.network import build_network, exact_gradient, sample_devices
 from photonics.insitu import gradient_error, measure_gradient
+from photonics.protocols import LAUNCHES
 from photonics.training import MODES, default_network, train_ensemble
 from sweeps.experiments import Param, register
 
-CLASSIFY_VERSION = "2"
-GRADIENT_VERSION = "3"
+# 3 / 4: measurement restructured (tap-noise draw order changed), launch schemes, the
+# paper's loss and I/O models, feature normalisation
+CLASSIFY_VERSION = "3"
+GRADIENT_VERSION = "4"
 
 ERROR_PARAMS = (
     Param("bs_error", "float", 0.0, low=0.0, high=0.785, doc="coupler splitting error std (rad)"),
@@ -39,7 +43,15 @@ ERROR_PARAMS = (
     Param("io_amp_error", "float", 0.0, low=0.0, high=1.0, doc="I/O amplitude error std"),
     Param("io_phase_error", "float", 0.0, low=0.0, high=6.3, doc="I/O phase error std (rad)"),
     Param("tap_fraction", "float", 0.0, low=0.0, high=0.5, doc="power share removed by each tap"),
+    Param("loss_std_db", "float", 0.0, low=0.0, high=10.0,
+          doc="the paper's zero-mean loss variation std (dB) on theta and phi arms"),
+    Param("idle_loss_db", "float", 0.0, low=0.0, high=10.0, doc="loss of each idle waveguide position (dB)"),
+    Param("io_placement", "str", "generate_and_read", choices=IO_PLACEMENTS,
+          doc="I/O error on generated vectors and reads, or on reads only (the paper's code)"),
 )
+
+LAUNCH_PARAM = Param("launch", "str", "per_example", choices=LAUNCHES,
+                     doc="launch scheme of measured gradients: per_example, balanced, cotangent")
 
 MESH_PARAMS = (
     Param("topology", "str", "rectangular", choices=("rectangular", "triangular")),
@@ -61,6 +73,9 @@ def error_model(params: dict) -> ErrorModel:
         io_amp_error=params["io_amp_error"],
         io_phase_error=params["io_phase_error"],
         tap_fraction=params["tap_fraction"],
+        loss_std_db=params["loss_std_db"],
+        idle_loss_db=params["idle_loss_db"],
+        io_placement=params["io_placement"],
     )
 
 
@@ -73,9 +88,10 @@ def _modes(text: str, allowed) -> list[str]:
 
 
 def _task(params: dict, cache: dict):
-    key = ("task", params["task"], params.get("mnist_path", ""))
+    key = ("task", params["task"], params.get("mnist_path", ""), params.get("feature_norm", "per_feature"))
     if key not in cache:
-        cache[key] = load_task(params["task"], mnist_path=params.get("mnist_path") or None)
+        cache[key] = load_task(params["task"], mnist_path=params.get("mnist_path") or None,
+                               feature_norm=params.get("feature_norm", "per_feature"))
     return cache[key]
 
 
@@ -135,6 +151,7 @@ def run_classify_group(params: dict, trial_seeds: list[int], cache: dict) -> lis
             eval_every=params["eval_every"],
             boundary_size=params["boundary_grid"],
             record_gradient_error=params["record_gradient_error"],
+            launch=params["launch"],
         )
         for mode in _modes(params["modes"], MODES)
     ]
@@ -148,7 +165,10 @@ def run_classify(params: dict, trial_seed: int, cache: dict) -> list[dict]:
 CLASSIFY_PARAMS = (
     Param("task", "str", "moons", choices=TASKS),
     Param("mnist_path", "str", "", doc="directory of MNIST IDX files (task mnist64)"),
+    Param("feature_norm", "str", "per_feature", choices=FEATURE_NORMS,
+          doc="image tasks: Fourier features normalised per feature then per example, or per example only (the paper's)"),
     *MESH_PARAMS,
+    LAUNCH_PARAM,
     Param("modes", "str", "digital,insitu", doc="comma list of digital, insitu, analog"),
     Param("optimizer", "str", "adam", choices=("adam", "sgd")),
     Param("lr", "float", 0.02, low=1e-9, high=100.0),
@@ -185,7 +205,8 @@ def run_gradient(params: dict, trial_seed: int, cache: dict) -> list[dict]:
     for index, protocol in enumerate(protocols):
         noise_rng = np.random.default_rng(streams[2 + index])
         errs = np.array([
-            gradient_error(measure_gradient(net, params_vec, x, labels, devices, protocol, noise_rng).grad, true)
+            gradient_error(measure_gradient(net, params_vec, x, labels, devices, protocol, noise_rng,
+                                            launch=params["launch"]).grad, true)
             for (x, labels), true in zip(inputs, truths)
         ])
         rows.append({
@@ -202,6 +223,7 @@ def run_gradient(params: dict, trial_seed: int, cache: dict) -> list[dict]:
 GRADIENT_PARAMS = (
     Param("n_ports", "int", 4, low=2, high=1024),
     *MESH_PARAMS,
+    LAUNCH_PARAM,
     Param("modes", "str", "three_pass,analog", doc="comma list of protocols: three_pass, analog"),
     Param("batch_size", "int", 1, low=1, high=100_000, doc="examples per measurement (summed digitally by three_pass, integrated by analog)"),
     Param("n_repeats", "int", 20, low=1, high=100_000, doc="measurements (random inputs) per trial"),
