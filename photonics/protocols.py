@@ -38,7 +38,10 @@ Launch schemes (how the passes of one layer are fed, :data:`LAUNCHES`):
   backward, at the common scale ``c = max_i |r_i|``, and their sum passes
   ``e_i - i conj(x_adj_i)/c``; readings rescaled by ``c``. Exact without noise because
   ``sum_b x_eta,b a_eta,b = sum_i (P e_i)_eta (Q r_i)_eta`` (``P``, ``Q`` the linear maps from
-  the input and output ports to a tap); ``O(N)`` launches whatever the batch.
+  the input and output ports to a tap); ``O(N)`` launches whatever the batch. As in the
+  paper's simulation code, its three-pass formula takes the adjoint tap powers from
+  ``conj(x_adj_i)/c`` launched *forward* (the field the sum pass interferes with), not from
+  the backward taps: ``(p_sum - p - p_c) / 2``, three noisy readings, no loss bias.
 
 For a lossless device the sum pass reproduces ``conj`` of the backward field at every tap,
 so every protocol and scheme equals ``-Im(x x_adj)`` exactly; loss, I/O error and tap noise
@@ -201,11 +204,14 @@ def moment_readings(layout, theta, phi, dev, backward, rows, weights, tap_noise,
     Independent detector noise ``w_b s sqrt(p_b) n_b`` of every reading sums to a Gaussian of
     variance ``s^2 a (sum_b w_b^2 u_b u_b^H) a^H``, from ``N`` more probes.
     """
-    positive = np.sqrt(np.clip(weights, 0.0, None))[..., None]
-    negative = np.sqrt(np.clip(-weights, 0.0, None))[..., None]
-    signed = _upper_gram(rows * positive)
-    if np.any(weights < 0):
-        signed = signed - _upper_gram(rows * negative)
+    # rows of each sign in one Hermitian rank update each (launch sets are usually one-signed)
+    parts = []
+    for sign in (1.0, -1.0):
+        w = np.clip(sign * weights, 0.0, None)
+        keep = np.flatnonzero(np.any(w > 0, axis=tuple(range(w.ndim - 1))))
+        if keep.size:
+            parts.append(sign * _upper_gram(rows[..., keep, :] * np.sqrt(w[..., keep])[..., None]))
+    signed = sum(parts) if parts else np.zeros(rows.shape[:-2] + (rows.shape[-1],) * 2, dtype=complex)
     probe_rows, signs = _probes(signed)
     n = probe_rows.shape[-2]
     noisy = tap_noise > 0 and rng is not None
@@ -272,7 +278,8 @@ def balanced_terms(protocol, x, fwd: Pass, adj: Pass, dev, rng):
 
 def cotangent_terms(protocol, layout, theta, phi, x, g, dev, rng):
     """Tap terms of the ``cotangent`` scheme: basis vectors forward, rows of ``C = X^T G``
-    backward at the common scale ``c = max_i |r_i|``, sum passes ``e_i -+ i conj(x_adj_i)/c``."""
+    backward at the common scale ``c = max_i |r_i|``, sum passes ``e_i -+ i conj(x_adj_i)/c``
+    (three-pass: plus ``conj(x_adj_i)/c`` forward for the adjoint tap powers)."""
     model = device_model(dev)
     n = layout.n_ports
     cotangent = np.swapaxes(np.asarray(x, dtype=complex), -1, -2) @ g  # rows r_i = sum_b x_bi g_b
@@ -284,9 +291,13 @@ def cotangent_terms(protocol, layout, theta, phi, x, g, dev, rng):
     adj_unit = _safe_divide(adj.field, c)
     weight = np.broadcast_to(c[..., 0], cotangent.shape[:-1])
     if protocol == "three_pass":
+        # the paper's simulation: the adjoint tap powers come from conj(x_adj) launched
+        # forward (the field the sum pass interferes with), not from the backward taps
         summ = sum_pass(basis, adj_unit, dev, rng, 0.0, one)
-        forward = [TapTerm(summ, 0.5 * weight), TapTerm(launched_basis, -0.5 * weight)]
-        return forward, [TapTerm(adj.launch, -0.5 * weight)]
+        conj_adj = generate(np.conj(adj_unit), model, rng, one)
+        forward = [TapTerm(summ, 0.5 * weight), TapTerm(launched_basis, -0.5 * weight),
+                   TapTerm(conj_adj, -0.5 * weight)]
+        return forward, []
     plus = sum_pass(basis, adj_unit, dev, rng, 0.0, one)
     minus = sum_pass(basis, adj_unit, dev, rng, np.pi, one)
     return [TapTerm(plus, 0.25 * weight), TapTerm(minus, -0.25 * weight)], []

@@ -128,6 +128,13 @@ def classify_rows(params: dict, results) -> list[dict]:
     return rows
 
 
+def classify_lr(params: dict) -> float:
+    """The learning rate of a trial: ``sgd_lr`` for SGD when set (> 0), else ``lr``."""
+    if params["optimizer"] == "sgd" and params["sgd_lr"] > 0:
+        return params["sgd_lr"]
+    return params["lr"]
+
+
 def run_classify_group(params: dict, trial_seeds: list[int], cache: dict) -> list[list[dict]]:
     """Rows of several trials that differ only in their seed, trained as one ensemble.
 
@@ -144,7 +151,7 @@ def run_classify_group(params: dict, trial_seeds: list[int], cache: dict) -> lis
             model,
             mode=mode,
             optimizer=params["optimizer"],
-            lr=params["lr"],
+            lr=classify_lr(params),
             epochs=params["epochs"],
             batch_size=params["batch_size"],
             seeds=trial_seeds,
@@ -172,6 +179,8 @@ CLASSIFY_PARAMS = (
     Param("modes", "str", "digital,insitu", doc="comma list of digital, insitu, analog"),
     Param("optimizer", "str", "adam", choices=("adam", "sgd")),
     Param("lr", "float", 0.02, low=1e-9, high=100.0),
+    Param("sgd_lr", "float", 0.0, low=0.0, high=100.0,
+          doc="learning rate when optimizer = sgd (0: lr); lets one grid compare SGD and Adam each at its own rate"),
     Param("epochs", "int", 25, low=0, high=100_000),
     Param("batch_size", "int", 16, low=1, high=1_000_000),
     Param("eval_every", "int", 1, low=1, high=100_000),
