@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .network import PhotonicNetwork, exact_gradient, loss_and_seed, nonlinearity, nonlinearity_adjoint
+from .propagation import transfer_matrix
 from .protocols import AGGREGATE_MIN_RATIO, LAUNCHES, MEASURED_PROTOCOLS, adjoint_pass, forward_pass, layer_gradient
 
 PROTOCOLS = MEASURED_PROTOCOLS + ("ideal",)
@@ -60,11 +61,16 @@ def measure_gradient(
     if aggregate is None:
         aggregate = launch != "cotangent" and np.shape(x)[-2] >= AGGREGATE_MIN_RATIO * net.n_ports
     phases = [net.layer_phases(params, layer) for layer in range(net.n_layers)]
+    # every pass of a layer meets the same device: build its transfer matrix once when the
+    # batch is large enough for a matrix product to beat column-by-column propagation
+    n_rows = max(np.shape(x)[-2], net.n_ports if launch == "cotangent" else 0)
+    matrices = [transfer_matrix(lay, *phases[layer], devs[layer]) if n_rows >= net.n_ports else None
+                for layer, lay in enumerate(net.layouts)]
 
     inputs, passes = [], []
     current = np.asarray(x, dtype=complex)
     for layer, lay in enumerate(net.layouts):
-        fwd = forward_pass(lay, *phases[layer], current, devs[layer], rng)
+        fwd = forward_pass(lay, *phases[layer], current, devs[layer], rng, matrix=matrices[layer])
         inputs.append(current)
         passes.append(fwd)
         current = nonlinearity(fwd.field).astype(complex)
@@ -74,9 +80,9 @@ def measure_gradient(
     for layer in range(net.n_layers - 1, -1, -1):
         lay, dev = net.layouts[layer], devs[layer]
         theta, phi = phases[layer]
-        adj = adjoint_pass(lay, theta, phi, g, dev, rng)
+        adj = adjoint_pass(lay, theta, phi, g, dev, rng, matrix=matrices[layer])
         flat = layer_gradient(lay, theta, phi, inputs[layer], passes[layer], g, adj, dev, rng, protocol, launch,
-                              aggregate)
+                              aggregate, matrices[layer])
         m = lay.n_mzis
         grads[layer] = (flat[..., :m], flat[..., m:])
         if layer > 0:

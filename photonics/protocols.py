@@ -105,7 +105,11 @@ def device_model(dev: DeviceErrors | None) -> ErrorModel:
 
 
 def _safe_divide(a, b):
-    return np.divide(a, b, out=np.zeros(np.broadcast_shapes(np.shape(a), np.shape(b)), dtype=np.result_type(a, b)),
+    """``a / b``, 0 where ``b = 0`` (a blank example launches nothing)."""
+    b = np.asarray(b)
+    if np.all(b > 0):
+        return a / b
+    return np.divide(a, b, out=np.zeros(np.broadcast_shapes(np.shape(a), b.shape), dtype=np.result_type(a, b)),
                      where=b > 0)
 
 
@@ -116,20 +120,28 @@ def generate(v: np.ndarray, model: ErrorModel, rng, scale=None) -> Launch:
     return Launch(generate_io(_safe_divide(v, norm), model, rng), norm)
 
 
-def forward_pass(layout, theta, phi, x, dev=None, rng=None, scale=None) -> Pass:
-    """Forward pass: generate ``x`` (unit power per example) from the input side, read ``y``."""
+def _through(layout, theta, phi, rows, dev, backward, matrix):
+    if matrix is None:
+        return propagate(layout, theta, phi, rows, dev, backward=backward)
+    return rows @ matrix if backward else rows @ np.swapaxes(matrix, -1, -2)
+
+
+def forward_pass(layout, theta, phi, x, dev=None, rng=None, scale=None, matrix=None) -> Pass:
+    """Forward pass: generate ``x`` (unit power per example) from the input side, read ``y``.
+
+    ``matrix``: the device's transfer matrix, when the caller has built it already."""
     model = device_model(dev)
     launch = generate(x, model, rng, scale)
-    out = propagate(layout, theta, phi, launch.rows, dev)
+    out = _through(layout, theta, phi, launch.rows, dev, False, matrix)
     return Pass(launch, read_io(out, model, rng) * launch.scale)
 
 
-def adjoint_pass(layout, theta, phi, g, dev=None, rng=None, scale=None) -> Pass:
+def adjoint_pass(layout, theta, phi, g, dev=None, rng=None, scale=None, matrix=None) -> Pass:
     """Adjoint pass: generate ``g`` from the output side (reciprocal, transposed elements),
     read ``x_adj`` at the input ports."""
     model = device_model(dev)
     launch = generate(g, model, rng, scale)
-    out = propagate(layout, theta, phi, launch.rows, dev, backward=True)
+    out = _through(layout, theta, phi, launch.rows, dev, True, matrix)
     return Pass(launch, read_io(out, model, rng) * launch.scale)
 
 
@@ -209,7 +221,9 @@ def moment_readings(layout, theta, phi, dev, backward, rows, weights, tap_noise,
     for sign in (1.0, -1.0):
         w = np.clip(sign * weights, 0.0, None)
         keep = np.flatnonzero(np.any(w > 0, axis=tuple(range(w.ndim - 1))))
-        if keep.size:
+        if keep.size == w.shape[-1]:
+            parts.append(sign * _upper_gram(rows * np.sqrt(w)[..., None]))
+        elif keep.size:
             parts.append(sign * _upper_gram(rows[..., keep, :] * np.sqrt(w[..., keep])[..., None]))
     signed = sum(parts) if parts else np.zeros(rows.shape[:-2] + (rows.shape[-1],) * 2, dtype=complex)
     probe_rows, signs = _probes(signed)
@@ -276,7 +290,7 @@ def balanced_terms(protocol, x, fwd: Pass, adj: Pass, dev, rng):
     return [TapTerm(plus, 0.25 * weight), TapTerm(minus, -0.25 * weight)], []
 
 
-def cotangent_terms(protocol, layout, theta, phi, x, g, dev, rng):
+def cotangent_terms(protocol, layout, theta, phi, x, g, dev, rng, matrix=None):
     """Tap terms of the ``cotangent`` scheme: basis vectors forward, rows of ``C = X^T G``
     backward at the common scale ``c = max_i |r_i|``, sum passes ``e_i -+ i conj(x_adj_i)/c``
     (three-pass: plus ``conj(x_adj_i)/c`` forward for the adjoint tap powers)."""
@@ -287,7 +301,7 @@ def cotangent_terms(protocol, layout, theta, phi, x, g, dev, rng):
     basis = np.broadcast_to(np.eye(n, dtype=complex), cotangent.shape)
     one = np.ones(cotangent.shape[:-1] + (1,))
     launched_basis = generate(basis, model, rng, one)
-    adj = adjoint_pass(layout, theta, phi, cotangent, dev, rng, c)
+    adj = adjoint_pass(layout, theta, phi, cotangent, dev, rng, c, matrix)
     adj_unit = _safe_divide(adj.field, c)
     weight = np.broadcast_to(c[..., 0], cotangent.shape[:-1])
     if protocol == "three_pass":
@@ -304,12 +318,13 @@ def cotangent_terms(protocol, layout, theta, phi, x, g, dev, rng):
 
 
 def layer_gradient(layout, theta, phi, x, fwd: Pass, g, adj: Pass, dev=None, rng=None, protocol="three_pass",
-                   launch="per_example", aggregate: bool = False) -> np.ndarray:
+                   launch="per_example", aggregate: bool = False, matrix=None) -> np.ndarray:
     """Measured gradient ``(..., 2M)`` (theta then phi) of one mesh, summed over the batch.
 
     ``x``: the input batch the controller generated in ``fwd``; ``g``: the adjoint seed it
     generated in ``adj`` (``adj.field`` is the ``x_adj`` it read). ``launch`` picks the
-    scheme, ``protocol`` the formula; ``aggregate`` the evaluation of the tap readings.
+    scheme, ``protocol`` the formula; ``aggregate`` the evaluation of the tap readings;
+    ``matrix`` the device's transfer matrix if already built.
     """
     if protocol not in MEASURED_PROTOCOLS:
         raise ValueError(f"unknown measured protocol {protocol!r}: expected one of {MEASURED_PROTOCOLS}")
@@ -318,7 +333,7 @@ def layer_gradient(layout, theta, phi, x, fwd: Pass, g, adj: Pass, dev=None, rng
     elif launch == "balanced":
         forward, backward = balanced_terms(protocol, x, fwd, adj, dev, rng)
     elif launch == "cotangent":
-        forward, backward = cotangent_terms(protocol, layout, theta, phi, x, g, dev, rng)
+        forward, backward = cotangent_terms(protocol, layout, theta, phi, x, g, dev, rng, matrix)
     else:
         raise ValueError(f"unknown launch scheme {launch!r}: expected one of {LAUNCHES}")
     grad = tap_readings(layout, theta, phi, dev, False, forward, rng, aggregate)
