@@ -113,3 +113,16 @@ def test_loss_equal_on_every_path_biases_three_pass_but_not_analog():
     for protocol, launch in [("analog", "per_example"), ("analog", "balanced"), ("analog", "cotangent"),
                              ("three_pass", "cotangent")]:
         assert read(protocol, launch) < 1e-12
+
+
+@pytest.mark.parametrize("launch,mode", [("cotangent", "analog"), ("cotangent", "insitu"), ("balanced", "insitu")])
+def test_ensemble_equals_one_by_one_for_every_launch_scheme(launch, mode):
+    from photonics.training import train, train_ensemble
+
+    errors = ErrorModel(loss_std_db=0.1, tap_noise=0.01, io_amp_error=0.02, io_phase_error=0.05, io_placement="read")
+    kw = dict(errors=errors, mode=mode, epochs=1, batch_size=16, lr=0.02, launch=launch)
+    together = train_ensemble("moons", seeds=[4, 9], **kw)
+    for r in together:
+        alone = train("moons", seed=r.seed, **kw)
+        np.testing.assert_allclose(r.params, alone.params, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(r.step_grad_errors, alone.step_grad_errors, atol=1e-12)
