@@ -373,8 +373,8 @@ def read_store(
         raise AnalysisInputError(f"unreadable part in store {path} "
                                  f"({' '.join(str(exc).split())[:200]}); "
                                  f"run `insitu verify {path}` to quarantine it") from None
-    ident["launch"] = _row_launch(ident, name_launch)
-    rank = {launch: i for i, launch in enumerate(sorted(set(ident["launch"]), key=str))}
+    ident["__launch"] = _row_launch(ident, name_launch)
+    rank = {launch: i for i, launch in enumerate(sorted(set(ident["__launch"]), key=str))}
     ident["_order"] = _row_order(ident, rank, file_index)
     best = ident.groupby("key", sort=False)["_order"].max()
     n_superseded = int((ident["_order"] != ident["key"].map(best)).sum())
@@ -391,7 +391,7 @@ def read_store(
                                  f"({' '.join(str(exc).split())[:200]}); "
                                  f"run `insitu verify {path}` to quarantine it") from None
     frame = table.to_pandas()
-    frame["launch"] = _row_launch(frame, name_launch)
+    frame["__launch"] = _row_launch(frame, name_launch)
     frame["_order"] = _row_order(frame, rank, file_index)
     frame = frame[frame["_order"] == frame["key"].map(best)]
     belongs = _of_the_spec(frame, spec, meta)
@@ -399,7 +399,7 @@ def read_store(
     frame = frame[belongs]
     if "mode" not in frame.columns:
         frame["mode"] = None
-    frame = frame.drop(columns=["__filename", "launch", "_order", *checked]).reset_index(drop=True)
+    frame = frame.drop(columns=["__filename", "__launch", "_order", *checked]).reset_index(drop=True)
     frame = _apply_param_dtypes(frame, meta.get("params") or {})
 
     ok = frame["status"] == "ok" if "status" in frame.columns else pd.Series(True, index=frame.index)
@@ -449,7 +449,7 @@ def _of_the_spec(frame: pd.DataFrame, spec: Mapping, meta: Mapping) -> pd.Series
 
 def _row_order(frame: pd.DataFrame, rank: Mapping[str, int], file_index: Mapping[str, int]) -> pd.Series:
     """Precedence of each row: its launch's rank first, then its part's position in name order."""
-    return frame["launch"].map(rank) * (len(file_index) + 1) + frame["__filename"].map(file_index)
+    return frame["__launch"].map(rank) * (len(file_index) + 1) + frame["__filename"].map(file_index)
 
 
 def _row_launch(frame: pd.DataFrame, name_launch: Mapping[str, str]) -> pd.Series:

@@ -4,7 +4,12 @@
    batch of B = 1024 with per-example tap noise and I/O error: the per-example reference
    path, the aggregated-statistics path, and neuroptica's exact, noise-free
    ``compute_gradients`` on the same size (with ``--compare``), in the same run.
-2. The paper's network (3 layers x 4 ports, ``moons``) trained in situ for 1000 iterations
+2. One measured gradient of one 64-port triangular layer (the Fig. 4 mesh) at B = 32 and
+   B = 600 for each launch scheme (``per_example``, ``balanced``, ``cotangent``) and both
+   protocols, with tap noise and I/O error.
+3. One training step of the Fig. 4 network (2 x 64-port triangular layers, digits64,
+   batch 32, cotangent launches, analog formula, the paper's largest errors, SGD).
+4. The paper's network (3 layers x 4 ports, ``moons``) trained in situ for 1000 iterations
    at batch 1, as an ensemble of K = 1, 16, 64, 256 devices: wall time, and time per
    device.
 
@@ -24,13 +29,23 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mesh import blas_description, bench_neuroptica, import_neuroptica, measure, print_table  # noqa: E402
+from mesh import (  # noqa: E402
+    SEED as MESH_SEED,
+    blas_description,
+    bench_neuroptica,
+    complex_normal,
+    import_neuroptica,
+    measure,
+    print_table,
+)
 
 from photonics import ErrorModel  # noqa: E402
 from photonics.datasets import Task, load_task  # noqa: E402
+from photonics.insitu import measure_gradient  # noqa: E402
 from photonics.network import build_network, exact_gradient, sample_devices  # noqa: E402
-from photonics.protocols import measure_gradient  # noqa: E402
-from photonics.training import train_ensemble  # noqa: E402
+from photonics.optim import make_optimizer  # noqa: E402
+from photonics.protocols import LAUNCHES  # noqa: E402
+from photonics.training import default_network, train_ensemble  # noqa: E402
 
 SEED = 7
 NOISY = ErrorModel(bs_error=0.02, loss_imbalance_db=0.02, tap_noise=0.01, io_amp_error=0.01, io_phase_error=0.01)
@@ -53,6 +68,76 @@ def bench_measurement(n: int, batch: int, repeat: int, budget: float) -> dict[st
         )
     out["exact (adjoint)"] = measure(lambda: exact_gradient(net, params, x, labels, devices), repeat, budget)
     return out
+
+
+PAPER_WORST = ErrorModel(tap_noise=0.02, io_amp_error=0.05, io_phase_error=0.05 * np.pi, loss_std_db=0.05,
+                         io_placement="read")
+
+
+def bench_launches(n: int, batches: list[int], repeat: int, budget: float) -> list[list[str]]:
+    rng = np.random.default_rng(SEED)
+    net = build_network(n, 1, 10, "triangular", readout="first", logit_scale=30.0)
+    params = net.init_params(rng)
+    devices = sample_devices(net, NOISY, rng)
+    noise = np.random.default_rng(SEED + 1)
+    rows = []
+    for batch in batches:
+        x = rng.standard_normal((batch, n)) + 1j * rng.standard_normal((batch, n))
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        labels = rng.integers(0, 10, batch)
+        for launch in LAUNCHES:
+            times = [measure(lambda: measure_gradient(net, params, x, labels, devices, protocol, noise, launch=launch),
+                             repeat, budget) for protocol in ("three_pass", "analog")]
+            rows.append([str(batch), launch, f"{times[0]:.1f}", f"{times[1]:.1f}"])
+    return rows
+
+
+def bench_fig4_step(repeat: int, budget: float) -> float:
+    task = load_task("digits64")
+    net = default_network(task, topology="triangular")
+    rng = np.random.default_rng(SEED)
+    params = net.init_params(rng)
+    devices = sample_devices(net, PAPER_WORST, rng)
+    opt = make_optimizer("sgd", 0.5)
+    state = opt.init(params)
+    noise = np.random.default_rng(SEED + 1)
+    x, y = task.x_train[:32], task.y_train[:32]
+
+    def step():
+        grad = measure_gradient(net, params, x, y, devices, "analog", noise, launch="cotangent").grad
+        opt.step(params.copy(), grad, state)
+
+    return measure(step, repeat, budget)
+
+
+def paired_ratio(n: int, batch: int, pairs: int) -> float:
+    """Median over alternating pairs of calls of (neuroptica's fastest exact gradient time) /
+    (our aggregated noisy three-pass time): robust to load that changes during the run."""
+    neu = import_neuroptica()
+    np.random.seed(MESH_SEED + n)
+    mesh = neu.ClementsLayer(n).mesh
+    rng = np.random.default_rng([MESH_SEED, n, 1])
+    xn = np.ascontiguousarray(complex_normal(rng, (batch, n)).T)
+    gn = np.ascontiguousarray(complex_normal(rng, (batch, n)).T)
+    ours_rng = np.random.default_rng(SEED)
+    net = build_network(n, 1, 2, "rectangular", logit_scale=3.0)
+    params = net.init_params(ours_rng)
+    devices = sample_devices(net, NOISY, ours_rng)
+    x = ours_rng.standard_normal((batch, n)) + 1j * ours_rng.standard_normal((batch, n))
+    labels = ours_rng.integers(0, 2, batch)
+    noise = np.random.default_rng(SEED + 1)
+    ratios = []
+    for _ in range(pairs):
+        start = time.perf_counter()
+        measure_gradient(net, params, x, labels, devices, "three_pass", noise, aggregate=True)
+        ours = time.perf_counter() - start
+        theirs = []
+        for partial in (True, False):
+            start = time.perf_counter()
+            mesh.compute_gradients(xn, gn, use_partial_vectors=partial)
+            theirs.append(time.perf_counter() - start)
+        ratios.append(min(theirs) / ours)
+    return float(np.median(ratios))
 
 
 def bench_training(ks: list[int]) -> list[tuple[int, float]]:
@@ -95,11 +180,22 @@ def main(argv=None) -> int:
             best = min(neu["grad_pv"], neu["grad"])
             rows.append(["neuroptica compute_gradients (exact, noise-free)", f"{best:.1f}",
                          f"{times['per-example'] / best:.1f}x"])
-            print(f"aggregated three_pass vs neuroptica: {best / times['aggregated']:.1f}x faster")
+            print(f"aggregated three_pass vs neuroptica: {best / times['aggregated']:.1f}x faster (medians); "
+                  f"{paired_ratio(args.ports, args.batch, 15):.1f}x (median of 15 alternating pairs)")
         print_table(
             f"one three_pass gradient measurement, N = {args.ports}, B = {args.batch}, tap noise + I/O error",
             ["path", "median ms", "speed vs per-example"],
             rows,
+        )
+        print_table(
+            f"one measured gradient of one {args.ports}-port triangular layer (median ms), tap noise + I/O error",
+            ["B", "launch", "three_pass", "analog"],
+            bench_launches(args.ports, [32, 600], args.repeat, args.budget),
+        )
+        print_table(
+            "one training step of the Fig. 4 network (2 x 64 triangular, B = 32, cotangent, analog, largest errors)",
+            ["median ms"],
+            [[f"{bench_fig4_step(args.repeat, args.budget):.1f}"]],
         )
         ks = [int(k) for k in args.ensembles.split(",")]
         trows = bench_training(ks)

@@ -6,6 +6,8 @@ The public surface used by sweeps, analysis and users:
 - errors: :class:`ErrorModel`, :class:`DeviceErrors`, :func:`program_phases`
 - propagation: :func:`transfer_matrix`, :func:`propagate`, :func:`ideal_gradient`
 - initialisation: :func:`init_phases`
+- in situ measurement: ``photonics.protocols`` (one mesh: passes, tap readings, launch
+  schemes), ``photonics.insitu.measure_gradient`` (a whole network)
 """
 
 from .errors import DeviceErrors, DeviceNoise, ErrorModel, program_phases, quantize_phase

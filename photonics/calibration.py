@@ -38,9 +38,11 @@ CALIBRATED_FIELDS: dict[str, str] = {
     "gamma_offset": "rad",
 }
 UNITS = ("rad", "dB")
-# Fields of DeviceErrors that are not error arrays (the model's statistics, the layout's
-# heater adjacency): never estimated.
-NOT_CALIBRATED = ("model", "neighbour_pairs")
+# Fields of DeviceErrors that are not estimated: the model's statistics and the layout's
+# heater adjacency (no error arrays), and the idle-position transmission ``idle_amp``, which
+# the twin takes as known (it is 1 unless ``idle_loss_db`` is set, and a calibration of it
+# would need a per-position measurement model this one does not have).
+NOT_CALIBRATED = ("model", "neighbour_pairs", "idle_amp")
 
 
 def calibrated_twin(device: DeviceErrors, calibration_error: float, rng: np.random.Generator) -> DeviceErrors:

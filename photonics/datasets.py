@@ -14,9 +14,17 @@ radius is 2.95 (test radii are clipped below 3), and launch ``(x1, x2, b, b)`` w
 ``b = sqrt((9 - x1^2 - x2^2) / 2)``, so every input carries power 9.
 
 Image tasks: 64 Fourier features, the central 8x8 window of the fft-shifted 2-D FFT of each
-image, each feature divided by its mean magnitude over the training set, each example then
-L2-normalised (power 1). ``digits64`` uses scikit-learn's bundled 8x8 digits (1797 images,
-no download); ``mnist64`` reads MNIST IDX files from a directory the user gives.
+image, normalised by ``feature_norm``:
+
+* ``"per_feature"`` (the default): each feature divided by its mean magnitude over the
+  training set, each example then L2-normalised (power 1). Every feature carries similar
+  power, so no port of the first mesh dominates; it is the default because every stored
+  result of this project so far used it;
+* ``"per_example"`` (the paper's final simulation code): each example L2-normalised as it
+  is; the DC feature then carries a large share of the power (about 40 % on MNIST).
+
+``digits64`` uses scikit-learn's bundled 8x8 digits (1797 images, no download); ``mnist64``
+reads MNIST IDX files from a directory the user gives.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import numpy as np
 
 TWO_D_TASKS = ("circle", "moons", "ring")
 IMAGE_TASKS = ("digits64", "mnist64")
+FEATURE_NORMS = ("per_feature", "per_example")
 TASKS = TWO_D_TASKS + IMAGE_TASKS
 
 RADIUS_MAX_TRAIN = 2.95
@@ -120,7 +129,8 @@ def fourier_features(images: np.ndarray, window: int = 8) -> np.ndarray:
     return block.reshape(images.shape[0], window * window)
 
 
-def _image_task(name: str, images: np.ndarray, labels: np.ndarray, split_seed: int, test=None) -> Task:
+def _image_task(name: str, images: np.ndarray, labels: np.ndarray, split_seed: int, test=None,
+                feature_norm: str = "per_feature") -> Task:
     if test is None:
         tr_idx, te_idx, _, _ = _split(np.arange(len(labels)), labels, split_seed)
         tr_img, te_img, y_tr, y_te = images[tr_idx], images[te_idx], labels[tr_idx], labels[te_idx]
@@ -128,9 +138,10 @@ def _image_task(name: str, images: np.ndarray, labels: np.ndarray, split_seed: i
         tr_img, y_tr = images, labels
         te_img, y_te = test
     f_tr, f_te = fourier_features(tr_img.astype(float)), fourier_features(te_img.astype(float))
-    mean_mag = np.abs(f_tr).mean(axis=0)
-    mean_mag[mean_mag == 0] = 1.0
-    f_tr, f_te = f_tr / mean_mag, f_te / mean_mag
+    if feature_norm == "per_feature":
+        mean_mag = np.abs(f_tr).mean(axis=0)
+        mean_mag[mean_mag == 0] = 1.0
+        f_tr, f_te = f_tr / mean_mag, f_te / mean_mag
     f_tr, f_te = _unit_rows(f_tr), _unit_rows(f_te)
     return Task(name, f_tr, y_tr.astype(np.int64), f_te, y_te.astype(np.int64), 10)
 
@@ -141,11 +152,11 @@ def _unit_rows(features: np.ndarray) -> np.ndarray:
     return np.divide(features, norm, out=np.zeros_like(features), where=norm > 0)
 
 
-def _digits_task(split_seed: int) -> Task:
+def _digits_task(split_seed: int, feature_norm: str) -> Task:
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    return _image_task("digits64", digits.images, digits.target, split_seed)
+    return _image_task("digits64", digits.images, digits.target, split_seed, feature_norm=feature_norm)
 
 
 # --------------------------------------------------------------------------- MNIST (IDX)
@@ -187,7 +198,7 @@ def _find_idx(directory: Path, stem: str) -> Path:
     raise FileNotFoundError(f"MNIST file {stem} (or {stem}.gz) not found in {directory}")
 
 
-def _mnist_task(path: str | os.PathLike | None) -> Task:
+def _mnist_task(path: str | os.PathLike | None, feature_norm: str) -> Task:
     if path is None or str(path) == "":
         raise ValueError("task 'mnist64' needs mnist_path: a directory with the four MNIST IDX files")
     directory = Path(path)
@@ -206,24 +217,32 @@ def _mnist_task(path: str | os.PathLike | None) -> Task:
         arrays["train_labels"],
         0,
         test=(arrays["test_images"], arrays["test_labels"]),
+        feature_norm=feature_norm,
     )
 
 
 _CACHE: dict[tuple, Task] = {}
 
 
-def load_task(name: str, split_seed: int = 42, mnist_path: str | None = None) -> Task:
-    """Load (and cache per process) a task by name: circle, moons, ring, digits64, mnist64."""
+def load_task(name: str, split_seed: int = 42, mnist_path: str | None = None,
+              feature_norm: str = "per_feature") -> Task:
+    """Load (and cache per process) a task by name: circle, moons, ring, digits64, mnist64.
+
+    ``feature_norm`` (image tasks): ``"per_feature"`` or ``"per_example"`` (module docstring).
+    """
     if name not in TASKS:
         raise ValueError(f"unknown task {name!r}: expected one of {', '.join(TASKS)}")
-    key = (name, split_seed, str(mnist_path) if name == "mnist64" else None)
+    if feature_norm not in FEATURE_NORMS:
+        raise ValueError(f"unknown feature_norm {feature_norm!r}: expected one of {', '.join(FEATURE_NORMS)}")
+    key = (name, split_seed, str(mnist_path) if name == "mnist64" else None,
+           feature_norm if name in IMAGE_TASKS else None)
     if key not in _CACHE:
         if name in TWO_D_TASKS:
             _CACHE[key] = _two_d_task(name, split_seed)
         elif name == "digits64":
-            _CACHE[key] = _digits_task(split_seed)
+            _CACHE[key] = _digits_task(split_seed, feature_norm)
         else:
-            _CACHE[key] = _mnist_task(mnist_path)
+            _CACHE[key] = _mnist_task(mnist_path, feature_norm)
     return _CACHE[key]
 
 

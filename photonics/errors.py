@@ -8,7 +8,21 @@ where a measurement happens, from a generator the caller passes in
 (:func:`read_tap_powers`, :func:`perturb_io`).
 
 Units: splitting error and phase errors in radians, losses in dB (power), amplitudes scale
-as ``10**(-dB/20)``. Idle waveguide positions (a mode with no MZI in a column) are lossless.
+as ``10**(-dB/20)``. Idle waveguide positions (a mode with no MZI in a column) are lossless
+unless ``idle_loss_db`` says otherwise.
+
+Two loss-variation models sit side by side:
+
+* ``loss_imbalance_db`` (this project's first model): a half-normal *extra* loss on each
+  internal arm (theta arm and bottom arm), so no arm has gain and the mean loss is
+  ``0.8 loss_imbalance_db`` per arm;
+* ``loss_std_db`` (the paper's simulation, Pai et al. 2023, Fig. 4): a zero-mean Gaussian
+  in dB of power on the theta arm and on the phi (input) arm of every MZI, so a draw below
+  zero is a gain and paths stay loss-balanced on average.
+
+I/O error placement (``io_placement``): ``"generate_and_read"`` puts the amplitude and phase
+error on every generated vector and on every read amplitude; ``"read"`` (the paper's
+simulation code) only on read amplitudes, generation is exact.
 """
 
 from __future__ import annotations
@@ -21,6 +35,7 @@ import numpy as np
 from .layout import MeshLayout
 
 TWO_PI = 2.0 * np.pi
+IO_PLACEMENTS = ("generate_and_read", "read")
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,13 @@ class ErrorModel:
         io_phase_error: std ``s_phi`` (rad) of the phase error ``exp(i s_phi n)`` of every
             generated and every read complex amplitude.
         tap_fraction: share of power a grating tap removes from its arm (0 = ideal taps).
+        loss_std_db: std (dB of power) of the paper's zero-mean loss variation, drawn per MZI
+            on the theta arm and on the phi (input) arm; amplitude ``10**(-x/20)``, so
+            ``x < 0`` is a gain.
+        idle_loss_db: loss (dB) of every idle waveguide position (a mode that no MZI of a
+            column touches); 0 = lossless idle positions.
+        io_placement: where I/O error acts: ``"generate_and_read"`` (every generated vector
+            and every read amplitude) or ``"read"`` (read amplitudes only).
     """
 
     bs_error: float = 0.0
@@ -58,10 +80,17 @@ class ErrorModel:
     io_amp_error: float = 0.0
     io_phase_error: float = 0.0
     tap_fraction: float = 0.0
+    loss_std_db: float = 0.0
+    idle_loss_db: float = 0.0
+    io_placement: str = "generate_and_read"
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "io_placement":
+                if value not in IO_PLACEMENTS:
+                    raise ValueError(f"io_placement must be one of {', '.join(IO_PLACEMENTS)}, got {value!r}")
+                continue
             if f.name == "dac_bits":
                 if value is None:
                     continue
@@ -82,7 +111,12 @@ class ErrorModel:
     @property
     def is_ideal(self) -> bool:
         """True when the model has no error and no noise at all."""
-        return all(getattr(self, f.name) in (0.0, None) for f in fields(self))
+        return all(getattr(self, f.name) in (0.0, None) for f in fields(self) if f.name != "io_placement")
+
+    @property
+    def io_on_generation(self) -> bool:
+        """True when generated vectors carry I/O error (``io_placement = "generate_and_read"``)."""
+        return self.io_placement == "generate_and_read"
 
     def without_noise(self) -> "ErrorModel":
         """The same static device errors with ideal detectors and I/O."""
@@ -91,8 +125,9 @@ class ErrorModel:
     def sample(self, layout: MeshLayout, rng: np.random.Generator, n_outputs: int | None = None) -> "DeviceErrors":
         """Draw the static errors of one device with this layout.
 
-        The draw order is fixed (couplers, arms, phase offsets) and every array is drawn even
-        when its std is 0, so changing one parameter never reshuffles the others' draws.
+        The draw order is fixed (couplers, arm imbalance, phase offsets, output-phase offsets,
+        then the paper's loss variation) and every array is drawn even when its std is 0, so
+        changing one parameter never reshuffles the others' draws.
         """
         m = layout.n_mzis
         n = layout.n_ports if n_outputs is None else n_outputs
@@ -101,19 +136,38 @@ class ErrorModel:
         arm_db = self.loss_db + extra
         offsets = rng.standard_normal((2, m)) * self.phase_error
         gamma_offset = rng.standard_normal(n) * self.phase_error
+        variation_db = rng.standard_normal((2, m)) * self.loss_std_db  # theta arm, phi arm
         tap_amp = math.sqrt(1.0 - self.tap_fraction)
         return DeviceErrors(
             bs1=bs[0],
             bs2=bs[1],
-            arm_top=10.0 ** (-arm_db[0] / 20.0) * tap_amp,
+            arm_top=10.0 ** (-(arm_db[0] + variation_db[0]) / 20.0) * tap_amp,
             arm_bottom=10.0 ** (-arm_db[1] / 20.0),
-            arm_input=np.full(m, tap_amp),
+            arm_input=10.0 ** (-variation_db[1] / 20.0) * tap_amp,
             theta_offset=offsets[0],
             phi_offset=offsets[1],
             gamma_offset=gamma_offset,
             model=self,
             neighbour_pairs=layout.neighbours(),
+            idle_amp=idle_amplitudes(layout, self.idle_loss_db),
         )
+
+
+def idle_amplitudes(layout: MeshLayout, idle_loss_db: float) -> np.ndarray:
+    """Amplitude transmission ``(depth, ports)`` of every mode in every column.
+
+    ``10**(-idle_loss_db / 20)`` where no MZI of the column touches the mode, 1 elsewhere
+    (the MZIs' own losses live in the arm amplitudes).
+    """
+    amp = np.ones((layout.depth, layout.n_ports))
+    if idle_loss_db == 0:
+        return amp
+    idle = np.full((layout.depth, layout.n_ports), True)
+    for c, tops in enumerate(layout.columns):
+        idle[c, tops] = False
+        idle[c, np.asarray(tops) + 1] = False
+    amp[idle] = 10.0 ** (-idle_loss_db / 20.0)
+    return amp
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,8 +175,11 @@ class DeviceErrors:
     """Static errors of one sampled device (arrays over MZIs, or over ports for ``gamma``).
 
     ``arm_top`` / ``arm_bottom`` are amplitude transmissions of the internal arms (insertion
-    loss, imbalance and the theta tap), ``arm_input`` of the top input arm (the phi tap).
-    Arrays may carry a leading device axis (an ensemble of devices).
+    loss, imbalance, the paper's loss variation on the theta arm, and the theta tap),
+    ``arm_input`` of the top input arm (the paper's loss variation on the phi arm, and the
+    phi tap). ``idle_amp`` ``(depth, ports)`` is the amplitude transmission of each mode in
+    each column: ``10**(-idle_loss_db/20)`` at idle positions, 1 where an MZI sits (its
+    losses are in the arm arrays). Arrays may carry a leading device axis (an ensemble).
     """
 
     bs1: np.ndarray
@@ -135,13 +192,15 @@ class DeviceErrors:
     gamma_offset: np.ndarray
     model: ErrorModel
     neighbour_pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
+    idle_amp: np.ndarray | None = None
 
     @staticmethod
     def ideal(layout: MeshLayout) -> "DeviceErrors":
         """An error-free device."""
         m, n = layout.n_mzis, layout.n_ports
         z, one = np.zeros(m), np.ones(m)
-        return DeviceErrors(z, z, one, one, one, z, z, np.zeros(n), ErrorModel(), layout.neighbours())
+        return DeviceErrors(z, z, one, one, one, z, z, np.zeros(n), ErrorModel(), layout.neighbours(),
+                            idle_amplitudes(layout, 0.0))
 
     @staticmethod
     def stack(devices: list["DeviceErrors"]) -> "DeviceErrors":
@@ -150,7 +209,7 @@ class DeviceErrors:
         arrays = {
             f.name: np.stack([getattr(d, f.name) for d in devices])
             for f in fields(DeviceErrors)
-            if f.name not in ("model", "neighbour_pairs")
+            if f.name not in ("model", "neighbour_pairs") and getattr(devices[0], f.name) is not None
         }
         return DeviceErrors(**arrays, model=model, neighbour_pairs=devices[0].neighbour_pairs)
 
@@ -258,6 +317,17 @@ def read_tap_powers(power: np.ndarray, tap_noise: float, rng) -> np.ndarray:
     return power + tap_noise * np.sqrt(power) * rng.standard_normal(power.shape)
 
 
+def generate_io(field: np.ndarray, model: ErrorModel, rng) -> np.ndarray:
+    """What a vector unit generates when asked for ``field``: with I/O error on generation
+    (``io_placement = "generate_and_read"``) as :func:`perturb_io`, else exactly ``field``."""
+    return perturb_io(field, model, rng) if model.io_on_generation else field
+
+
+def read_io(field: np.ndarray, model: ErrorModel, rng) -> np.ndarray:
+    """What a coherent receiver reads for true amplitudes ``field`` (:func:`perturb_io`)."""
+    return perturb_io(field, model, rng)
+
+
 def perturb_io(field: np.ndarray, model: ErrorModel, rng) -> np.ndarray:
     """Generation or readout of complex amplitudes: ``x (1 + s_a n1) exp(i s_phi n2)``.
 
@@ -268,12 +338,11 @@ def perturb_io(field: np.ndarray, model: ErrorModel, rng) -> np.ndarray:
         return field
     lead = field.shape[:-2]
     draws = rng.standard_normal(lead + (2,) + field.shape[-2:])
-    # The noise phasor is evaluated in single precision (vectorised trigonometry, ~20x
+    # The noise factor is evaluated in single precision (vectorised trigonometry, ~20x
     # faster); its relative error of 1e-7 is far below any modelled error.
     phase = (model.io_phase_error * draws[..., 1, :, :]).astype(np.float32)
-    factor = np.empty(phase.shape, dtype=complex)
+    factor = np.empty(phase.shape, dtype=np.complex64)
     factor.real = np.cos(phase)
     factor.imag = np.sin(phase)
-    factor *= 1.0 + model.io_amp_error * draws[..., 0, :, :]
-    factor *= field
-    return factor
+    factor *= (1.0 + model.io_amp_error * draws[..., 0, :, :]).astype(np.float32)
+    return field * factor

@@ -22,7 +22,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from .errors import DeviceErrors, ErrorModel, perturb_io
+from .errors import DeviceErrors, ErrorModel, generate_io, read_io
 from .layout import MeshLayout, make_layout
 from .propagation import ideal_gradient, propagate
 
@@ -158,8 +158,9 @@ def nonlinearity_adjoint(x_adj: np.ndarray, y: np.ndarray) -> np.ndarray:
 def network_forward(net, params, x, devices=None, io_rng=None) -> NetworkPass:
     """Forward pass through every layer of a device (``devices=None``: the ideal model).
 
-    With ``io_rng``, every launched vector and every read output carries the device's I/O
-    generation and readout error (inference on a chip).
+    With ``io_rng``, every read output carries the device's I/O readout error, and every
+    launched vector its generation error unless the model's ``io_placement`` is ``"read"``
+    (inference on a chip).
     """
     inputs, outputs = [], []
     current = np.asarray(x, dtype=complex)
@@ -167,11 +168,11 @@ def network_forward(net, params, x, devices=None, io_rng=None) -> NetworkPass:
         dev = None if devices is None else devices[layer]
         theta, phi = net.layer_phases(params, layer)
         if dev is not None and io_rng is not None:
-            current = perturb_io(current, dev.model, io_rng)
+            current = generate_io(current, dev.model, io_rng)
         inputs.append(current)
         y = propagate(lay, theta, phi, current, dev)
         if dev is not None and io_rng is not None:
-            y = perturb_io(y, dev.model, io_rng)
+            y = read_io(y, dev.model, io_rng)
         outputs.append(y)
         current = nonlinearity(y).astype(complex)
     return NetworkPass(inputs, outputs)

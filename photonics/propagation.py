@@ -8,7 +8,9 @@ a_bottom`` and actual phases ``theta, phi`` is
     T = B(e2) diag(a_top e^{i theta}, a_bottom) B(e1) diag(a_in e^{i phi}, 1),
     B(e) = [[cos(pi/4 + e), i sin(pi/4 + e)], [i sin(pi/4 + e), cos(pi/4 + e)]],
 
-and an optional output phase screen multiplies port ``k`` by ``e^{i gamma_k}``.
+and an optional output phase screen multiplies port ``k`` by ``e^{i gamma_k}``. A mode that
+no MZI of a column touches (an idle position) is multiplied by that column's idle amplitude
+``10**(-idle_loss_db/20)`` (1 unless the error model sets ``idle_loss_db``).
 ``y = U x`` for a column vector, so a batch propagates as ``Y = X @ U.T``.
 
 Backward propagation is reciprocal: light launched from the output side meets the
@@ -131,8 +133,20 @@ def _to_mode_major(x: np.ndarray, n_ports: int) -> np.ndarray:
     return np.array(np.swapaxes(x, -1, -2), dtype=complex, order="C", copy=True)
 
 
-def _run_blocks(layout: MeshLayout, blocks, xt: np.ndarray, backward: bool) -> None:
-    """Apply all columns in place to mode-major fields ``xt`` (transposed blocks if backward)."""
+def _idle(errors: DeviceErrors | None):
+    """Idle-position amplitudes ``(..., depth, N)`` when they differ from 1, else ``None``."""
+    if errors is None or errors.model.idle_loss_db == 0 or errors.idle_amp is None:
+        return None
+    return errors.idle_amp
+
+
+def _run_blocks(layout: MeshLayout, blocks, xt: np.ndarray, backward: bool, idle=None) -> None:
+    """Apply all columns in place to mode-major fields ``xt`` (transposed blocks if backward).
+
+    ``idle`` (``(..., depth, N)`` or ``None``) scales every mode of a column; it is 1 on the
+    modes the column's MZIs touch, so it only attenuates idle positions (a diagonal, its own
+    transpose, so the same in both directions).
+    """
     t11, t12, t21, t22 = blocks
     if backward:
         t12, t21 = t21, t12
@@ -144,6 +158,8 @@ def _run_blocks(layout: MeshLayout, blocks, xt: np.ndarray, backward: bool) -> N
         new_top = _col(t11, layout, c) * a + _col(t12, layout, c) * b
         xt[..., bot, :] = _col(t21, layout, c) * a + _col(t22, layout, c) * b
         xt[..., top, :] = new_top
+        if idle is not None:
+            xt *= idle[..., c, :, None]
 
 
 def transfer_matrix(layout: MeshLayout, theta, phi, errors: DeviceErrors | None = None, gamma=None) -> np.ndarray:
@@ -157,7 +173,7 @@ def transfer_matrix(layout: MeshLayout, theta, phi, errors: DeviceErrors | None 
     lead = np.broadcast_shapes(theta.shape[:-1], phi.shape[:-1])
     # Mode-major identity: row = mode, column = launched basis vector; it becomes U itself.
     u = np.broadcast_to(np.eye(n, dtype=complex), lead + (n, n)).copy()
-    _run_blocks(layout, mzi_blocks(theta, phi, errors), u, backward=False)
+    _run_blocks(layout, mzi_blocks(theta, phi, errors), u, backward=False, idle=_idle(errors))
     if gamma is not None:
         u *= np.exp(1j * gamma)[..., :, None]
     return u
@@ -188,7 +204,7 @@ def propagate(
         xt = _to_mode_major(x, layout.n_ports)
         if backward and gamma is not None:
             xt *= np.exp(1j * gamma)[..., :, None]
-        _run_blocks(layout, mzi_blocks(theta, phi, errors), xt, backward)
+        _run_blocks(layout, mzi_blocks(theta, phi, errors), xt, backward, _idle(errors))
         if not backward and gamma is not None:
             xt *= np.exp(1j * gamma)[..., :, None]
         return np.swapaxes(xt, -1, -2)
@@ -218,33 +234,31 @@ def _column_coefficients(layout, el: _MZIElements, backward: bool):
     return [tuple(_col(f, layout, c) for f in folded) for c in range(layout.depth)]
 
 
-def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_groups: int | None = None):
+def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_weights=None):
     """Per-sample field propagation that records the field at every tap (actual phases).
 
     Forward through one MZI (inputs ``a``, ``b``): ``t_phi = e^{i phi} a``, ``a1 = a_in t_phi``,
     ``t_theta = e^{i theta}(c1 a1 + i s1 b)``, ``v = i s1 a1 + c1 b``, outputs
     ``B(e2) (a_top t_theta, a_bottom v)``; backward applies the transposed elements in reverse.
 
-    With ``power_groups = G`` the batch is split into ``G`` equal groups and the result holds,
-    instead of fields, the summed tap powers ``sum |t|^2`` of each group, shape ``(..., G, M)``
-    (the aggregated-statistics measurement needs only these).
+    With ``power_weights = W`` (shape ``(..., B, J)``) the result holds, instead of fields,
+    the weighted tap-power sums ``sum_b |t_b|^2 W[b, j]``, shape ``(..., J, M)``: what the
+    measurement needs, without keeping per-example tap fields in memory.
     """
     el = _elements(theta, phi, errors)
     xt = _to_mode_major(x, layout.n_ports)
     lead = xt.shape[:-2]
     batch = xt.shape[-1]
     m = layout.n_mzis
-    if power_groups:
-        group = batch // power_groups
+    if power_weights is not None:
+        weights = np.asarray(power_weights, dtype=float)
+        n_sums = weights.shape[-1]
 
         def store(target, rng_c, t):
-            power = t.real**2 + t.imag**2
-            if group > 1:
-                power = power.reshape(t.shape[:-1] + (power_groups, group)).sum(-1)
-            target[..., rng_c, :] = power
+            target[..., rng_c, :] = (t.real**2 + t.imag**2) @ weights
 
-        tap_theta = np.empty(lead + (m, power_groups))
-        tap_phi = np.empty(lead + (m, power_groups))
+        tap_theta = np.empty(lead + (m, n_sums))
+        tap_phi = np.empty(lead + (m, n_sums))
     else:
 
         def store(target, rng_c, t):
@@ -253,6 +267,7 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_groups
         tap_theta = np.empty(lead + (m, batch), dtype=complex)
         tap_phi = np.empty(lead + (m, batch), dtype=complex)
     coefficients = _column_coefficients(layout, el, backward)
+    idle = _idle(errors)
     tap_gamma = None
     if backward:
         if gamma is not None:
@@ -270,6 +285,8 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_groups
             xt[..., bot, :] = h21 * t_theta + h22 * v
             store(tap_phi, layout.column_range(c), t_phi)
             xt[..., top, :] = e_phi * t_phi
+            if idle is not None:
+                xt *= idle[..., c, :, None]
     else:
         for c in range(layout.depth):
             top, bot = layout.column_modes(c)
@@ -283,30 +300,34 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_groups
             store(tap_theta, layout.column_range(c), t_theta)
             xt[..., top, :] = f11 * t_theta + f12 * v
             xt[..., bot, :] = f21 * t_theta + f22 * v
+            if idle is not None:
+                xt *= idle[..., c, :, None]
         if gamma is not None:
             xt *= np.exp(1j * gamma)[..., :, None]
             tap_gamma = xt.copy()
     out = np.swapaxes(xt, -1, -2)
-    if power_groups:
+    if power_weights is not None:
         gamma_power = None
         if tap_gamma is not None:
-            gp = tap_gamma.real**2 + tap_gamma.imag**2
-            gamma_power = np.swapaxes(gp.reshape(gp.shape[:-1] + (power_groups, -1)).sum(-1), -1, -2)
+            gamma_power = np.swapaxes((tap_gamma.real**2 + tap_gamma.imag**2) @ weights, -1, -2)
         return out, TapFields(np.swapaxes(tap_theta, -1, -2), np.swapaxes(tap_phi, -1, -2), gamma_power)
     sw = lambda t: None if t is None else np.swapaxes(t, -1, -2)  # noqa: E731
     return out, TapFields(sw(tap_theta), sw(tap_phi), sw(tap_gamma))
 
 
-def tap_power_sums(layout, theta, phi, x, errors=None, backward: bool = False, groups: int = 1):
-    """Summed tap powers ``sum_b |x_eta,b|^2`` of ``groups`` equal slices of the batch.
+def tap_power_sums(layout, theta, phi, x, errors=None, backward: bool = False, weights=None):
+    """Weighted sums of tap powers ``sum_b |x_eta,b|^2 W[b, j]`` over a batch ``x``.
 
-    Returns ``TapFields`` of real arrays ``(..., groups, M)`` (``gamma`` is ``None``), without
-    keeping per-example tap fields in memory.
+    ``weights`` ``(..., B, J)`` (default: one column of ones, the plain sum). Returns
+    ``TapFields`` of real arrays ``(..., J, M)`` (``gamma`` is ``None``), without keeping
+    per-example tap fields in memory.
     """
     theta, phi, _ = _actual(layout, theta, phi, errors, None)
-    if np.shape(x)[-2] % groups:
-        raise ValueError(f"a batch of {np.shape(x)[-2]} cannot be split into {groups} equal groups")
-    return _propagate_taps(layout, theta, phi, x, errors, None, backward, power_groups=groups)[1]
+    if weights is None:
+        weights = np.ones(np.shape(x)[:-1] + (1,))
+    if np.shape(weights)[-2] != np.shape(x)[-2]:
+        raise ValueError(f"weights for {np.shape(weights)[-2]} launches, batch has {np.shape(x)[-2]}")
+    return _propagate_taps(layout, theta, phi, x, errors, None, backward, power_weights=weights)[1]
 
 
 def ideal_gradient(layout: MeshLayout, theta, phi, x, x_adj, errors: DeviceErrors | None = None, gamma=None):

@@ -1,148 +1,197 @@
-"""Simulated in situ gradient measurements (Pai et al. 2023; Hughes et al. 2018).
+"""Simulated in situ gradient measurement of one mesh (Pai et al. 2023; Hughes et al. 2018).
 
 Every gradient here is computed from fields that were actually propagated through the
-erroneous device and read through modelled detectors, never from the adjoint formula:
+erroneous device and read through modelled detectors, never from the adjoint formula.
+The passes of light, each returning one type:
 
-* **forward pass**: generate ``x`` (at unit power, rescaled by its stored norm), record the
-  tap powers ``p``, read the output amplitudes ``y``;
-* **adjoint pass**: generate the adjoint seed ``g`` from the output side, record ``p_adj``,
+* :func:`forward_pass` (:class:`Pass`): generate ``x`` from the input side, read ``y`` at the
+  output ports;
+* :func:`adjoint_pass` (:class:`Pass`): generate the adjoint seed ``g`` from the output side,
   read ``x_adj`` at the input ports;
-* **sum pass**: generate ``x - i conj(x_adj)`` from the input side, record ``p_sum``.
+* :func:`sum_pass` (:class:`Launch`): generate ``x - i e^{i zeta} conj(x_adj)`` from the input
+  side; nothing is read at the far side.
 
-Protocols:
+Every pass also lights the tap monitors. :func:`tap_powers` gives the true tap powers of a
+set of launches; :func:`tap_readings` what the controller gets from them: the weighted sum,
+over the launches of one or several passes in one direction, of readings
+``p + s sqrt(p) n`` (units of the launch power, ``s = tap_noise``), each with its own noise.
+Vectors are generated at the power of their :class:`Launch` rows and rescaled digitally.
 
-* ``three_pass`` (digital subtraction): ``dL/d eta = (p_sum - p - p_adj) / 2``, each example
-  measured on its own and the results summed digitally;
-* ``analog`` (toggle): launch ``x - i e^{i zeta} conj(x_adj)`` for ``zeta = 0, pi``;
-  ``dL/d eta = (p(0) - p(pi)) / 4``. The photocurrents of a batch are integrated, so every
-  example shares one launch scale ``d`` (the largest norm in the batch) and the tap noise
-  of the integrated reading is that of the summed power;
-* ``ideal``: the exact gradient of the device (what an oracle would measure).
+Protocols (the formula applied to the readings):
+
+* ``three_pass`` (digital subtraction): ``dL/d eta = (p_sum - p - p_adj) / 2``;
+* ``analog`` (toggle): ``dL/d eta = (p(0) - p(pi)) / 4`` from sum passes with ``zeta = 0, pi``;
+  a batch's photocurrents are integrated, which is the weighted sum of its readings (the
+  noise of an integrated photocurrent equals the summed noise of its parts).
+
+Launch schemes (how the passes of one layer are fed, :data:`LAUNCHES`):
+
+* ``per_example``: every example and its adjoint launched on their own at unit power and
+  rescaled by their norms (the chip's setting at batch 1). The analog toggle shares one
+  launch scale ``d`` (the largest norm of ``x -+ i conj(x_adj)`` in the batch). A batch-mean
+  loss gives ``|x_adj| ~ |x| / M``: the interference term of the sum pass shrinks with the
+  batch size ``M`` while its tap noise does not;
+* ``balanced``: the sum pass launches ``x/|x| - i conj(x_adj)/|x_adj|``; every reading of the
+  example is rescaled by ``|x| |x_adj|``, so the interference term does not shrink;
+* ``cotangent`` (the paper's Fig. 4 simulation): per layer the ``N`` basis vectors ``e_i``
+  forward and the ``N`` rows ``r_i = sum_b x_bi g_b`` of the batch cotangent ``C = X^T G``
+  backward, at the common scale ``c = max_i |r_i|``, and their sum passes
+  ``e_i - i conj(x_adj_i)/c``; readings rescaled by ``c``. Exact without noise because
+  ``sum_b x_eta,b a_eta,b = sum_i (P e_i)_eta (Q r_i)_eta`` (``P``, ``Q`` the linear maps from
+  the input and output ports to a tap); ``O(N)`` launches whatever the batch. As in the
+  paper's simulation code, its three-pass formula takes the adjoint tap powers from
+  ``conj(x_adj_i)/c`` launched *forward* (the field the sum pass interferes with), not from
+  the backward taps: ``(p_sum - p - p_c) / 2``, three noisy readings, no loss bias.
 
 For a lossless device the sum pass reproduces ``conj`` of the backward field at every tap,
-so both protocols equal ``-Im(x x_adj)`` exactly; loss imbalance, I/O error and tap noise
+so every protocol and scheme equals ``-Im(x x_adj)`` exactly; loss, I/O error and tap noise
 make them deviate, by amounts that come out of this simulation.
 
-Tap powers are in units of the launch power: a tap reading ``p`` carries detector noise
-``s sqrt(p) n`` before it is rescaled by the launch norm squared.
+Two evaluations of :func:`tap_readings`, equal in law: explicit (every launch propagated
+with its tap fields, one noise draw per reading) and aggregated (the weighted readings of a
+direction follow from the launch moments ``sum_b w_b u_b u_b^H``, ``N`` probe vectors through
+the mesh, the summed detector noise one Gaussian of the summed variance). The aggregated one
+is chosen for batches of at least :data:`AGGREGATE_MIN_RATIO` times the port count.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from scipy.linalg.blas import zherk
 
-from .errors import DeviceErrors, ErrorModel, perturb_io, read_tap_powers
-from .network import (
-    PhotonicNetwork,
-    exact_gradient,
-    loss_and_seed,
-    nonlinearity,
-    nonlinearity_adjoint,
-)
+from .errors import DeviceErrors, ErrorModel, generate_io, read_io
 from .propagation import propagate, tap_power_sums
 
-PROTOCOLS = ("three_pass", "analog", "ideal")
-# Batches at least this many times the port count use the aggregated-statistics path.
+MEASURED_PROTOCOLS = ("three_pass", "analog")
+LAUNCHES = ("per_example", "balanced", "cotangent")
+# Batches at least this many times the port count use the aggregated evaluation.
 AGGREGATE_MIN_RATIO = 2
 _IDEAL_MODEL = ErrorModel()
 
 
-class PassReadout(NamedTuple):
-    """What one pass of light through a mesh gives the controller.
+class Launch(NamedTuple):
+    """Vectors a vector unit generated.
 
-    ``field``: amplitudes read at the far side (after readout error), in true units, or
-    ``None`` when nothing is read there (the sum pass).
-    ``tap_powers``: tap readings, theta taps then phi taps: ``(..., B, 2M)`` per example,
-    ``(..., 2M)`` integrated (analog); ``None`` without taps or when aggregated.
-    ``moments``: with aggregation, the launch moments the summed readings follow from.
+    ``rows`` ``(..., K, N)``: the fields as launched (after generation error), at the power
+    the unit generates; ``scale`` ``(..., K, 1)``: the digital factor back to true units
+    (the intended field is ``rows * scale`` before generation error).
     """
 
+    rows: np.ndarray
+    scale: np.ndarray
+
+
+class Pass(NamedTuple):
+    """A forward or adjoint pass: what was launched, and the amplitudes read at the far
+    side in true units (after readout error)."""
+
+    launch: Launch
     field: np.ndarray
-    tap_powers: np.ndarray | None
-    moments: "LaunchMoments | None" = None
 
 
-class LaunchMoments(NamedTuple):
-    """Second-moment matrices of a batch's launched unit vectors ``u_b`` with weights ``q_b``.
+class TapTerm(NamedTuple):
+    """The tap readings of one launch set, each multiplied by ``weight`` (broadcasts to
+    ``rows.shape[:-1]``), in a weighted sum of readings."""
 
-    ``first = sum_b q_b u_b u_b^H`` gives the summed tap powers ``a first a^H`` of a tap with
-    linear map ``a``; ``second = sum_b q_b^2 u_b u_b^H`` the variance of their summed
-    detector noise (``None`` without tap noise).
-    """
-
-    first: np.ndarray
-    second: np.ndarray | None
+    launch: Launch
+    weight: np.ndarray
 
 
-def _model(dev: DeviceErrors | None) -> ErrorModel:
+def device_model(dev: DeviceErrors | None) -> ErrorModel:
+    """The error model of a device (the ideal model for ``None``)."""
     return _IDEAL_MODEL if dev is None else dev.model
 
 
-def _unit_launch(v: np.ndarray, scale: np.ndarray | None = None):
-    """Split launch vectors into unit-power vectors and their norms (or a common scale)."""
-    norm = np.linalg.norm(v, axis=-1, keepdims=True) if scale is None else scale
-    unit = np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
-    return unit, norm
+def _safe_divide(a, b):
+    """``a / b``, 0 where ``b = 0`` (a blank example launches nothing)."""
+    b = np.asarray(b)
+    if np.all(b > 0):
+        return a / b
+    return np.divide(a, b, out=np.zeros(np.broadcast_shapes(np.shape(a), b.shape), dtype=np.result_type(a, b)),
+                     where=b > 0)
 
 
-def tap_powers(taps) -> np.ndarray:
-    """``|x|^2`` at every theta and phi tap, concatenated to ``(..., B, 2M)``."""
+def generate(v: np.ndarray, model: ErrorModel, rng, scale=None) -> Launch:
+    """Generate ``v / scale`` (``scale``: each row's norm by default, so unit power)."""
+    v = np.asarray(v, dtype=complex)
+    norm = np.linalg.norm(v, axis=-1, keepdims=True) if scale is None else np.broadcast_to(scale, v.shape[:-1] + (1,))
+    return Launch(generate_io(_safe_divide(v, norm), model, rng), norm)
+
+
+def _through(layout, theta, phi, rows, dev, backward, matrix):
+    if matrix is None:
+        return propagate(layout, theta, phi, rows, dev, backward=backward)
+    return rows @ matrix if backward else rows @ np.swapaxes(matrix, -1, -2)
+
+
+def forward_pass(layout, theta, phi, x, dev=None, rng=None, scale=None, matrix=None) -> Pass:
+    """Forward pass: generate ``x`` (unit power per example) from the input side, read ``y``.
+
+    ``matrix``: the device's transfer matrix, when the caller has built it already."""
+    model = device_model(dev)
+    launch = generate(x, model, rng, scale)
+    out = _through(layout, theta, phi, launch.rows, dev, False, matrix)
+    return Pass(launch, read_io(out, model, rng) * launch.scale)
+
+
+def adjoint_pass(layout, theta, phi, g, dev=None, rng=None, scale=None, matrix=None) -> Pass:
+    """Adjoint pass: generate ``g`` from the output side (reciprocal, transposed elements),
+    read ``x_adj`` at the input ports."""
+    model = device_model(dev)
+    launch = generate(g, model, rng, scale)
+    out = _through(layout, theta, phi, launch.rows, dev, True, matrix)
+    return Pass(launch, read_io(out, model, rng) * launch.scale)
+
+
+def sum_pass(x, x_adj, dev=None, rng=None, zeta: float = 0.0, scale=None) -> Launch:
+    """Sum pass: generate ``x - i e^{i zeta} conj(x_adj)`` from the input side (the
+    phase-conjugated adjoint is synthesised by the generator); its taps are read by
+    :func:`tap_readings`, nothing at the far side."""
+    w = np.asarray(x) - 1j * np.exp(1j * zeta) * np.conj(x_adj)
+    return generate(w, device_model(dev), rng, scale)
+
+
+def tap_powers(layout, theta, phi, rows, dev=None, backward: bool = False) -> np.ndarray:
+    """True tap powers ``|x_eta|^2`` of every launched row, ``(..., K, 2M)`` (theta taps,
+    then phi taps), in units of the launch power."""
+    _, taps = propagate(layout, theta, phi, rows, dev, backward=backward, taps=True)
     return np.concatenate([taps.theta.real**2 + taps.theta.imag**2, taps.phi.real**2 + taps.phi.imag**2], axis=-1)
 
 
-def _pass(layout, theta, phi, v, dev, rng, backward, record_taps, scale=None, integrate=False, aggregate=False,
-          read_field=True):
-    """Launch ``v`` (generation error), propagate, read taps (noise) and far-side field.
+def tap_readings(layout, theta, phi, dev, backward: bool, terms: Sequence[TapTerm], rng, aggregate: bool = False):
+    """``sum_terms sum_k w_k (p_k + s sqrt(p_k) n_k)`` over the tap readings of launches in
+    one direction, ``(..., 2M)`` (theta taps, then phi taps).
 
-    ``integrate``: the tap readings of the batch are one integrated photocurrent per tap
-    (analog protocol) instead of one reading per example. ``aggregate``: record instead the
-    launch moments of the batch (:class:`LaunchMoments`), from which the summed tap readings
-    of one or several passes follow without per-example fields (:func:`read_summed_taps`).
-    ``read_field=False``: nothing is read at the far side (the sum pass), ``field`` is None.
+    The readings' independent detector noise sums to one Gaussian of variance
+    ``s^2 sum_k w_k^2 p_k`` per tap, which is how it is drawn. ``aggregate=False`` propagates
+    every launch with its tap fields; ``aggregate=True`` evaluates the same sums from launch
+    moments (:func:`moment_readings`), exactly equal without noise.
     """
-    model = _model(dev)
-    unit, norm = _unit_launch(v, scale)
-    launched = perturb_io(unit, model, rng)
-    readings = None
-    out = None
-    moments = None
-    if record_taps and aggregate:
-        if read_field:
-            out = propagate(layout, theta, phi, launched, dev, backward=backward)
-        weights = np.broadcast_to(norm**2, launched.shape[:-1] + (1,))
-        moments = launch_moments(launched, weights, model.tap_noise > 0)
-    elif record_taps:
-        out, taps = propagate(layout, theta, phi, launched, dev, backward=backward, taps=True)
-        power = tap_powers(taps)
-        if integrate:
-            # Integrated photocurrent of the whole batch (common launch scale): independent
-            # per-example noise sums to variance s^2 * sum(p), the noise of the summed power.
-            total = power.sum(axis=-2)
-            readings = read_tap_powers(total, model.tap_noise, rng) * norm[..., 0, :] ** 2
-        else:
-            readings = read_tap_powers(power, model.tap_noise, rng) * norm**2
-    else:
-        out = propagate(layout, theta, phi, launched, dev, backward=backward)
-    field = perturb_io(out, model, rng) * norm if read_field else None
-    return PassReadout(field, readings, moments)
+    tap_noise = device_model(dev).tap_noise
+    rows = np.concatenate([t.launch.rows for t in terms], axis=-2)
+    weights = np.concatenate([np.broadcast_to(t.weight, t.launch.rows.shape[:-1]) for t in terms], axis=-1)
+    if aggregate:
+        return moment_readings(layout, theta, phi, dev, backward, rows, weights, tap_noise, rng)
+    noisy = tap_noise > 0 and rng is not None
+    columns = np.stack([weights, weights**2], axis=-1) if noisy else weights[..., None]
+    sums = tap_power_sums(layout, theta, phi, rows, dev, backward, columns)
+    signal = np.concatenate([sums.theta[..., 0, :], sums.phi[..., 0, :]], axis=-1)
+    if not noisy:
+        return signal
+    variance = np.concatenate([sums.theta[..., 1, :], sums.phi[..., 1, :]], axis=-1)
+    return _add_reading_noise(signal, variance, tap_noise, rng)
 
 
-def launch_moments(launched: np.ndarray, weights: np.ndarray, with_second: bool) -> LaunchMoments:
-    """:class:`LaunchMoments` of unit launch vectors (rows) with power weights.
-
-    Each moment is one Hermitian rank-B update (BLAS ``zherk``, half the work of a general
-    product); only its upper triangle is filled, which is all :func:`_probes` reads.
-    """
-    first = _upper_gram(launched * np.sqrt(weights))
-    second = _upper_gram(launched * weights) if with_second else None
-    return LaunchMoments(first, second)
+def _add_reading_noise(signal, variance, tap_noise, rng):
+    """``signal + s sqrt(variance) n``: the summed detector noise of a set of readings."""
+    return signal + tap_noise * np.sqrt(np.clip(variance, 0.0, None)) * rng.standard_normal(signal.shape)
 
 
 def _upper_gram(rows: np.ndarray) -> np.ndarray:
-    """Upper triangle of ``sum_b r_b r_b^H`` for rows ``r_b`` (shape ``(..., B, N)``)."""
+    """Upper triangle of ``sum_b r_b r_b^H`` for rows ``r_b`` (shape ``(..., B, N)``): one
+    Hermitian rank-B update (BLAS ``zherk``, half the work of a general product)."""
     n = rows.shape[-1]
     flat = rows.reshape((-1,) + rows.shape[-2:])
     # rows.T is Fortran-ordered: zherk computes rows^T conj(rows) without a copy
@@ -151,172 +200,143 @@ def _upper_gram(rows: np.ndarray) -> np.ndarray:
 
 
 def _probes(moment: np.ndarray):
-    """Rows ``w_j`` and signs ``c_j`` with ``sum_j c_j w_j w_j^H = moment`` (Hermitian,
+    """Rows ``v_j`` and signs ``c_j`` with ``sum_j c_j v_j v_j^H = moment`` (Hermitian,
     upper triangle read)."""
     values, vectors = np.linalg.eigh(moment, UPLO="U")
     rows = np.swapaxes(vectors * np.sqrt(np.abs(values))[..., None, :], -1, -2)
     return rows, np.sign(values)
 
 
-def read_summed_taps(layout, theta, phi, dev, backward, signed_moment, noise_moments, tap_noise, rng):
-    """Signed sum of batch-summed tap readings of one or more passes in one direction.
+def moment_readings(layout, theta, phi, dev, backward, rows, weights, tap_noise, rng):
+    """Weighted sum of tap readings of launches ``rows`` from their moments.
 
-    For passes with launch moments ``C_k`` and signs ``c_k`` (``signed_moment = sum_k c_k C_k``),
-    the noise-free part of ``sum_k c_k sum_b q_b p_b`` at a tap with linear map ``a`` is
-    ``a (sum_k c_k C_k) a^H``. Writing that Hermitian matrix as ``sum_j c_j w_j w_j^H`` turns it
-    into ``sum_j c_j |a w_j|^2``: ``N`` probe vectors through the mesh, whatever the batch.
-    Independent per-example detector noise ``q_b s sqrt(p_b) n_b`` of every reading sums to a
-    Gaussian of variance ``s^2 sum_k sum_b q_b^2 p_b``, from ``noise_moments`` the same way.
-
-    Returns the noisy signed sums ``(..., 2M)`` (theta taps, then phi taps).
+    The noise-free part of ``sum_b w_b p_b`` at a tap with linear map ``a`` is ``a M a^H``
+    with ``M = sum_b w_b u_b u_b^H``; writing ``M = sum_j c_j v_j v_j^H`` turns it into
+    ``sum_j c_j |a v_j|^2``: ``N`` probe vectors through the mesh, whatever the batch.
+    Independent detector noise ``w_b s sqrt(p_b) n_b`` of every reading sums to a Gaussian of
+    variance ``s^2 a (sum_b w_b^2 u_b u_b^H) a^H``, from ``N`` more probes.
     """
-    rows, signs = _probes(signed_moment)
-    n = rows.shape[-2]
-    noisy = tap_noise > 0 and rng is not None and noise_moments is not None
+    # rows of each sign in one Hermitian rank update each (launch sets are usually one-signed)
+    parts = []
+    for sign in (1.0, -1.0):
+        w = np.clip(sign * weights, 0.0, None)
+        keep = np.flatnonzero(np.any(w > 0, axis=tuple(range(w.ndim - 1))))
+        if keep.size == w.shape[-1]:
+            parts.append(sign * _upper_gram(rows * np.sqrt(w)[..., None]))
+        elif keep.size:
+            parts.append(sign * _upper_gram(rows[..., keep, :] * np.sqrt(w[..., keep])[..., None]))
+    signed = sum(parts) if parts else np.zeros(rows.shape[:-2] + (rows.shape[-1],) * 2, dtype=complex)
+    probe_rows, signs = _probes(signed)
+    n = probe_rows.shape[-2]
+    noisy = tap_noise > 0 and rng is not None
     if noisy:
-        noise_rows, _ = _probes(noise_moments)
-        rows = np.concatenate([rows, noise_rows], axis=-2)
-    per_probe = tap_power_sums(layout, theta, phi, rows, dev, backward, groups=rows.shape[-2])
-    weights = signs[..., None, :]  # (..., 1, n): signed sum over the first n probes
-    signal = np.concatenate([(weights @ t[..., :n, :])[..., 0, :] for t in per_probe[:2]], axis=-1)
+        noise_rows, _ = _probes(_upper_gram(rows * np.abs(weights)[..., None]))
+        probe_rows = np.concatenate([probe_rows, noise_rows], axis=-2)
+    columns = np.zeros(probe_rows.shape[:-1] + (2 if noisy else 1,))
+    columns[..., :n, 0] = signs  # signal: signed sum of the first n probes
+    if noisy:
+        columns[..., n:, 1] = 1.0  # variance: plain sum of the noise probes
+    sums = tap_power_sums(layout, theta, phi, probe_rows, dev, backward, columns)
+    signal = np.concatenate([sums.theta[..., 0, :], sums.phi[..., 0, :]], axis=-1)
     if not noisy:
         return signal
-    variance = np.concatenate([t[..., n:, :].sum(axis=-2) for t in per_probe[:2]], axis=-1)
-    return signal + tap_noise * np.sqrt(np.clip(variance, 0.0, None)) * rng.standard_normal(signal.shape)
-
-
-def forward_pass(layout, theta, phi, x, dev=None, rng=None, record_taps=True, aggregate=False) -> PassReadout:
-    """Forward pass: launch ``x`` from the input side; read taps ``p`` and output ``y``."""
-    return _pass(layout, theta, phi, x, dev, rng, False, record_taps, aggregate=aggregate)
-
-
-def adjoint_pass(layout, theta, phi, g, dev=None, rng=None, record_taps=True, aggregate=False) -> PassReadout:
-    """Adjoint pass: launch ``g`` from the output side; read taps ``p_adj`` and ``x_adj``."""
-    return _pass(layout, theta, phi, g, dev, rng, True, record_taps, aggregate=aggregate)
-
-
-def sum_pass(layout, theta, phi, x, x_adj, dev=None, rng=None, zeta: float = 0.0, scale=None, integrate=False,
-             aggregate=False):
-    """Sum pass: launch ``x - i e^{i zeta} conj(x_adj)`` from the input side; tap readings
-    (or, with ``aggregate``, the launch moments from which summed readings follow)."""
-    w = x - 1j * np.exp(1j * zeta) * np.conj(x_adj)
-    readout = _pass(layout, theta, phi, w, dev, rng, False, True, scale, integrate, aggregate, read_field=False)
-    return readout.moments if aggregate else readout.tap_powers
-
-
-def _add(a, b):
-    return None if a is None or b is None else a + b
-
-
-def three_pass_gradient(p: np.ndarray, p_adj: np.ndarray, p_sum: np.ndarray) -> np.ndarray:
-    """Digital subtraction, summed over the batch: ``sum_b (p_sum - p - p_adj) / 2``."""
-    return 0.5 * np.sum(p_sum - p - p_adj, axis=-2)
-
-
-def analog_gradient(p_plus: np.ndarray, p_minus: np.ndarray) -> np.ndarray:
-    """Analog toggle on integrated readings: ``(p(0) - p(pi)) / 4``."""
-    return 0.25 * (p_plus - p_minus)
+    variance = np.concatenate([sums.theta[..., 1, :], sums.phi[..., 1, :]], axis=-1)
+    return _add_reading_noise(signal, variance, tap_noise, rng)
 
 
 def analog_scale(x: np.ndarray, x_adj: np.ndarray) -> np.ndarray:
-    """Common launch scale of a batch: the largest norm of ``x -+ i conj(x_adj)`` in it."""
+    """Common launch scale of a batch: the largest norm of ``x -+ i conj(x_adj)`` in it,
+    shape ``(..., 1, 1)``."""
     w_plus = x - 1j * np.conj(x_adj)
     w_minus = x + 1j * np.conj(x_adj)
     norms = np.maximum(np.linalg.norm(w_plus, axis=-1), np.linalg.norm(w_minus, axis=-1))
     return norms.max(axis=-1)[..., None, None]
 
 
-class MeasuredGradient(NamedTuple):
-    """Result of one gradient measurement of a network on a device."""
-
-    loss: np.ndarray  # batch-mean loss computed from the measured outputs
-    grad: np.ndarray  # flat, like the parameters
-    probs: np.ndarray  # class probabilities from the measured outputs
+def _sq(scale):
+    return scale[..., 0] ** 2
 
 
-def measure_gradient(
-    net: PhotonicNetwork,
-    params: np.ndarray,
-    x: np.ndarray,
-    labels: np.ndarray,
-    devices=None,
-    protocol: str = "three_pass",
-    rng=None,
-    aggregate: bool | None = None,
-) -> MeasuredGradient:
-    """Measure the gradient of the batch-mean loss of a network on a device, in situ.
+def per_example_terms(protocol, x, fwd: Pass, adj: Pass, dev, rng):
+    """Tap terms ``(forward, backward)`` of the ``per_example`` scheme."""
+    x_adj = adj.field
+    if protocol == "three_pass":
+        summ = sum_pass(x, x_adj, dev, rng)
+        forward = [TapTerm(summ, 0.5 * _sq(summ.scale)), TapTerm(fwd.launch, -0.5 * _sq(fwd.launch.scale))]
+        return forward, [TapTerm(adj.launch, -0.5 * _sq(adj.launch.scale))]
+    d = analog_scale(x, x_adj)
+    plus = sum_pass(x, x_adj, dev, rng, 0.0, d)
+    minus = sum_pass(x, x_adj, dev, rng, np.pi, d)
+    return [TapTerm(plus, 0.25 * _sq(plus.scale)), TapTerm(minus, -0.25 * _sq(minus.scale))], []
 
-    Runs the forward passes layer by layer (the nonlinearity and loss are applied digitally
-    to the read outputs), the adjoint passes from the last layer back, and the sum passes
-    of ``protocol``. ``rng`` (a Generator, or a ``DeviceNoise`` for an ensemble) drives tap
-    noise and I/O error; ``None`` measures noise-free.
+
+def balanced_terms(protocol, x, fwd: Pass, adj: Pass, dev, rng):
+    """Tap terms of the ``balanced`` scheme: sum passes of ``x/|x| -+ i conj(x_adj)/|x_adj|``,
+    every reading of an example weighted by ``|x| |x_adj|``."""
+    a = fwd.launch.scale
+    c = np.linalg.norm(adj.field, axis=-1, keepdims=True)
+    x_unit, adj_unit = _safe_divide(x, a), _safe_divide(adj.field, c)
+    one = np.ones_like(a)
+    weight = (a * c)[..., 0]
+    if protocol == "three_pass":
+        summ = sum_pass(x_unit, adj_unit, dev, rng, 0.0, one)
+        # the adjoint pass launched g at unit power: its reading times |g|^2 / |x_adj|^2 is the
+        # tap power of conj(x_adj) / |x_adj| that the sum pass interferes with
+        adj_weight = -0.5 * (a[..., 0] * _safe_divide(_sq(adj.launch.scale), c[..., 0]))
+        forward = [TapTerm(summ, 0.5 * weight), TapTerm(fwd.launch, -0.5 * weight)]
+        return forward, [TapTerm(adj.launch, adj_weight)]
+    plus = sum_pass(x_unit, adj_unit, dev, rng, 0.0, one)
+    minus = sum_pass(x_unit, adj_unit, dev, rng, np.pi, one)
+    return [TapTerm(plus, 0.25 * weight), TapTerm(minus, -0.25 * weight)], []
+
+
+def cotangent_terms(protocol, layout, theta, phi, x, g, dev, rng, matrix=None):
+    """Tap terms of the ``cotangent`` scheme: basis vectors forward, rows of ``C = X^T G``
+    backward at the common scale ``c = max_i |r_i|``, sum passes ``e_i -+ i conj(x_adj_i)/c``
+    (three-pass: plus ``conj(x_adj_i)/c`` forward for the adjoint tap powers)."""
+    model = device_model(dev)
+    n = layout.n_ports
+    cotangent = np.swapaxes(np.asarray(x, dtype=complex), -1, -2) @ g  # rows r_i = sum_b x_bi g_b
+    c = np.linalg.norm(cotangent, axis=-1, keepdims=True).max(axis=-2, keepdims=True)  # (..., 1, 1)
+    basis = np.broadcast_to(np.eye(n, dtype=complex), cotangent.shape)
+    one = np.ones(cotangent.shape[:-1] + (1,))
+    launched_basis = generate(basis, model, rng, one)
+    adj = adjoint_pass(layout, theta, phi, cotangent, dev, rng, c, matrix)
+    adj_unit = _safe_divide(adj.field, c)
+    weight = np.broadcast_to(c[..., 0], cotangent.shape[:-1])
+    if protocol == "three_pass":
+        # the paper's simulation: the adjoint tap powers come from conj(x_adj) launched
+        # forward (the field the sum pass interferes with), not from the backward taps
+        summ = sum_pass(basis, adj_unit, dev, rng, 0.0, one)
+        conj_adj = generate(np.conj(adj_unit), model, rng, one)
+        forward = [TapTerm(summ, 0.5 * weight), TapTerm(launched_basis, -0.5 * weight),
+                   TapTerm(conj_adj, -0.5 * weight)]
+        return forward, []
+    plus = sum_pass(basis, adj_unit, dev, rng, 0.0, one)
+    minus = sum_pass(basis, adj_unit, dev, rng, np.pi, one)
+    return [TapTerm(plus, 0.25 * weight), TapTerm(minus, -0.25 * weight)], []
+
+
+def layer_gradient(layout, theta, phi, x, fwd: Pass, g, adj: Pass, dev=None, rng=None, protocol="three_pass",
+                   launch="per_example", aggregate: bool = False, matrix=None) -> np.ndarray:
+    """Measured gradient ``(..., 2M)`` (theta then phi) of one mesh, summed over the batch.
+
+    ``x``: the input batch the controller generated in ``fwd``; ``g``: the adjoint seed it
+    generated in ``adj`` (``adj.field`` is the ``x_adj`` it read). ``launch`` picks the
+    scheme, ``protocol`` the formula; ``aggregate`` the evaluation of the tap readings;
+    ``matrix`` the device's transfer matrix if already built.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}: expected one of {PROTOCOLS}")
-    if protocol == "ideal":
-        loss, grad, probs = exact_gradient(net, params, x, labels, devices)
-        return MeasuredGradient(loss, grad, probs)
-    devs = [None] * net.n_layers if devices is None else devices
-    record = protocol == "three_pass"
-    if aggregate is None:
-        aggregate = np.shape(x)[-2] >= AGGREGATE_MIN_RATIO * net.n_ports
-    phases = [net.layer_phases(params, layer) for layer in range(net.n_layers)]
-
-    inputs, outputs, p_fwd, fwd_moments = [], [], [], []
-    current = np.asarray(x, dtype=complex)
-    for layer, lay in enumerate(net.layouts):
-        fwd = forward_pass(lay, *phases[layer], current, devs[layer], rng, record, aggregate)
-        inputs.append(current)
-        outputs.append(fwd.field)
-        p_fwd.append(fwd.tap_powers)
-        fwd_moments.append(fwd.moments)
-        current = nonlinearity(fwd.field).astype(complex)
-
-    loss, _, g, probs = loss_and_seed(net, outputs[-1], labels)
-    grads = [None] * net.n_layers
-    for layer in range(net.n_layers - 1, -1, -1):
-        lay, dev = net.layouts[layer], devs[layer]
-        theta, phi = phases[layer]
-        adj = adjoint_pass(lay, theta, phi, g, dev, rng, record, aggregate)
-        x_in = inputs[layer]
-        noise = _model(dev).tap_noise
-        if protocol == "three_pass" and aggregate:
-            summ = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, aggregate=True)
-            fwd = fwd_moments[layer]
-            # p_sum - p in one forward read, p_adj in one backward read; noise of all three
-            forward = read_summed_taps(lay, theta, phi, dev, False, summ.first - fwd.first,
-                                       _add(summ.second, fwd.second), noise, rng)
-            backward = read_summed_taps(lay, theta, phi, dev, True, adj.moments.first,
-                                        adj.moments.second, noise, rng)
-            flat = 0.5 * (forward - backward)
-        elif protocol == "three_pass":
-            p_sum = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng)
-            flat = three_pass_gradient(p_fwd[layer], adj.tap_powers, p_sum)
-        else:
-            scale = analog_scale(x_in, adj.field)
-            p_plus = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, 0.0, scale, True, aggregate)
-            p_minus = sum_pass(lay, theta, phi, x_in, adj.field, dev, rng, np.pi, scale, True, aggregate)
-            if aggregate:
-                # both toggles in one read; integrated noise of each: variance s^2 d^2 sum p
-                difference = read_summed_taps(lay, theta, phi, dev, False, p_plus.first - p_minus.first,
-                                              _add(p_plus.second, p_minus.second), noise, rng)
-                flat = 0.25 * difference
-            else:
-                flat = analog_gradient(p_plus, p_minus)
-        m = lay.n_mzis
-        grads[layer] = (flat[..., :m], flat[..., m:])
-        if layer > 0:
-            g = nonlinearity_adjoint(adj.field, outputs[layer - 1])
-    return MeasuredGradient(loss, net.join(grads), probs)
-
-
-def gradient_error(measured: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """``1 - cos(measured, true)`` over the last axis (0 = perfect direction).
-
-    NaN where either gradient is exactly zero (no direction to compare).
-    """
-    num = np.sum(measured * true, axis=-1)
-    den = np.linalg.norm(measured, axis=-1) * np.linalg.norm(true, axis=-1)
-    cos = np.divide(num, den, out=np.full_like(num, np.nan, dtype=float), where=den > 0)
-    # clipped at 0: rounding can push a perfect match a hair below
-    return np.maximum(0.0, 1.0 - cos)
+    if protocol not in MEASURED_PROTOCOLS:
+        raise ValueError(f"unknown measured protocol {protocol!r}: expected one of {MEASURED_PROTOCOLS}")
+    if launch == "per_example":
+        forward, backward = per_example_terms(protocol, x, fwd, adj, dev, rng)
+    elif launch == "balanced":
+        forward, backward = balanced_terms(protocol, x, fwd, adj, dev, rng)
+    elif launch == "cotangent":
+        forward, backward = cotangent_terms(protocol, layout, theta, phi, x, g, dev, rng, matrix)
+    else:
+        raise ValueError(f"unknown launch scheme {launch!r}: expected one of {LAUNCHES}")
+    grad = tap_readings(layout, theta, phi, dev, False, forward, rng, aggregate)
+    if backward:
+        grad = grad + tap_readings(layout, theta, phi, dev, True, backward, rng, aggregate)
+    return grad

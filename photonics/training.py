@@ -55,10 +55,10 @@ from .network import (
 )
 from .optim import make_optimizer
 from .pat import pat_gradient
-from .protocols import gradient_error, measure_gradient
+from .insitu import gradient_error, measure_gradient
+from .protocols import LAUNCHES
 from .spsa import spsa_gradient
 
-LAUNCHES = ("per_example",)
 N_STREAMS = 7  # device, init, order, measurement, evaluation, calibration, spsa signs
 
 
@@ -185,7 +185,8 @@ class Run:
 
 def measured(run: Run, params, x, labels, protocol: str) -> np.ndarray:
     """An in situ gradient measurement on the chip (the one place training calls it)."""
-    return measure_gradient(run.net, params, x, labels, run.chip, protocol, run.noise).grad
+    return measure_gradient(run.net, params, x, labels, run.chip, protocol, run.noise,
+                            launch=run.config.launch).grad
 
 
 @dataclass(frozen=True)

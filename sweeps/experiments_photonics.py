@@ -21,14 +21,19 @@ from dataclasses import replace
 import numpy as np
 
 from photonics import ErrorModel
-from photonics.datasets import TASKS, load_task
+from photonics.datasets import FEATURE_NORMS, TASKS, load_task
+from photonics.errors import IO_PLACEMENTS
 from photonics.network import build_network, exact_gradient, sample_devices
-from photonics.protocols import gradient_error, measure_gradient
+from photonics.insitu import gradient_error, measure_gradient
+from photonics.protocols import LAUNCHES
 from photonics.training import MODES, TrainConfig, default_network, train_ensemble
 from sweeps.experiments import Param, register
 
-CLASSIFY_VERSION = "3"
-GRADIENT_VERSION = "3"
+# classify 4: training modes of the baselines (3) and the restructured measurement with
+# launch schemes, the paper's loss and I/O models and feature normalisation (3 on its own
+# branch); gradient 4: the measurement restructure (tap-noise draw order changed).
+CLASSIFY_VERSION = "4"
+GRADIENT_VERSION = "4"
 GRADIENT_PROTOCOLS = ("three_pass", "analog")
 
 ERROR_PARAMS = (
@@ -43,7 +48,15 @@ ERROR_PARAMS = (
     Param("io_amp_error", "float", 0.0, low=0.0, high=1.0, doc="I/O amplitude error std"),
     Param("io_phase_error", "float", 0.0, low=0.0, high=6.3, doc="I/O phase error std (rad)"),
     Param("tap_fraction", "float", 0.0, low=0.0, high=0.5, doc="power share removed by each tap"),
+    Param("loss_std_db", "float", 0.0, low=0.0, high=10.0,
+          doc="the paper's zero-mean loss variation std (dB) on theta and phi arms"),
+    Param("idle_loss_db", "float", 0.0, low=0.0, high=10.0, doc="loss of each idle waveguide position (dB)"),
+    Param("io_placement", "str", "generate_and_read", choices=IO_PLACEMENTS,
+          doc="I/O error on generated vectors and reads, or on reads only (the paper's code)"),
 )
+
+LAUNCH_PARAM = Param("launch", "str", "per_example", choices=LAUNCHES,
+                     doc="launch scheme of measured gradients: per_example, balanced, cotangent")
 
 MESH_PARAMS = (
     Param("topology", "str", "rectangular", choices=("rectangular", "triangular"),
@@ -66,6 +79,9 @@ def error_model(params: dict) -> ErrorModel:
         io_amp_error=params["io_amp_error"],
         io_phase_error=params["io_phase_error"],
         tap_fraction=params["tap_fraction"],
+        loss_std_db=params["loss_std_db"],
+        idle_loss_db=params["idle_loss_db"],
+        io_placement=params["io_placement"],
     )
 
 
@@ -132,9 +148,10 @@ def validate_gradient(values: dict, set_in_spec: frozenset) -> list[tuple[str, s
 
 
 def _task(params: dict, cache: dict):
-    key = ("task", params["task"], params.get("mnist_path", ""))
+    key = ("task", params["task"], params.get("mnist_path", ""), params.get("feature_norm", "per_feature"))
     if key not in cache:
-        cache[key] = load_task(params["task"], mnist_path=params.get("mnist_path") or None)
+        cache[key] = load_task(params["task"], mnist_path=params.get("mnist_path") or None,
+                               feature_norm=params.get("feature_norm", "per_feature"))
     return cache[key]
 
 
@@ -171,6 +188,13 @@ def classify_rows(params: dict, results) -> list[dict]:
     return rows
 
 
+def classify_lr(params: dict) -> float:
+    """The learning rate of a trial: ``sgd_lr`` for SGD when set (> 0), else ``lr``."""
+    if params["optimizer"] == "sgd" and params["sgd_lr"] > 0:
+        return params["sgd_lr"]
+    return params["lr"]
+
+
 def classify_config(params: dict) -> TrainConfig:
     """The :class:`TrainConfig` of a ``classify`` trial (its mode set per mode).
 
@@ -180,7 +204,7 @@ def classify_config(params: dict) -> TrainConfig:
     """
     return TrainConfig(
         optimizer=params["optimizer"],
-        lr=params["lr"],
+        lr=classify_lr(params),
         epochs=params["epochs"],
         batch_size=params["batch_size"],
         eval_every=params["eval_every"],
@@ -189,6 +213,7 @@ def classify_config(params: dict) -> TrainConfig:
         calibration_error=None if params["twin"] == "ideal" else params["calibration_error"],
         spsa_delta=params["spsa_delta"],
         spsa_samples=params["spsa_samples"],
+        launch=params["launch"],
     )
 
 
@@ -216,10 +241,15 @@ def run_classify(params: dict, trial_seed: int, cache: dict) -> list[dict]:
 CLASSIFY_PARAMS = (
     Param("task", "str", "moons", choices=TASKS, doc="data set (2-D tasks, or 64 Fourier features of digits)"),
     Param("mnist_path", "str", "", doc="directory of MNIST IDX files (task mnist64)"),
+    Param("feature_norm", "str", "per_feature", choices=FEATURE_NORMS,
+          doc="image tasks: Fourier features normalised per feature then per example, or per example only (the paper's)"),
     *MESH_PARAMS,
+    LAUNCH_PARAM,
     Param("modes", "str", "digital,insitu", doc="comma list of " + ", ".join(MODES)),
     Param("optimizer", "str", "adam", choices=("adam", "sgd"), doc="optimiser of the phases"),
     Param("lr", "float", 0.02, low=1e-9, high=100.0, doc="learning rate (rad per unit gradient)"),
+    Param("sgd_lr", "float", 0.0, low=0.0, high=100.0,
+          doc="learning rate when optimizer = sgd (0: lr); lets one grid compare SGD and Adam each at its own rate"),
     Param("epochs", "int", 25, low=0, high=100_000, doc="passes over the training set"),
     Param("batch_size", "int", 16, low=1, high=1_000_000, doc="examples per gradient step"),
     Param("eval_every", "int", 1, low=1, high=100_000, doc="epochs between points of the learning curves"),
@@ -259,7 +289,8 @@ def run_gradient(params: dict, trial_seed: int, cache: dict) -> list[dict]:
     for index, protocol in enumerate(protocols):
         noise_rng = np.random.default_rng(streams[2 + index])
         errs = np.array([
-            gradient_error(measure_gradient(net, params_vec, x, labels, devices, protocol, noise_rng).grad, true)
+            gradient_error(measure_gradient(net, params_vec, x, labels, devices, protocol, noise_rng,
+                                            launch=params["launch"]).grad, true)
             for (x, labels), true in zip(inputs, truths)
         ])
         rows.append({
@@ -276,6 +307,7 @@ def run_gradient(params: dict, trial_seed: int, cache: dict) -> list[dict]:
 GRADIENT_PARAMS = (
     Param("n_ports", "int", 4, low=2, high=1024, doc="ports of each mesh"),
     *MESH_PARAMS,
+    LAUNCH_PARAM,
     Param("modes", "str", "three_pass,analog", doc="comma list of protocols: three_pass, analog"),
     Param("batch_size", "int", 1, low=1, high=100_000, doc="examples per measurement (summed digitally by three_pass, integrated by analog)"),
     Param("n_repeats", "int", 20, low=1, high=100_000, doc="measurements (random inputs) per trial"),

@@ -40,37 +40,44 @@ INT_LISTS = {"epoch", "points_label"}
 # The parameters the real experiments declare (tests/test_schema.py holds these to
 # ``get_experiment(...).params``), with the fixed values of a small store.
 CLASSIFY_PARAMS = {
-    "task": "str", "mnist_path": "str", "topology": "str", "depth": "int", "n_layers": "int",
-    "modes": "str", "optimizer": "str", "lr": "float", "epochs": "int", "batch_size": "int",
+    "task": "str", "mnist_path": "str", "feature_norm": "str", "topology": "str",
+    "depth": "int", "n_layers": "int", "launch": "str", "modes": "str", "optimizer": "str",
+    "lr": "float", "sgd_lr": "float", "epochs": "int", "batch_size": "int",
     "eval_every": "int", "boundary_grid": "int", "loss": "str", "logit_scale": "float",
     "record_gradient_error": "bool", "calibration_error": "float", "twin": "str",
     "spsa_delta": "float", "spsa_samples": "int", "bs_error": "float", "loss_db": "float",
     "loss_imbalance_db": "float", "phase_error": "float", "crosstalk": "float",
     "dac_bits": "int", "tap_noise": "float", "io_amp_error": "float",
-    "io_phase_error": "float", "tap_fraction": "float",
+    "io_phase_error": "float", "tap_fraction": "float", "loss_std_db": "float",
+    "idle_loss_db": "float", "io_placement": "str",
 }
 CLASSIFY_FIXED = {
-    "task": "moons", "mnist_path": "", "topology": "rectangular", "depth": 4, "n_layers": 3,
-    "modes": "digital,insitu,analog", "optimizer": "adam", "lr": 0.02, "epochs": 10,
-    "batch_size": 16, "eval_every": 2, "boundary_grid": 6, "loss": "cross_entropy",
-    "logit_scale": 0.0, "record_gradient_error": True, "calibration_error": 0.0,
-    "twin": "calibrated", "spsa_delta": 0.05, "spsa_samples": 1, "bs_error": 0.0, "loss_db": 0.0,
-    "loss_imbalance_db": 0.0, "phase_error": 0.0, "crosstalk": 0.0, "dac_bits": 0,
-    "tap_noise": 0.0, "io_amp_error": 0.0, "io_phase_error": 0.0, "tap_fraction": 0.0,
+    "task": "moons", "mnist_path": "", "feature_norm": "per_feature",
+    "topology": "rectangular", "depth": 4, "n_layers": 3, "launch": "per_example",
+    "modes": "digital,insitu,analog", "optimizer": "adam", "lr": 0.02, "sgd_lr": 0.0,
+    "epochs": 10, "batch_size": 16, "eval_every": 2, "boundary_grid": 6,
+    "loss": "cross_entropy", "logit_scale": 0.0, "record_gradient_error": True,
+    "calibration_error": 0.0, "twin": "calibrated", "spsa_delta": 0.05, "spsa_samples": 1,
+    "bs_error": 0.0, "loss_db": 0.0, "loss_imbalance_db": 0.0, "phase_error": 0.0,
+    "crosstalk": 0.0, "dac_bits": 0, "tap_noise": 0.0, "io_amp_error": 0.0,
+    "io_phase_error": 0.0, "tap_fraction": 0.0, "loss_std_db": 0.0, "idle_loss_db": 0.0,
+    "io_placement": "generate_and_read",
 }
 GRADIENT_PARAMS = {
-    "n_ports": "int", "topology": "str", "depth": "int", "n_layers": "int", "modes": "str",
-    "batch_size": "int", "n_repeats": "int", "input_power": "float", "bs_error": "float",
-    "loss_db": "float", "loss_imbalance_db": "float", "phase_error": "float",
-    "crosstalk": "float", "dac_bits": "int", "tap_noise": "float", "io_amp_error": "float",
-    "io_phase_error": "float", "tap_fraction": "float",
+    "n_ports": "int", "topology": "str", "depth": "int", "n_layers": "int", "launch": "str",
+    "modes": "str", "batch_size": "int", "n_repeats": "int", "input_power": "float",
+    "bs_error": "float", "loss_db": "float", "loss_imbalance_db": "float",
+    "phase_error": "float", "crosstalk": "float", "dac_bits": "int", "tap_noise": "float",
+    "io_amp_error": "float", "io_phase_error": "float", "tap_fraction": "float",
+    "loss_std_db": "float", "idle_loss_db": "float", "io_placement": "str",
 }
 GRADIENT_FIXED = {
-    "n_ports": 4, "topology": "triangular", "depth": 4, "n_layers": 0,
+    "n_ports": 4, "topology": "triangular", "depth": 4, "n_layers": 0, "launch": "per_example",
     "modes": "three_pass,analog", "batch_size": 1, "n_repeats": 8, "input_power": 9.0,
     "bs_error": 0.0, "loss_db": 0.0, "loss_imbalance_db": 0.0, "phase_error": 0.0,
     "crosstalk": 0.0, "dac_bits": 0, "tap_noise": 0.0, "io_amp_error": 0.0,
-    "io_phase_error": 0.0, "tap_fraction": 0.0,
+    "io_phase_error": 0.0, "tap_fraction": 0.0, "loss_std_db": 0.0, "idle_loss_db": 0.0,
+    "io_placement": "generate_and_read",
 }
 
 

@@ -40,7 +40,7 @@ def test_summary_text(classify_store):
     assert len(digital_rows) == 2  # one row per depth; n counts the 3 seeds, not 9 rows
     with pytest.raises(AnalysisInputError) as info:
         summary_command(str(classify_store.root), ["nope"])
-    assert _one_line(info).startswith("unknown axis 'nope'; this store's axes are: task, mnist_path, topology, depth")
+    assert _one_line(info).startswith("unknown axis 'nope'; this store's axes are: task, mnist_path, feature_norm, topology, depth")
 
 
 def test_figures_and_report_on_a_classify_store(classify_store):

@@ -187,3 +187,12 @@ def test_unreadable_part_names_itself(classify_store):
     (classify_store.root / "parts" / "part-L9-000000.parquet").write_bytes(b"not parquet")
     with pytest.raises(AnalysisInputError, match="unreadable part .*part-L9-000000.parquet"):
         load(classify_store.root)
+
+
+def test_a_parameter_named_launch_is_kept_and_never_taken_for_the_launch_id(make_store):
+    store = make_store("launch-param", grid={"launch": ["per_example", "cotangent"]}, seeds=(0, 1))
+    store.write_part([store.row(p, s, "insitu", {"test_accuracy": 0.9}) for p, s in store.points()], "L1")
+    df = load(store.root)
+    assert len(df) == 4 and df.attrs["n_parts"] == 1
+    assert sorted(df["launch"].unique()) == ["cotangent", "per_example"]
+    assert set(df["launch_id"]) == {"L1"}

@@ -5,7 +5,7 @@ import pytest
 
 from photonics import ErrorModel
 from photonics.network import build_network, sample_devices
-from photonics.protocols import measure_gradient
+from photonics.insitu import measure_gradient
 
 
 def _case(seed, n_ports=4, n_layers=2, batch=40, **errors):
@@ -57,8 +57,8 @@ def test_automatic_choice_uses_aggregation_for_large_batches(monkeypatch):
     import photonics.protocols as protocols
 
     calls = []
-    original = protocols.read_summed_taps
-    monkeypatch.setattr(protocols, "read_summed_taps", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = protocols.moment_readings
+    monkeypatch.setattr(protocols, "moment_readings", lambda *a, **k: calls.append(1) or original(*a, **k))
     net, params, x, labels, devices = _case(4, 4, 1, 3)
     measure_gradient(net, params, x, labels, devices, "three_pass")
     assert not calls

@@ -10,7 +10,7 @@ from photonics.correction import correct_mesh, corrected_theta
 from photonics.network import build_network, exact_gradient, sample_devices
 from photonics.pat import pat_gradient
 from photonics.propagation import mzi_blocks
-from photonics.protocols import gradient_error
+from photonics.insitu import gradient_error
 from photonics.spsa import spsa_gradient
 
 

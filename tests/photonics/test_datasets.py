@@ -69,3 +69,24 @@ def test_mnist_errors_name_the_problem(tmp_path):
 def test_unknown_task():
     with pytest.raises(ValueError, match="unknown task 'spiral'"):
         load_task("spiral")
+
+
+def test_per_example_normalisation_keeps_each_examples_spectrum():
+    from sklearn.datasets import load_digits
+
+    task = load_task("digits64", feature_norm="per_example")
+    np.testing.assert_allclose(np.linalg.norm(task.x_train, axis=1), 1.0)
+    np.testing.assert_allclose(np.linalg.norm(task.x_test, axis=1), 1.0)
+    # each row is its image's raw Fourier window, only rescaled: find one image by its DC term
+    raw = fourier_features(load_digits().images.astype(float))
+    raw_unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+    distance = np.abs(raw_unit[:, None, :] - task.x_train[None, :5, :]).max(axis=-1).min(axis=0)
+    assert np.all(distance < 1e-12)
+    dc = np.mean(np.abs(task.x_train[:, 4 * 8 + 4]) ** 2)
+    per_feature = load_task("digits64")
+    assert dc > 0.2 and dc > 5 * np.mean(np.abs(per_feature.x_train[:, 4 * 8 + 4]) ** 2)
+
+
+def test_bad_feature_norm_is_named():
+    with pytest.raises(ValueError, match="feature_norm 'per_pixel'"):
+        load_task("digits64", feature_norm="per_pixel")

@@ -130,7 +130,8 @@ def test_ideal_gradient_matches_finite_differences(name, make, batch, rng):
     n = lay.n_ports
     theta, phi = init_phases(lay, rng)
     gamma = rng.random(n) * 6
-    dev = ErrorModel(bs_error=0.08, loss_db=0.2, loss_imbalance_db=0.4).sample(lay, rng)
+    dev = ErrorModel(bs_error=0.08, loss_db=0.2, loss_imbalance_db=0.4, loss_std_db=0.3,
+                     idle_loss_db=0.5).sample(lay, rng)
     x = random_fields(rng, batch, n) / np.sqrt(n)
     target = rng.random((batch, n))
     _, g = _real_loss(lay, theta, phi, gamma, dev, x, target)
