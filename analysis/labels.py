@@ -24,11 +24,16 @@ ERROR_AXES: tuple[str, ...] = (
     "io_phase_error",
     "crosstalk",
     "dac_bits",
+    "loss_std_db",
+    "idle_loss_db",
+    "tap_fraction",
+    "calibration_error",
 )
 
 # Canonical order of training modes (classify) and gradient protocols (gradient) in tables
 # and legends; modes not listed follow in alphabetical order.
-MODE_ORDER: tuple[str, ...] = ("digital", "insitu", "three_pass", "analog", "ideal")
+MODE_ORDER: tuple[str, ...] = ("digital", "calibrated", "corrected", "pat", "spsa", "insitu",
+                               "three_pass", "analog", "ideal")
 
 # Labels with units for known parameter and metric names; anything else keeps its raw name.
 LABELS: dict[str, str] = {
@@ -40,6 +45,9 @@ LABELS: dict[str, str] = {
     "dac_bits": "DAC resolution (bits)",
     "tap_noise": "tap noise s",
     "tap_fraction": "tap power fraction",
+    "loss_std_db": "loss variation σ (dB per arm)",
+    "idle_loss_db": "idle-position loss (dB)",
+    "calibration_error": "calibration error σ (rad, dB)",
     "io_amp_error": "I/O amplitude error s_a",
     "io_phase_error": "I/O phase error s_φ (rad)",
     "n_ports": "ports N",

@@ -109,11 +109,6 @@ class ErrorModel:
             raise ValueError(f"tap_fraction must be < 1, got {self.tap_fraction!r}")
 
     @property
-    def is_ideal(self) -> bool:
-        """True when the model has no error and no noise at all."""
-        return all(getattr(self, f.name) in (0.0, None) for f in fields(self) if f.name != "io_placement")
-
-    @property
     def io_on_generation(self) -> bool:
         """True when generated vectors carry I/O error (``io_placement = "generate_and_read"``)."""
         return self.io_placement == "generate_and_read"
@@ -195,14 +190,6 @@ class DeviceErrors:
     idle_amp: np.ndarray | None = None
 
     @staticmethod
-    def ideal(layout: MeshLayout) -> "DeviceErrors":
-        """An error-free device."""
-        m, n = layout.n_mzis, layout.n_ports
-        z, one = np.zeros(m), np.ones(m)
-        return DeviceErrors(z, z, one, one, one, z, z, np.zeros(n), ErrorModel(), layout.neighbours(),
-                            idle_amplitudes(layout, 0.0))
-
-    @staticmethod
     def stack(devices: list["DeviceErrors"]) -> "DeviceErrors":
         """An ensemble: the devices' arrays stacked on a leading axis (same model)."""
         model = devices[0].model
@@ -212,19 +199,6 @@ class DeviceErrors:
             if f.name not in ("model", "neighbour_pairs") and getattr(devices[0], f.name) is not None
         }
         return DeviceErrors(**arrays, model=model, neighbour_pairs=devices[0].neighbour_pairs)
-
-    @property
-    def n_devices(self) -> int | None:
-        """Size of the leading device axis, or ``None`` for a single device."""
-        return None if self.bs1.ndim == 1 else self.bs1.shape[0]
-
-    def program(self, theta, phi, gamma=None):
-        """Write programmed phases to the device; return the phases it actually holds.
-
-        Order of effects, as on a chip: DAC quantisation of each written value, thermal
-        crosstalk between neighbouring heaters, then the static offset of each shifter.
-        """
-        return program_phases(self, theta, phi, gamma)
 
 
 def quantize_phase(phase: np.ndarray, dac_bits: int | None) -> np.ndarray:

@@ -68,3 +68,18 @@ def test_analysis_fixture_declares_the_real_parameters():
         assert list(fixed) == list(params), name
         kinds = {"float": float, "int": int, "str": str, "bool": bool}
         assert all(type(fixed[p]) is kinds[kind] for p, kind in params.items()), name
+
+
+def test_analysis_knows_every_error_axis_and_training_mode():
+    """analysis may not import photonics, so its lists of error axes and modes are held here
+    to the error model's fields and the training-mode registry."""
+    from dataclasses import fields
+
+    from analysis.labels import ERROR_AXES, LABELS, MODE_ORDER
+    from photonics.errors import ErrorModel
+    from photonics.training import MODES
+
+    magnitudes = [f.name for f in fields(ErrorModel) if f.name != "io_placement"]  # a choice
+    assert set(magnitudes) <= set(ERROR_AXES)
+    assert all(name in LABELS for name in ERROR_AXES)
+    assert set(MODES) <= set(MODE_ORDER)
