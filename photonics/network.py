@@ -27,7 +27,6 @@ from .layout import MeshLayout, make_layout
 from .propagation import ideal_gradient, propagate
 
 LOSSES = ("cross_entropy", "mse")
-NONLINEARITIES = ("abs",)
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,14 +38,14 @@ class PhotonicNetwork:
         class_ports: for each class, the output ports whose powers sum to its logit.
         logit_scale: factor between summed output power and logit.
         loss: ``"cross_entropy"`` or ``"mse"``.
-        nonlinearity: ``"abs"``.
+    The nonlinearity between layers is the paper's ``|y|`` (:func:`nonlinearity`), the only
+    one simulated.
     """
 
     layouts: tuple[MeshLayout, ...]
     class_ports: tuple[tuple[int, ...], ...]
     logit_scale: float = 1.0
     loss: str = "cross_entropy"
-    nonlinearity: str = "abs"
 
     def __post_init__(self) -> None:
         if not self.layouts:
@@ -56,8 +55,6 @@ class PhotonicNetwork:
             raise ValueError("every layer of a network must have the same number of ports")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}: expected one of {LOSSES}")
-        if self.nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"unknown nonlinearity {self.nonlinearity!r}: expected one of {NONLINEARITIES}")
         ports = [p for group in self.class_ports for p in group]
         if len(self.class_ports) < 2 or min(ports) < 0 or max(ports) >= n or len(set(ports)) != len(ports):
             raise ValueError(f"class_ports must be >= 2 disjoint groups of ports in [0, {n - 1}]")
