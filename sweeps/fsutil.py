@@ -13,12 +13,14 @@ from pathlib import Path
 from sweeps.schema import TEMP_SUFFIX
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` via a temp file; the temp file never outlives a failure."""
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(3)}{TEMP_SUFFIX}")
+def write_bytes_atomic(path: Path, data: bytes, temp: Path | None = None) -> None:
+    """Replace ``path`` by ``data`` via ``temp`` (default: a hidden, randomly named sibling),
+    fsync and rename; the temp file never outlives a failure."""
+    if temp is None:
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(3)}{TEMP_SUFFIX}")
     try:
-        with open(temp, "w") as f:
-            f.write(text)
+        with open(temp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
@@ -26,6 +28,11 @@ def write_text_atomic(path: Path, text: str) -> None:
         temp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` (UTF-8) atomically (:func:`write_bytes_atomic`)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def fsync_dir(directory: Path) -> None:

@@ -4,7 +4,6 @@ written atomically and indexed in the manifest."""
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeps.experiments import Experiment
-from sweeps.fsutil import fsync_dir
+from sweeps.fsutil import write_bytes_atomic
 from sweeps.manifest import manifest_entry
 from sweeps.schema import FIXED_COLUMNS, PARAM_ARROW_TYPES, TEMP_SUFFIX, infer_type, merge_types
 
@@ -96,21 +95,11 @@ def write_table_atomic(table: pa.Table, directory: Path, name: str) -> tuple[Pat
     readers verify; returns its path and the sha256 of its bytes (for the manifest).
     """
     final = directory / name
-    temp = directory / f".{name}{TEMP_SUFFIX}"
-    try:
-        buffer = pa.BufferOutputStream()
-        pq.write_table(table, buffer, compression="zstd", write_page_checksum=True)
-        data = buffer.getvalue()
-        digest = hashlib.sha256(data).hexdigest()
-        with open(temp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, final)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_dir(directory)
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer, compression="zstd", write_page_checksum=True)
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()
+    write_bytes_atomic(final, data, directory / f".{name}{TEMP_SUFFIX}")
     return final, digest
 
 
