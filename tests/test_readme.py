@@ -44,6 +44,16 @@ def test_photonics_snippet_runs(block, capsys):
         assert re.search(r"test accuracy on the chip: \d\.\d\d  \(ideal model: \d\.\d\d\)$", line)
 
 
+def test_the_training_snippet_prints_what_the_readme_says(capsys):
+    """The README quotes the training snippet's output: it must be this code's output."""
+    text = (ROOT / "README.md").read_text()
+    match = re.search(r"^```python\n(from photonics import ErrorModel\nfrom photonics.training import train\n.*?)"
+                      r"^```\n\nprints[^\n]*\n\n```\n(.*?)^```", text, re.M | re.S)
+    assert match, "the training snippet and its quoted output are not found in the README"
+    exec(compile(match.group(1), "README.md", "exec"), {})
+    assert capsys.readouterr().out == match.group(2)
+
+
 @pytest.fixture
 def quick_store(tmp_path, monkeypatch):
     """``results/quick`` under a temporary working directory: the quick spec, reduced."""
