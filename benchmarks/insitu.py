@@ -51,14 +51,20 @@ SEED = 7
 NOISY = ErrorModel(bs_error=0.02, loss_imbalance_db=0.02, tap_noise=0.01, io_amp_error=0.01, io_phase_error=0.01)
 
 
-def bench_measurement(n: int, batch: int, repeat: int, budget: float) -> dict[str, float]:
+def measurement_problem(n: int, batch: int):
+    """The measured-gradient benchmark's problem: one noisy N-port layer, a batch of random
+    inputs and labels, and the noise generator (the same in every table that times it)."""
     rng = np.random.default_rng(SEED)
     net = build_network(n, 1, 2, "rectangular", logit_scale=3.0)
     params = net.init_params(rng)
     devices = sample_devices(net, NOISY, rng)
     x = rng.standard_normal((batch, n)) + 1j * rng.standard_normal((batch, n))
     labels = rng.integers(0, 2, batch)
-    noise = np.random.default_rng(SEED + 1)
+    return net, params, x, labels, devices, np.random.default_rng(SEED + 1)
+
+
+def bench_measurement(n: int, batch: int, repeat: int, budget: float) -> dict[str, float]:
+    net, params, x, labels, devices, noise = measurement_problem(n, batch)
     out = {}
     for name, aggregate in (("per-example", False), ("aggregated", True)):
         out[name] = measure(
@@ -119,13 +125,7 @@ def paired_ratio(n: int, batch: int, pairs: int) -> float:
     rng = np.random.default_rng([MESH_SEED, n, 1])
     xn = np.ascontiguousarray(complex_normal(rng, (batch, n)).T)
     gn = np.ascontiguousarray(complex_normal(rng, (batch, n)).T)
-    ours_rng = np.random.default_rng(SEED)
-    net = build_network(n, 1, 2, "rectangular", logit_scale=3.0)
-    params = net.init_params(ours_rng)
-    devices = sample_devices(net, NOISY, ours_rng)
-    x = ours_rng.standard_normal((batch, n)) + 1j * ours_rng.standard_normal((batch, n))
-    labels = ours_rng.integers(0, 2, batch)
-    noise = np.random.default_rng(SEED + 1)
+    net, params, x, labels, devices, noise = measurement_problem(n, batch)
     ratios = []
     for _ in range(pairs):
         start = time.perf_counter()
