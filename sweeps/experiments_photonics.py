@@ -16,7 +16,7 @@ topology's natural depth, ``n_layers = 0`` and ``logit_scale = 0`` the task's re
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 
@@ -67,22 +67,11 @@ MESH_PARAMS = (
 
 
 def error_model(params: dict) -> ErrorModel:
-    """The :class:`ErrorModel` of a parameter dict (``dac_bits = 0`` is continuous)."""
-    return ErrorModel(
-        bs_error=params["bs_error"],
-        loss_db=params["loss_db"],
-        loss_imbalance_db=params["loss_imbalance_db"],
-        phase_error=params["phase_error"],
-        crosstalk=params["crosstalk"],
-        dac_bits=params["dac_bits"] or None,
-        tap_noise=params["tap_noise"],
-        io_amp_error=params["io_amp_error"],
-        io_phase_error=params["io_phase_error"],
-        tap_fraction=params["tap_fraction"],
-        loss_std_db=params["loss_std_db"],
-        idle_loss_db=params["idle_loss_db"],
-        io_placement=params["io_placement"],
-    )
+    """The :class:`ErrorModel` of a parameter dict: every field is a declared parameter of
+    the same name (``dac_bits = 0`` is a continuous DAC)."""
+    values = {f.name: params[f.name] for f in fields(ErrorModel)}
+    values["dac_bits"] = values["dac_bits"] or None
+    return ErrorModel(**values)
 
 
 def _modes(text: str, allowed) -> list[str]:

@@ -42,3 +42,18 @@ def test_gradient_experiment_uses_the_launch_scheme():
     assert cotangent["grad_error_median"] < per_example["grad_error_median"] / 5
     exact = run_gradient(_params("gradient", launch="cotangent", n_ports=4, batch_size=8, n_repeats=2), 3, {})[0]
     assert np.max(exact["grad_errors"]) < 1e-12
+
+
+def test_every_error_model_field_is_a_parameter_of_both_experiments():
+    from dataclasses import fields
+
+    from photonics import ErrorModel
+    from sweeps.experiments import get_experiment
+    from sweeps.experiments_photonics import error_model
+
+    names = {f.name for f in fields(ErrorModel)}
+    for experiment in ("classify", "gradient"):
+        params = get_experiment(experiment).defaults()
+        assert names <= set(params), experiment
+        assert error_model({**params, "dac_bits": 0}).dac_bits is None
+        assert error_model({**params, "dac_bits": 6, "bs_error": 0.03}) == ErrorModel(dac_bits=6, bs_error=0.03)
