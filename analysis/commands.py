@@ -53,11 +53,19 @@ __all__ = ["FORMATS", "apply_where", "figures_command", "report_command", "summa
 FORMATS = ("text", "csv", "md", "json")
 
 
-def _open(store_dir: str, where: str | None = None) -> LoadedStore:
+def _read_results(store_dir: str) -> LoadedStore:
+    """The store, refused in one line when it holds no row that counts."""
     store = read_store(store_dir)
     if store.is_empty:
-        raise AnalysisInputError(f"store {store.path} has no results yet (no rows in parts/)")
-    return apply_where(store, where)
+        why = (f"its {store.n_foreign} stored rows are not trials of its spec; "
+               f"`insitu verify {store.path}` quarantines their parts") if store.n_foreign \
+            else "no rows in parts/"
+        raise AnalysisInputError(f"store {store.path} has no results yet ({why})")
+    return store
+
+
+def _open(store_dir: str, where: str | None = None) -> LoadedStore:
+    return apply_where(_read_results(store_dir), where)
 
 
 def apply_where(store: LoadedStore, where: str | None) -> LoadedStore:
@@ -373,9 +381,7 @@ def figures_command(
     output is recorded (:mod:`analysis.outputs`); notices about other outputs that no
     longer match the store are appended to ``notices``.
     """
-    full = read_store(store_dir)
-    if full.is_empty:
-        raise AnalysisInputError(f"store {full.path} has no results yet (no rows in parts/)")
+    full = _read_results(store_dir)
     if not len(full.rows):
         raise AnalysisInputError(
             f"store {full.path} has no successful trials to plot "
@@ -412,9 +418,7 @@ def report_command(
     An existing directory as ``out_path`` receives ``report.html`` inside it. Recorded and
     with notices as for :func:`figures_command`.
     """
-    full = read_store(store_dir)
-    if full.is_empty:
-        raise AnalysisInputError(f"store {full.path} has no results yet (no rows in parts/)")
+    full = _read_results(store_dir)
     store = apply_where(full, where) if len(full.rows) else full
     metric = None if metric is None or not len(store.rows) else _metric(store, metric)
     pool = _check_axes(store, pool, "axis to pool") if len(store.rows) else []

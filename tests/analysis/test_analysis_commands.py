@@ -165,6 +165,13 @@ def test_bad_input_is_one_line_and_writes_nothing(command, tmp_path, make_store)
     assert sorted(p.name for p in store.root.iterdir()) == [
         "parts", "spec.json", "spec.toml", "store.json"]
     assert list(tmp_path.glob("plain/*")) == []
+    # rows that are all of another spec: not "no rows", but why they do not count
+    alien = make_store("alien", grid={"bs_error": [0.0]}, seeds=(0,))
+    alien.write_part([alien.row({**alien.fixed, "bs_error": 0.3}, 0, "digital", {"test_accuracy": 0.5})], "L1")
+    with pytest.raises(AnalysisInputError) as info:
+        run(str(alien.root))
+    assert _one_line(info) == (f"store {alien.root} has no results yet (its 1 stored rows are not "
+                               f"trials of its spec; `insitu verify {alien.root}` quarantines their parts)")
 
 
 def test_output_path_that_is_a_file(classify_store, tmp_path):
