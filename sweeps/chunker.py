@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from sweeps.experiments import Experiment
+from sweeps.registry import Experiment
 from sweeps.runner import group_key, trial_columns
 from sweeps.trials import Trial
 

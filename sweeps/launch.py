@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Sequence, TextIO
 
 from sweeps.exceptions import StoreError
-from sweeps.experiments import Experiment, get_experiment
+from sweeps.registry import Experiment, get_experiment
 from sweeps.interrupts import interrupts_deferred, interrupts_raise
 from sweeps.launch_input import check_backend_input, pool_size, ray_address
 from sweeps.progress import Progress, format_duration

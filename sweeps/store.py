@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeps.exceptions import StoreError
-from sweeps.experiments import Experiment
+from sweeps.registry import Experiment
 from sweeps.fsutil import file_sha256, pathconf, read_only, write_text_atomic
 from sweeps.lock import StoreLock
 from sweeps.manifest import (append_manifest, columns_text, new_entry, read_manifest,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from analysis.load import IDENTITY_COLUMNS
-from sweeps.experiments import RESERVED_COLUMNS, get_experiment
+from sweeps.registry import RESERVED_COLUMNS, get_experiment
 from sweeps.schema import FIXED_COLUMNS, PARAM_ARROW_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent

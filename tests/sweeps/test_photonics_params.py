@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweeps.experiments import get_experiment
-from sweeps.experiments_photonics import classify_lr, error_model, run_gradient
+from sweeps.registry import get_experiment
+from sweeps.experiments import classify_lr, error_model, run_gradient
 
 
 def _params(name, **overrides):
@@ -48,8 +48,8 @@ def test_every_error_model_field_is_a_parameter_of_both_experiments():
     from dataclasses import fields
 
     from photonics import ErrorModel
-    from sweeps.experiments import get_experiment
-    from sweeps.experiments_photonics import error_model
+    from sweeps.registry import get_experiment
+    from sweeps.experiments import error_model
 
     names = {f.name for f in fields(ErrorModel)}
     for experiment in ("classify", "gradient"):
