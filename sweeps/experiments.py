@@ -8,7 +8,9 @@ phases, the minibatch order and the calibration (they derive from the trial seed
 
 ``gradient`` measures the gradient error ``1 - cos(measured, exact device gradient)`` of
 each protocol over random inputs (random labels, cross-entropy with logits of order one) on
-one sampled device: cheap enough for dense error grids.
+one sampled device: cheap enough for dense error grids. Its physics (inputs, streams,
+measurements) is :func:`photonics.insitu.protocol_gradient_errors`; this module maps
+parameters to the network and the results to rows.
 
 Conventions for integer switches: ``dac_bits = 0`` is a continuous DAC, ``depth = 0`` the
 topology's natural depth, ``n_layers = 0`` and ``logit_scale = 0`` the task's recipe.
@@ -23,8 +25,8 @@ import numpy as np
 from photonics import ErrorModel
 from photonics.datasets import FEATURE_NORMS, TASKS, load_task
 from photonics.errors import IO_PLACEMENTS
-from photonics.network import build_network, exact_gradient, sample_devices
-from photonics.insitu import gradient_error, measure_gradient
+from photonics.insitu import protocol_gradient_errors
+from photonics.network import build_network
 from photonics.protocols import LAUNCHES
 from photonics.training import MODES, TrainConfig, default_network, train_ensemble
 from sweeps.registry import Param, register
@@ -257,40 +259,25 @@ CLASSIFY_PARAMS = (
 
 
 def run_gradient(params: dict, trial_seed: int, cache: dict) -> list[dict]:
-    n = params["n_ports"]
+    """Rows of one ``gradient`` trial: the network its parameters describe, measured by
+    :func:`photonics.insitu.protocol_gradient_errors` from a generator of the trial seed."""
     # Logits of order one (logit scale = 1 / input power): a saturated softmax would make the
     # true gradient of confidently classified inputs vanish and its direction meaningless.
-    net = build_network(n, params["n_layers"] or 1, 2, params["topology"], params["depth"] or None, "grouped",
-                        1.0 / params["input_power"])
+    net = build_network(params["n_ports"], params["n_layers"] or 1, 2, params["topology"], params["depth"] or None,
+                        "grouped", 1.0 / params["input_power"])
     protocols = _modes(params["modes"], GRADIENT_PROTOCOLS)
-    streams = np.random.SeedSequence(trial_seed).spawn(2 + len(protocols))
-    device_rng, input_rng = (np.random.default_rng(s) for s in streams[:2])
-    devices = sample_devices(net, error_model(params), device_rng)
-    params_vec = net.init_params(device_rng)
-    batch, repeats = params["batch_size"], params["n_repeats"]
-    inputs = []
-    for _ in range(repeats):
-        x = input_rng.standard_normal((batch, n)) + 1j * input_rng.standard_normal((batch, n))
-        x *= np.sqrt(params["input_power"]) / np.linalg.norm(x, axis=1, keepdims=True)
-        inputs.append((x, input_rng.integers(0, 2, batch)))
-    truths = [exact_gradient(net, params_vec, x, labels, devices)[1] for x, labels in inputs]
-    rows = []
-    for index, protocol in enumerate(protocols):
-        noise_rng = np.random.default_rng(streams[2 + index])
-        errs = np.array([
-            gradient_error(measure_gradient(net, params_vec, x, labels, devices, protocol, noise_rng,
-                                            launch=params["launch"]).grad, true)
-            for (x, labels), true in zip(inputs, truths)
-        ])
-        rows.append({
-            "mode": protocol,
-            "grad_error_mean": float(errs.mean()),
-            "grad_error_median": float(np.median(errs)),
-            "grad_error_std": float(errs.std(ddof=1)) if repeats > 1 else float("nan"),
-            "grad_norm_true": float(np.mean([np.linalg.norm(t) for t in truths])),
-            "grad_errors": errs.tolist(),
-        })
-    return rows
+    repeats = params["n_repeats"]
+    study = protocol_gradient_errors(net, error_model(params), np.random.default_rng(trial_seed), protocols,
+                                     repeats, params["batch_size"], params["input_power"], params["launch"])
+    grad_norm_true = float(np.mean(study.true_norms))
+    return [{
+        "mode": protocol,
+        "grad_error_mean": float(errs.mean()),
+        "grad_error_median": float(np.median(errs)),
+        "grad_error_std": float(errs.std(ddof=1)) if repeats > 1 else float("nan"),
+        "grad_norm_true": grad_norm_true,
+        "grad_errors": errs.tolist(),
+    } for protocol, errs in zip(protocols, study.errors)]
 
 
 GRADIENT_PARAMS = (
