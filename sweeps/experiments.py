@@ -24,7 +24,6 @@ import numpy as np
 
 from photonics import ErrorModel
 from photonics.datasets import FEATURE_NORMS, TASKS, load_task
-from photonics.errors import IO_PLACEMENTS
 from photonics.insitu import protocol_gradient_errors
 from photonics.network import build_network
 from photonics.protocols import LAUNCHES
@@ -38,24 +37,18 @@ CLASSIFY_VERSION = "4"
 GRADIENT_VERSION = "4"
 GRADIENT_PROTOCOLS = ("three_pass", "analog")
 
-ERROR_PARAMS = (
-    Param("bs_error", "float", 0.0, low=0.0, high=0.785, doc="coupler splitting error std (rad)"),
-    Param("loss_db", "float", 0.0, low=0.0, high=10.0, doc="insertion loss per MZI (dB)"),
-    Param("loss_imbalance_db", "float", 0.0, low=0.0, high=10.0, doc="per-arm extra loss scale (dB)"),
-    Param("phase_error", "float", 0.0, low=0.0, high=6.3, doc="static phase offset std (rad)"),
-    Param("crosstalk", "float", 0.0, low=0.0, high=0.3,
-          doc="thermal crosstalk coefficient (<= 0.3: beyond, I + kappa A can turn updates uphill)"),
-    Param("dac_bits", "int", 0, low=0, high=32, doc="phase DAC bits (0 = continuous)"),
-    Param("tap_noise", "float", 0.0, low=0.0, high=10.0, doc="relative tap detector noise"),
-    Param("io_amp_error", "float", 0.0, low=0.0, high=1.0, doc="I/O amplitude error std"),
-    Param("io_phase_error", "float", 0.0, low=0.0, high=6.3, doc="I/O phase error std (rad)"),
-    Param("tap_fraction", "float", 0.0, low=0.0, high=0.5, doc="power share removed by each tap"),
-    Param("loss_std_db", "float", 0.0, low=0.0, high=10.0,
-          doc="the paper's zero-mean loss variation std (dB) on theta and phi arms"),
-    Param("idle_loss_db", "float", 0.0, low=0.0, high=10.0, doc="loss of each idle waveguide position (dB)"),
-    Param("io_placement", "str", "generate_and_read", choices=IO_PLACEMENTS,
-          doc="I/O error on generated vectors and reads, or on reads only (the paper's code)"),
-)
+def _error_param(f) -> Param:
+    """The sweep parameter of an :class:`ErrorModel` field, from the field's metadata
+    (``photonics.errors._sweepable``); a ``None`` default is written as ``none_as``."""
+    meta = f.metadata
+    default = meta["none_as"] if f.default is None else f.default
+    return Param(f.name, _KINDS[type(default)], default, low=meta.get("low"), high=meta.get("high"),
+                 choices=meta.get("choices"), doc=meta["doc"])
+
+
+_KINDS = {float: "float", int: "int", str: "str", bool: "bool"}
+# One parameter per ErrorModel field, in field order.
+ERROR_PARAMS = tuple(_error_param(f) for f in fields(ErrorModel))
 
 LAUNCH_PARAM = Param("launch", "str", "per_example", choices=LAUNCHES,
                      doc="launch scheme of measured gradients: per_example, balanced, cotangent")
@@ -70,9 +63,13 @@ MESH_PARAMS = (
 
 def error_model(params: dict) -> ErrorModel:
     """The :class:`ErrorModel` of a parameter dict: every field is a declared parameter of
-    the same name (``dac_bits = 0`` is a continuous DAC)."""
-    values = {f.name: params[f.name] for f in fields(ErrorModel)}
-    values["dac_bits"] = values["dac_bits"] or None
+    the same name; a field's ``none_as`` value means ``None`` (``dac_bits = 0`` is a
+    continuous DAC)."""
+    values = {}
+    for f in fields(ErrorModel):
+        value = params[f.name]
+        none_as = f.metadata.get("none_as")
+        values[f.name] = None if none_as is not None and value == none_as else value
     return ErrorModel(**values)
 
 
