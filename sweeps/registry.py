@@ -24,13 +24,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from sweeps.schema import FIXED_COLUMNS
+
 PARAM_TYPES = ("float", "int", "str", "bool")
 
 # Columns every row carries (docs/store.md); no parameter or metric may take these names.
-RESERVED_COLUMNS = frozenset(
-    {"key", "trial_seed", "seed", "experiment", "experiment_version", "launch_id",
-     "status", "error", "mode", "elapsed_s"}
-)
+RESERVED_COLUMNS = frozenset(name for name, _ in FIXED_COLUMNS)
 
 # Modules that register experiments when imported. A module that does not exist (yet) is
 # skipped; any other import failure inside it propagates.
