@@ -79,7 +79,6 @@ def apply_where(store: LoadedStore, where: str | None) -> LoadedStore:
         errors = store.errors.query(where) if len(store.errors) else store.errors
     except Exception:  # noqa: BLE001 - error rows lack metric columns; keep them all
         errors = store.errors
-    rows.attrs.update(store.rows.attrs)
     return dataclasses.replace(store, rows=rows.reset_index(drop=True),
                                errors=errors.reset_index(drop=True))
 
@@ -99,7 +98,7 @@ def _query(frame: pd.DataFrame, where: str, store: LoadedStore) -> pd.DataFrame:
 
 def _metric(store: LoadedStore, metric: str | None) -> str:
     if metric is None:
-        return default_metric(store.rows, store.meta.get("experiment"))
+        return default_metric(store.rows, store.params, store.meta.get("experiment"))
     known = metric_columns(store.rows, store.params)
     if metric not in known:
         raise AnalysisInputError(f"unknown metric {metric!r}; this store's metrics are: {', '.join(known)}")
@@ -220,8 +219,10 @@ def summary_command(
         metric_name = None
     else:
         metric_name = _metric(store, metric)
-        table = summarize(store.rows, by=axes, metrics=[metric_name], pool=pool, drop=True).drop(columns="metric")
-        gaps = gap_summary(store.rows, metric_name, by=table.attrs["by"], pool=pool)
+        params = list(store.params)
+        table = summarize(store.rows, by=axes, metrics=[metric_name], pool=pool, drop=True,
+                          params=params).drop(columns="metric")
+        gaps = gap_summary(store.rows, metric_name, by=table.attrs["by"], pool=pool, params=params)
     pooled = table.attrs["pooled"] if table is not None else []
     by_axes = table.attrs["by"] if table is not None else []
     pooled_line = pooled_text(store.rows, pooled)
@@ -325,7 +326,7 @@ def tolerance_command(
     pool = _check_axes(store, pool, "axis to pool")
     metric = _metric(store, metric)
     table = tolerance(store.rows, axis, drop, metric, relative=relative, pool=pool,
-                      n_resamples=n_resamples)
+                      n_resamples=n_resamples, params=list(store.params))
     by = table.attrs["by"]
     written = []
     if figure is not None:

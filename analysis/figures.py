@@ -1,7 +1,9 @@
 """Figures of a store's results, drawn with seaborn on matplotlib's Agg canvas.
 
 Each public function takes a tidy DataFrame (rows as :func:`analysis.load.load` returns
-them) plus the names of the axes to show, and returns a :class:`matplotlib.figure.Figure`;
+them), the rows' declared parameters (``params=``: ``LoadedStore.params`` or
+:func:`analysis.load.load_params`, the axes that may vary) and the names of the axes to
+show, and returns a :class:`matplotlib.figure.Figure`;
 :func:`save_figure` writes it as PNG and PDF. Figures are built on a ``Figure`` with an Agg
 canvas attached, never through ``pyplot``, so no global figure registry grows and no
 interactive backend is needed (a notebook still displays the returned figure).
@@ -37,7 +39,7 @@ from matplotlib.figure import Figure
 from analysis.exceptions import AnalysisInputError
 from analysis.grouping import has_items, per_seed
 from analysis.labels import MODE_ORDER, label
-from analysis.summary import EXACT_BELOW, gap_summary, is_log_metric, seed_statistics
+from analysis.summary import EXACT_BELOW, default_metric, gap_summary, is_log_metric, seed_statistics
 
 # The parts the figures are built from; MODE_COLORS and mode_palette are public here too.
 from analysis.figure_parts import (
@@ -88,21 +90,25 @@ def metric_vs_axis(
     x: str,
     facet: str | None = None,
     row: str | None = None,
-    metric: str = "test_accuracy",
+    metric: str | None = None,
     log_x: bool | None = None,
     pool: Sequence[str] = (),
+    *,
+    params: Sequence[str],
 ) -> Figure:
-    """A metric against one parameter, one line per mode with 95 % t bands over seeds.
+    """A metric (default: the headline metric) against one parameter, one line per mode
+    with 95 % t bands over seeds.
 
     Panels: one per value of ``facet`` (wrapped at :data:`MAX_COLUMNS`) and one row per
     value of ``row`` (both optional). Every other axis that varies must be named in ``pool``;
     it is then averaged per seed and named in the title.
     """
+    metric = metric or default_metric(frame, params)
     _require(frame, [x, facet, row, metric, "mode"])
     data = frame[frame[metric].notna()]
     if not len(data):
         raise AnalysisInputError(f"metric {metric!r} has no values to plot")
-    pooled = _grouping(data, _shown(x, facet, row), pool, "this figure")
+    pooled = _grouping(data, params, _shown(x, facet, row), pool, "this figure")
     log = is_log_metric(metric)
     fig, axes, stats = _facet_lines(data, x, metric, facet, row, log=log)
     for ax in axes:
@@ -115,17 +121,20 @@ def metric_vs_axis(
 
 
 @_styled
-def metric_by_mode(frame: pd.DataFrame, metric: str = "test_accuracy", facet: str | None = None,
-                   log_y: bool | None = None, pool: Sequence[str] = ()) -> Figure:
-    """Mean of a metric per mode with a 95 % t interval: the figure when no numeric axis varies.
+def metric_by_mode(frame: pd.DataFrame, metric: str | None = None, facet: str | None = None,
+                   log_y: bool | None = None, pool: Sequence[str] = (), *,
+                   params: Sequence[str]) -> Figure:
+    """Mean of a metric (default: the headline metric) per mode with a 95 % t interval: the
+    figure when no numeric axis varies.
 
     One dot per seed; gradient errors (or ``log_y``) on a log scale with geometric means.
     """
+    metric = metric or default_metric(frame, params)
     _require(frame, [metric, facet, "mode"])
     data = frame[frame[metric].notna()]
     if not len(data):
         raise AnalysisInputError(f"metric {metric!r} has no values to plot")
-    pooled = _grouping(data, _shown(facet), pool, "this figure")
+    pooled = _grouping(data, params, _shown(facet), pool, "this figure")
     log = is_log_metric(metric) if log_y is None else log_y
     modes, colors = mode_palette(data["mode"].dropna().unique())
     keys = [*_shown(facet), "mode"]
@@ -168,23 +177,27 @@ def gap_heatmap(
     frame: pd.DataFrame,
     x: str,
     y: str | None = None,
-    metric: str = "test_accuracy",
+    metric: str | None = None,
     mode: str = "insitu",
     reference: str = "digital",
     facet: str | None = None,
     pool: Sequence[str] = (),
+    *,
+    params: Sequence[str],
 ) -> Figure:
-    """Mean paired gap ``metric[mode] − metric[reference]`` over two axes (cells annotated).
+    """Mean paired gap ``metric[mode] − metric[reference]`` over two axes (cells annotated);
+    ``metric`` defaults to the headline metric.
 
     The gap is taken per trial (same grid point and seed) and averaged over seeds; ``y`` may
     be None for a single row, ``facet`` gives one heatmap per value (wrapped at
     :data:`MAX_COLUMNS`). Other varying axes must be in ``pool`` (named in the title).
     Diverging colours centred on zero: blue where ``mode`` wins.
     """
+    metric = metric or default_metric(frame, params)
     _require(frame, [x, y, facet, metric, "mode"])
     shown = _shown(x, y, facet)
-    pooled = _grouping(frame, shown, pool, "this figure")
-    gaps = gap_summary(frame, metric, by=shown, comparisons=[(mode, reference)], pool=pooled)
+    pooled = _grouping(frame, params, shown, pool, "this figure")
+    gaps = gap_summary(frame, metric, by=shown, comparisons=[(mode, reference)], pool=pooled, params=params)
     if not len(gaps):
         raise AnalysisInputError(f"no paired {mode}/{reference} trials with {metric!r} to compare")
     y_name = y if y is not None else "_row"
@@ -234,6 +247,8 @@ def gradient_error(
     log_x: bool | None = None,
     row: str | None = None,
     pool: Sequence[str] = (),
+    *,
+    params: Sequence[str],
 ) -> Figure:
     """Gradient error ``1 − cos`` against a parameter per protocol (``mode``), log axes.
 
@@ -245,7 +260,7 @@ def gradient_error(
     data = frame[np.isfinite(pd.to_numeric(frame[metric], errors="coerce"))]
     if not len(data):
         raise AnalysisInputError(f"metric {metric!r} has no finite values to plot")
-    pooled = _grouping(data, _shown(x, facet, row), pool, "this figure")
+    pooled = _grouping(data, params, _shown(x, facet, row), pool, "this figure")
     fig, axes, stats = _facet_lines(data, x, metric, facet, row, log=True)
     for ax in axes:
         if (stats["mean"] > 0).any():
@@ -280,6 +295,8 @@ def learning_curves(
     log_y: bool = False,
     row: str | None = None,
     pool: Sequence[str] = (),
+    *,
+    params: Sequence[str],
 ) -> Figure:
     """Test error (1 − accuracy) against epoch per mode, one panel per level of a noise axis.
 
@@ -289,7 +306,7 @@ def learning_curves(
     ``metric``, exploded to long form.
     """
     _require(frame, [noise_axis, row, metric, "epoch", "mode"])
-    pooled = _grouping(frame, _shown(noise_axis, row), pool, "this figure")
+    pooled = _grouping(frame, params, _shown(noise_axis, row), pool, "this figure")
     long = _explode_curves(frame, metric, [*_shown(noise_axis, row), *pooled])
     if not len(long):
         raise AnalysisInputError(f"no learning curves ({metric!r} with 'epoch') in these rows")
@@ -314,13 +331,15 @@ def decision_boundaries(
     seed: int | None = None,
     modes: Sequence[str] | None = None,
     where: dict | None = None,
+    *,
+    params: Sequence[str],
 ) -> Figure:
     """Decision boundaries of 2-D tasks with their test points, one panel per (task, mode).
 
     Uses the stored probability grids (``grid_prob`` row-major over (x2, x1) on the axes
     ``grid_x1``, ``grid_x2``) of one seed (default: the smallest with a grid). ``where``
-    fixes other axes (``{axis: value}``); an axis that still varies is fixed at its first
-    value. The title names the seed and every value so fixed (the grid point shown). The
+    fixes other axes (``{axis: value}``); a declared parameter (``params``) that still
+    varies is fixed at its first value. The title names the seed and every value so fixed (the grid point shown). The
     black line is P(class 1) = 0.5; panel titles give the row's test accuracy.
     """
     _require(frame, ["grid_prob", "grid_x1", "grid_x2", "mode"])
@@ -336,8 +355,7 @@ def decision_boundaries(
     data = data[data["seed"] == seed]
     if not len(data):
         raise AnalysisInputError(f"no decision-boundary grids for seed {seed}")
-    params = [p for p in (frame.attrs.get("params") or []) if p in data.columns and p != "task"]
-    for name in params:
+    for name in [p for p in params if p in data.columns and p != "task"]:
         if name not in fixed and data[name].nunique(dropna=False) > 1:
             fixed[name] = _levels(data, name)[0]
             data = data[data[name] == fixed[name]]

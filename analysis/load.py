@@ -61,6 +61,7 @@ __all__ = [
     "IDENTITY_COLUMNS",
     "load",
     "load_errors",
+    "load_params",
     "load_spec",
     "load_store_meta",
     "part_files",
@@ -180,6 +181,12 @@ def load_store_meta(store_dir: str | Path) -> dict:
             f"unsupported store format {meta.get('format')!r} in {path} (this version reads format 1)"
         )
     return meta
+
+
+def load_params(store_dir: str | Path) -> list[str]:
+    """The declared parameter names of a store (``store.json``), in declaration order: the
+    axes that tables and figures may group by or must pool (their ``params=`` argument)."""
+    return list(load_store_meta(store_dir).get("params") or {})
 
 
 def load_spec(store_dir: str | Path) -> dict:
@@ -345,7 +352,6 @@ def read_store(
     files = _parts(path)
     if not files:
         empty = _empty_frame(meta, columns)
-        empty.attrs["params"] = list((meta.get("params") or {}).keys())
         return LoadedStore(path, spec, meta, empty, empty.copy(), 0, 0, order)
 
     schema = _unified_schema(files)
@@ -406,8 +412,6 @@ def read_store(
     ok = ok.fillna(False).astype(bool)
     rows = frame[ok].reset_index(drop=True)
     errors = frame[~ok].reset_index(drop=True)
-    for part in (rows, errors):
-        part.attrs["params"] = list((meta.get("params") or {}).keys())
     return LoadedStore(path, spec, meta, rows, errors, len(files), n_superseded, order,
                        n_foreign)
 
@@ -470,8 +474,9 @@ def load(
 
     With ``include_errors`` the error rows are appended (``status`` tells them apart).
     ``DataFrame.attrs`` carries the counts a reader should not lose sight of:
-    ``n_error_rows``, ``n_error_trials``, ``n_superseded`` and ``n_parts``, and ``params``
-    (the declared parameter names, which :mod:`analysis.summary` groups by by default).
+    ``n_error_rows``, ``n_error_trials``, ``n_superseded``, ``n_foreign`` and ``n_parts``.
+    The declared parameters, which tables and figures need (``params=``), come from
+    :func:`load_params` or :attr:`LoadedStore.params`, never from the frame.
     """
     store = read_store(store_dir, columns=columns, filters=filters)
     frame = store.rows
@@ -479,7 +484,6 @@ def load(
         frame = pd.concat([store.rows, store.errors], ignore_index=True) if len(frame) else store.errors
     frame = frame.copy()
     frame.attrs.update(
-        params=list(store.params),
         n_error_rows=len(store.errors),
         n_error_trials=store.n_trials_error,
         n_superseded=store.n_superseded,

@@ -92,10 +92,14 @@ def tolerance(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
+    *,
+    params: Sequence[str],
 ) -> pd.DataFrame:
     """Tolerance of every mode along ``axis``, per combination of the other varying axes.
 
-    See the module docstring for the definition. ``by`` (default: every other axis that
+    See the module docstring for the definition. ``params`` are the rows' declared
+    parameters (``LoadedStore.params``, :func:`analysis.load.load_params`); ``metric``
+    defaults to the headline metric (:func:`analysis.summary.default_metric`). ``by`` (default: every other axis that
     varies) and ``pool`` follow :func:`analysis.grouping.resolve_grouping`: nothing is pooled
     unless named, and pooled axes are averaged per seed first. Returns one row per group and
     mode: ``*by, mode, metric, axis, drop, relative, baseline`` (mean at the error-free
@@ -118,10 +122,10 @@ def tolerance(
         raise AnalysisInputError(f"drop must be positive{' and below 1 when relative' if relative else ''}, got {drop}")
     if n_resamples < 1:
         raise AnalysisInputError(f"n_resamples must be positive, got {n_resamples}")
-    metric = metric or default_metric(frame)
+    metric = metric or default_metric(frame, params)
     if metric not in frame.columns:
         raise AnalysisInputError(f"unknown metric {metric!r} for the tolerance")
-    by, pooled = resolve_grouping(frame, by, pool, exclude=[axis], what="the tolerance table")
+    by, pooled = resolve_grouping(frame, params, by, pool, exclude=[axis], what="the tolerance table")
     keys = [*by, axis, "mode"]
     check_replicates(frame, keys, pooled)
     seeds_table = per_seed(frame, keys, [metric])
