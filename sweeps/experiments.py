@@ -1,6 +1,6 @@
 """The physics experiments of a sweep: ``classify`` and ``gradient``.
 
-``classify`` trains the requested modes (``photonics.training.MODES``: ``digital``,
+``classify`` trains the requested modes (``photonics.modes.MODES``: ``digital``,
 ``insitu``, ``analog``, ``calibrated``, ``corrected``, ``pat``, ``spsa``) of one network on one
 sampled device and returns one row per mode with final metrics, per-epoch curves and, for
 2-D tasks, a decision-boundary grid. All modes of a trial share the device, the initial
@@ -27,7 +27,8 @@ from photonics.datasets import FEATURE_NORMS, TASKS, load_task
 from photonics.insitu import protocol_gradient_errors
 from photonics.network import build_network
 from photonics.protocols import LAUNCHES
-from photonics.training import MODES, TrainConfig, default_network, train_ensemble
+from photonics.modes import MODES
+from photonics.training import TrainConfig, default_network, train_ensemble
 from sweeps.registry import Param, register
 
 # classify 4: training modes of the baselines (3) and the restructured measurement with

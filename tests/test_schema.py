@@ -78,7 +78,7 @@ def test_analysis_knows_every_error_axis_and_training_mode():
 
     from analysis.labels import ERROR_AXES, LABELS, MODE_ORDER
     from photonics.errors import ErrorModel
-    from photonics.training import MODES
+    from photonics.modes import MODES
 
     magnitudes = [f.name for f in fields(ErrorModel) if f.metadata.get("choices") is None]  # not a choice
     # the error axes are the error model's magnitudes and the calibration's error, no more
