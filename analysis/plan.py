@@ -36,7 +36,7 @@ from analysis.labels import ERROR_AXES, label, order_axes
 from analysis.exceptions import AnalysisInputError
 from analysis.load import LoadedStore
 from analysis.grouping import has_items, has_values, pooled_text, value_text
-from analysis.summary import default_comparisons, default_metric, is_log_metric
+from analysis.summary import DEFAULT_METRICS, default_comparisons, default_metric, is_log_metric
 from analysis.tolerance import tolerance
 
 # The drop (in the metric's units) of the tolerance figure: 5 points of accuracy.
@@ -98,10 +98,12 @@ class _Choice:
 
     @property
     def gap_metric(self) -> str | None:
-        """The metric of paired gaps and tolerances (accuracy when the headline is a log metric)."""
+        """The metric of paired gaps and tolerances: the headline, or, when that is a log
+        metric, classify's headline (accuracy) if the rows hold it."""
         if not is_log_metric(self.metric):
             return self.metric
-        return "test_accuracy" if "test_accuracy" in self.rows.columns else None
+        accuracy = DEFAULT_METRICS["classify"]
+        return accuracy if accuracy in self.rows.columns else None
 
 
 def plan_figures(store: LoadedStore, metric: str | None = None,
