@@ -87,8 +87,9 @@ class ErrorModel:
             and every read amplitude) or ``"read"`` (read amplitudes only).
 
     Each field's metadata is what a sweep declares its parameter from (``sweeps.experiments``
-    derives ``ERROR_PARAMS`` from it, see :func:`_sweepable`), so the error parameters are
-    listed here only.
+    derives ``ERROR_PARAMS`` from it), so the error parameters are listed here only: ``doc``
+    (one line with the unit), ``low``/``high`` (the sweep's inclusive range of a number) or
+    ``choices`` (of a string), and ``none_as`` (the number a spec writes for ``None``).
     """
 
     bs_error: float = _sweepable(0.0, "coupler splitting error std (rad)", high=0.785)

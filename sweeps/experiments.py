@@ -25,9 +25,9 @@ import numpy as np
 from photonics import ErrorModel
 from photonics.datasets import FEATURE_NORMS, TASKS, load_task
 from photonics.insitu import protocol_gradient_errors
+from photonics.modes import MODES
 from photonics.network import build_network
 from photonics.protocols import LAUNCHES
-from photonics.modes import MODES
 from photonics.training import TrainConfig, default_network, train_ensemble
 from sweeps.registry import Param, register
 
@@ -38,9 +38,11 @@ CLASSIFY_VERSION = "4"
 GRADIENT_VERSION = "4"
 GRADIENT_PROTOCOLS = ("three_pass", "analog")
 
+
 def _error_param(f) -> Param:
     """The sweep parameter of an :class:`ErrorModel` field, from the field's metadata
-    (``photonics.errors._sweepable``); a ``None`` default is written as ``none_as``."""
+    (``doc``, ``low``/``high`` or ``choices``, ``none_as``: see :class:`ErrorModel`); a
+    ``None`` default is written as ``none_as``."""
     meta = f.metadata
     default = meta["none_as"] if f.default is None else f.default
     return Param(f.name, _KINDS[type(default)], default, low=meta.get("low"), high=meta.get("high"),
