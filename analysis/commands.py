@@ -52,7 +52,7 @@ from analysis.summary import (
     summarize,
     to_markdown,
 )
-from analysis.tolerance import tolerance, tolerance_header, tolerance_text
+from analysis.tolerance import tolerance, tolerance_axes, tolerance_header, tolerance_text
 
 __all__ = ["FORMATS", "apply_where", "figures_command", "report_command", "summary_command", "tolerance_command"]
 
@@ -177,7 +177,7 @@ def summary_command(
 
 
 def _tolerance_display(table: pd.DataFrame) -> pd.DataFrame:
-    by = table.attrs.get("by", [])
+    by = tolerance_axes(table)
     texts = [tolerance_text(r) for _, r in table.iterrows()]
     axis = table["axis"].iloc[0]
     unit = label(axis)
@@ -219,7 +219,7 @@ def tolerance_command(
     metric = check_metric(store, metric)
     table = tolerance(store.rows, axis, drop, metric, relative=relative, pool=pool,
                       n_resamples=n_resamples, params=list(store.params))
-    by = table.attrs["by"]
+    by = tolerance_axes(table)
     written = []
     if figure is not None:
         fig_x = against if against is not None else (by[0] if by else None)

@@ -39,6 +39,7 @@ from analysis.exceptions import AnalysisInputError
 from analysis.grouping import per_seed
 from analysis.labels import MODE_ORDER, label
 from analysis.summary import EXACT_BELOW, default_metric, gap_summary, is_log_metric, seed_statistics
+from analysis.tolerance import tolerance_axes
 
 # The parts the figures are built from; MODE_COLORS and mode_palette are public here too.
 from analysis.figure_parts import (
@@ -290,7 +291,7 @@ def tolerance_vs_axis(table: pd.DataFrame, x: str, facet: str | None = None,
     for name in _shown(x, facet):
         if name not in table.columns:
             raise AnalysisInputError(f"unknown axis {name!r} for the tolerance figure")
-    others = [b for b in table.attrs.get("by", []) if b not in (x, facet) and table[b].nunique() > 1]
+    others = [b for b in tolerance_axes(table) if b not in (x, facet) and table[b].nunique() > 1]
     if others:
         raise AnalysisInputError(
             f"the tolerance table varies in {others[0]!r} too; facet by it or filter it")

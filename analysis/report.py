@@ -27,7 +27,7 @@ from analysis.grouping import pooled_text, value_text
 from analysis.load import LoadedStore
 from analysis.plan import TOLERANCE_DROP, FigurePlan
 from analysis.summary import default_metric, gap_summary, is_log_metric, summarize
-from analysis.tolerance import tolerance, tolerance_header, tolerance_text
+from analysis.tolerance import tolerance, tolerance_axes, tolerance_header, tolerance_text
 
 __all__ = ["render_report"]
 
@@ -179,7 +179,7 @@ def _spec_toml(store: LoadedStore) -> str:
 
 def _tolerance_table(rows: pd.DataFrame, params: list[str], axis: str, metric: str, pool) -> tuple[str, pd.DataFrame]:
     table = tolerance(rows, axis, TOLERANCE_DROP, metric, pool=pool, params=params)
-    by = table.attrs["by"]
+    by = tolerance_axes(table)
 
     def cell(r):
         tol, ci = tolerance_text(r)

@@ -33,12 +33,19 @@ from analysis.exceptions import AnalysisInputError
 from analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
 from analysis.summary import default_metric
 
-__all__ = ["TOLERANCE_COLUMNS", "crossing", "tolerance", "tolerance_header", "tolerance_text"]
+__all__ = ["TOLERANCE_COLUMNS", "crossing", "tolerance", "tolerance_axes", "tolerance_header", "tolerance_text"]
 
 TOLERANCE_COLUMNS = [
     "mode", "metric", "axis", "drop", "relative", "baseline", "threshold", "tolerance",
     "reached", "ci_low", "ci_high", "error_free", "largest", "n_seeds", "n_resamples",
 ]
+
+
+def tolerance_axes(table: pd.DataFrame) -> list[str]:
+    """The axes a tolerance table (:func:`tolerance`) is grouped by: its columns other than
+    :data:`TOLERANCE_COLUMNS`, read off the columns so that a filtered or rebuilt table
+    (which may have lost its ``attrs``) still says what it varies in."""
+    return [c for c in table.columns if c not in TOLERANCE_COLUMNS]
 
 
 def crossing(xs: np.ndarray, curves: np.ndarray, drop: float, relative: bool = False) -> np.ndarray:

@@ -173,3 +173,16 @@ def test_tolerance_figure_draws_points_and_not_reached_markers(make_store):
     assert all(y == pytest.approx(0.16) for l in beyond for y in l.get_ydata())
     assert ax.get_xlabel() == "mesh depth (MZI columns)"
     assert "falls 0.05 below its value at 0" in " ".join(fig.get_suptitle().split())
+
+
+def test_the_tolerance_figure_reads_the_grouping_off_the_columns(make_store):
+    """A tolerance table rebuilt by pandas (no attrs) still refuses to draw an axis that
+    varies but is neither x nor facet: the grouping is read from its columns."""
+    root = _linear_store(make_store, noise=0.0).root
+    table = tolerance(load(root), "bs_error", 0.05, params=load_params(root))
+    rebuilt = pd.concat([table.iloc[:2], table.iloc[2:]])
+    rebuilt.attrs.clear()
+    wide = rebuilt.assign(task=["a", "b"] * (len(rebuilt) // 2))  # one more axis that varies
+    with pytest.raises(AnalysisInputError, match="varies in 'task' too"):
+        tolerance_vs_axis(wide, "depth")
+    assert len(tolerance_vs_axis(rebuilt, "depth").axes) >= 1
