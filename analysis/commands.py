@@ -14,156 +14,47 @@ Shared options:
 * ``pool``: axes to average over (per seed), named wherever they are pooled. Without it
   every table and figure groups by every axis that varies.
 
-About 430 lines: the four entry points share their argument checks and output
-writing; each is short.
+Their shared input checks and writers are in :mod:`analysis.command_io`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import pathlib
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
+from analysis.command_io import (
+    FORMATS,
+    apply_where,
+    check_axes,
+    check_format,
+    check_metric,
+    open_store,
+    read_results,
+    records,
+    usable_dir,
+    usable_file,
+    write_text,
+)
 from analysis.labels import error_axes, error_free_value, label
 from analysis.exceptions import AnalysisInputError
 from analysis.figures import save_figure, tolerance_vs_axis
 from analysis.grouping import pooled_text, value_text
-from analysis.load import LoadedStore, read_store
 from analysis.outputs import record_output, stale_notices, store_state
 from analysis.plan import build_figures
 from analysis.report import render_report
 from analysis.summary import (
-    default_metric,
     format_table,
     gap_summary,
     is_log_metric,
-    metric_columns,
     summarize,
     to_markdown,
 )
-from analysis.tolerance import tolerance, tolerance_header, tolerance_text
+from analysis.tolerance import tolerance, tolerance_axes, tolerance_header, tolerance_text
 
 __all__ = ["FORMATS", "apply_where", "figures_command", "report_command", "summary_command", "tolerance_command"]
-
-FORMATS = ("text", "csv", "md", "json")
-
-
-def _read_results(store_dir: str) -> LoadedStore:
-    """The store, refused in one line when it holds no row that counts."""
-    store = read_store(store_dir)
-    if store.is_empty:
-        why = (f"its {store.n_foreign} stored rows are not trials of its spec; "
-               f"`insitu verify {store.path}` quarantines their parts") if store.n_foreign \
-            else "no rows in parts/"
-        raise AnalysisInputError(f"store {store.path} has no results yet ({why})")
-    return store
-
-
-def _open(store_dir: str, where: str | None = None) -> LoadedStore:
-    return apply_where(_read_results(store_dir), where)
-
-
-def apply_where(store: LoadedStore, where: str | None) -> LoadedStore:
-    """The store with its rows (and error rows) filtered by a pandas query expression."""
-    if where is None or not str(where).strip():
-        return store
-    rows = _query(store.rows, where, store)
-    if not len(rows):
-        raise AnalysisInputError(f"--where {where!r} selects no successful rows")
-    try:
-        errors = store.errors.query(where) if len(store.errors) else store.errors
-    except Exception:  # noqa: BLE001 - error rows lack metric columns; keep them all
-        errors = store.errors
-    rows.attrs.update(store.rows.attrs)
-    return dataclasses.replace(store, rows=rows.reset_index(drop=True),
-                               errors=errors.reset_index(drop=True))
-
-
-def _query(frame: pd.DataFrame, where: str, store: LoadedStore) -> pd.DataFrame:
-    if not len(frame):
-        return frame
-    try:
-        out = frame.query(where, local_dict={}, global_dict={})
-    except Exception as exc:  # noqa: BLE001 - any failure of the expression is bad input
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise AnalysisInputError(f"bad --where expression {where!r}: {detail}") from None
-    if not isinstance(out, pd.DataFrame):
-        raise AnalysisInputError(f"bad --where expression {where!r}: it does not select rows")
-    return out
-
-
-def _metric(store: LoadedStore, metric: str | None) -> str:
-    if metric is None:
-        return default_metric(store.rows, store.meta.get("experiment"))
-    known = metric_columns(store.rows, store.params)
-    if metric not in known:
-        raise AnalysisInputError(f"unknown metric {metric!r}; this store's metrics are: {', '.join(known)}")
-    return metric
-
-
-def _check_axes(store: LoadedStore, names: Sequence[str], what: str = "axis") -> list[str]:
-    known = [*store.params, "seed", "mode"]
-    for name in names:
-        if name not in known or name not in store.rows.columns:
-            raise AnalysisInputError(
-                f"unknown {what} {name!r}; this store's axes are: {', '.join(store.params)}"
-            )
-    return [b for b in dict.fromkeys(names) if b != "mode"]
-
-
-def _check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise AnalysisInputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    return fmt
-
-
-def _usable_dir(path: pathlib.Path) -> None:
-    if path.exists() and not path.is_dir():
-        raise AnalysisInputError(f"output directory is a file: {path}")
-    parent = next((p for p in [path, *path.parents] if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise AnalysisInputError(f"cannot create output directory under a file: {parent}")
-
-
-def _usable_file(path: pathlib.Path) -> None:
-    if path.is_dir():
-        raise AnalysisInputError(f"output file is a directory: {path}")
-    _usable_dir(path.parent)
-
-
-def _write_text(out: str | None, text: str) -> str:
-    """``text`` itself, or (with ``out``) write it there and return a line saying so."""
-    if out is None:
-        return text
-    path = pathlib.Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
-    return f"wrote {path}"
-
-
-def _json_value(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        v = float(value)
-        if math.isnan(v):
-            return None
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return v
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
-
-
-def _records(frame: pd.DataFrame) -> list[dict]:
-    return [{k: _json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-
 
 # ---------------------------------------------------------------------------------------
 # summary
@@ -206,12 +97,12 @@ def summary_command(
     tidy table), ``md`` (header line and tables) or ``json``. With ``out`` the result is
     written there and the returned text says so.
     """
-    _check_format(fmt)
-    store = _open(store_dir, where)
+    check_format(fmt)
+    store = open_store(store_dir, where)
     if out is not None:
-        _usable_file(pathlib.Path(out))
-    pool = _check_axes(store, pool, "axis to pool")
-    axes = None if by is None else _check_axes(store, by)
+        usable_file(pathlib.Path(out))
+    pool = check_axes(store, pool, "axis to pool")
+    axes = None if by is None else check_axes(store, by)
     meta, spec = store.meta, store.spec
     if not len(store.rows):
         if fmt != "text":
@@ -219,9 +110,11 @@ def summary_command(
         table = gaps = None
         metric_name = None
     else:
-        metric_name = _metric(store, metric)
-        table = summarize(store.rows, by=axes, metrics=[metric_name], pool=pool, drop=True).drop(columns="metric")
-        gaps = gap_summary(store.rows, metric_name, by=table.attrs["by"], pool=pool)
+        metric_name = check_metric(store, metric)
+        params = list(store.params)
+        table = summarize(store.rows, by=axes, metrics=[metric_name], pool=pool, drop=True,
+                          params=params).drop(columns="metric")
+        gaps = gap_summary(store.rows, metric_name, by=table.attrs["by"], pool=pool, params=params)
     pooled = table.attrs["pooled"] if table is not None else []
     by_axes = table.attrs["by"] if table is not None else []
     pooled_line = pooled_text(store.rows, pooled)
@@ -237,19 +130,19 @@ def summary_command(
         csv = table.assign(metric=metric_name)
         if pooled:
             csv = csv.assign(pooled_over=",".join(pooled))
-        return _write_text(out, csv.to_csv(index=False))
+        return write_text(out, csv.to_csv(index=False))
     if fmt == "json":
         doc = {"store": str(store.path), "experiment": meta.get("experiment"), "where": where,
                "metric": metric_name, "grouped_by": by_axes, "pooled_over": pooled,
-               "statistic": header, "rows": _records(table), "paired_gaps": _records(gaps)}
-        return _write_text(out, json.dumps(doc, indent=1))
+               "statistic": header, "rows": records(table), "paired_gaps": records(gaps)}
+        return write_text(out, json.dumps(doc, indent=1))
     if fmt == "md":
         text = ([f"rows where `{where}`", ""] if where else []) + [f"**{header}**", "", to_markdown(_display(table))]
         if len(gaps):
             text += [f"**paired gaps in {metric_name} (same grid point and seed), mean over seeds, "
                      f"95 % t interval{'; ' + pooled_line if pooled_line else ''}**", "",
                      to_markdown(gaps.drop(columns="metric"))]
-        return _write_text(out, "\n".join(text))
+        return write_text(out, "\n".join(text))
     lines = [
         f"store {store.path}: {spec.get('name', '')} ({meta.get('experiment', '')}, "
         f"version {meta.get('experiment_version', '')})",
@@ -276,7 +169,7 @@ def summary_command(
         lines += [f"  {t:>5} {r:>5}  {m}" for m, t, r in errors[["error", "trials", "rows"]].head(20).itertuples(index=False)]
         if len(errors) > 20:
             lines.append(f"  ... and {len(errors) - 20} more distinct messages")
-    return _write_text(out, "\n".join(lines))
+    return write_text(out, "\n".join(lines))
 
 
 # ---------------------------------------------------------------------------------------
@@ -284,7 +177,7 @@ def summary_command(
 
 
 def _tolerance_display(table: pd.DataFrame) -> pd.DataFrame:
-    by = table.attrs.get("by", [])
+    by = tolerance_axes(table)
     texts = [tolerance_text(r) for _, r in table.iterrows()]
     axis = table["axis"].iloc[0]
     unit = label(axis)
@@ -315,18 +208,18 @@ def tolerance_command(
     ``fmt`` as for :func:`summary_command`. With ``figure`` (a path stem) the tolerance is
     also drawn against ``against`` (default: the first other varying axis) as PNG and PDF.
     """
-    _check_format(fmt)
-    store = _open(store_dir, where)
+    check_format(fmt)
+    store = open_store(store_dir, where)
     if not len(store.rows):
         raise AnalysisInputError(f"store {store.path} has no successful rows")
     if out is not None:
-        _usable_file(pathlib.Path(out))
-    _check_axes(store, [axis])
-    pool = _check_axes(store, pool, "axis to pool")
-    metric = _metric(store, metric)
+        usable_file(pathlib.Path(out))
+    check_axes(store, [axis])
+    pool = check_axes(store, pool, "axis to pool")
+    metric = check_metric(store, metric)
     table = tolerance(store.rows, axis, drop, metric, relative=relative, pool=pool,
-                      n_resamples=n_resamples)
-    by = table.attrs["by"]
+                      n_resamples=n_resamples, params=list(store.params))
+    by = tolerance_axes(table)
     written = []
     if figure is not None:
         fig_x = against if against is not None else (by[0] if by else None)
@@ -336,7 +229,7 @@ def tolerance_command(
             raise AnalysisInputError(f"--against {fig_x!r} is not an axis the tolerance varies with "
                                      f"(those are: {', '.join(by) or 'none'})")
         stem = pathlib.Path(figure)
-        _usable_dir(stem.parent)
+        usable_dir(stem.parent)
         rest = [b for b in by if b != fig_x]
         facet = rest[0] if rest else None
         if len(rest) > 1:
@@ -349,7 +242,7 @@ def tolerance_command(
         text = table.to_csv(index=False)
     elif fmt == "json":
         text = json.dumps({"store": str(store.path), "where": where, "statistic": header,
-                           "pooled_over": table.attrs["pooled"], "rows": _records(table)}, indent=1)
+                           "pooled_over": table.attrs["pooled"], "rows": records(table)}, indent=1)
     elif fmt == "md":
         text = (f"rows where `{where}`\n\n" if where else "") + f"**{header}**\n\n" \
             + to_markdown(_tolerance_display(table))
@@ -357,7 +250,7 @@ def tolerance_command(
         text = header + "\n" + format_table(_tolerance_display(table))
         if where:
             text = f"rows where {where}\n" + text
-    result = _write_text(out, text)
+    result = write_text(out, text)
     if written:
         result += "\n" + "\n".join(f"wrote {p}" for p in written)
     return result
@@ -381,17 +274,17 @@ def figures_command(
     output is recorded (:mod:`analysis.outputs`); notices about other outputs that no
     longer match the store are appended to ``notices``.
     """
-    full = _read_results(store_dir)
+    full = read_results(store_dir)
     if not len(full.rows):
         raise AnalysisInputError(
             f"store {full.path} has no successful trials to plot "
             f"({full.n_trials_error} trials ended in an error; see `insitu summary`)"
         )
     store = apply_where(full, where)
-    metric = None if metric is None else _metric(store, metric)
-    pool = _check_axes(store, pool, "axis to pool")
+    metric = None if metric is None else check_metric(store, metric)
+    pool = check_axes(store, pool, "axis to pool")
     out = pathlib.Path(out_dir) if out_dir is not None else store.path / "figures"
-    _usable_dir(out)
+    usable_dir(out)
     built, _notes = build_figures(store, metric=metric, pool=pool)
     if notices is not None:
         notices += stale_notices(full, skip=("figures", out))
@@ -418,14 +311,14 @@ def report_command(
     An existing directory as ``out_path`` receives ``report.html`` inside it. Recorded and
     with notices as for :func:`figures_command`.
     """
-    full = _read_results(store_dir)
+    full = read_results(store_dir)
     store = apply_where(full, where) if len(full.rows) else full
-    metric = None if metric is None or not len(store.rows) else _metric(store, metric)
-    pool = _check_axes(store, pool, "axis to pool") if len(store.rows) else []
+    metric = None if metric is None or not len(store.rows) else check_metric(store, metric)
+    pool = check_axes(store, pool, "axis to pool") if len(store.rows) else []
     out = pathlib.Path(out_path) if out_path is not None else store.path / "report.html"
     if out.is_dir():
         out = out / "report.html"
-    _usable_dir(out.parent)
+    usable_dir(out.parent)
     built, notes = build_figures(store, metric=metric, pool=pool)
     page = render_report(store, built, notes, metric=metric, pool=pool, where=where)
     if notices is not None:

@@ -178,9 +178,10 @@ def _shown(*names) -> list[str]:
     return [n for n in dict.fromkeys(names) if n is not None]
 
 
-def _grouping(frame: pd.DataFrame, shown: Sequence[str], pool: Sequence[str], what: str):
-    """The pooled axes of a figure showing ``shown``; raises if it would pool silently."""
-    by, pooled = resolve_grouping(frame, list(shown), pool, what=what)
+def _grouping(frame: pd.DataFrame, params: Sequence[str], shown: Sequence[str], pool: Sequence[str], what: str):
+    """The pooled axes of a figure showing ``shown`` (``params``: the declared parameters);
+    raises if it would pool silently."""
+    by, pooled = resolve_grouping(frame, params, list(shown), pool, what=what)
     check_replicates(frame, [*by, "mode"], pooled)
     return pooled
 

@@ -1,7 +1,9 @@
 """Figures of a store's results, drawn with seaborn on matplotlib's Agg canvas.
 
 Each public function takes a tidy DataFrame (rows as :func:`analysis.load.load` returns
-them) plus the names of the axes to show, and returns a :class:`matplotlib.figure.Figure`;
+them), the rows' declared parameters (``params=``: ``LoadedStore.params`` or
+:func:`analysis.load.load_params`, the axes that may vary) and the names of the axes to
+show, and returns a :class:`matplotlib.figure.Figure`;
 :func:`save_figure` writes it as PNG and PDF. Figures are built on a ``Figure`` with an Agg
 canvas attached, never through ``pyplot``, so no global figure registry grows and no
 interactive backend is needed (a notebook still displays the returned figure).
@@ -24,7 +26,6 @@ Conventions shared by every figure, so that a reader can compare them:
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,9 +36,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from analysis.exceptions import AnalysisInputError
-from analysis.grouping import has_items, per_seed
+from analysis.grouping import per_seed
 from analysis.labels import MODE_ORDER, label
-from analysis.summary import EXACT_BELOW, gap_summary, is_log_metric, seed_statistics
+from analysis.summary import EXACT_BELOW, default_metric, gap_summary, is_log_metric, seed_statistics
+from analysis.tolerance import tolerance_axes
 
 # The parts the figures are built from; MODE_COLORS and mode_palette are public here too.
 from analysis.figure_parts import (
@@ -65,6 +67,9 @@ from analysis.figure_parts import (
     _stat_name,
 )
 
+# Figures of the arrays a trial stores (curves, probability grids), public here too.
+from analysis.array_figures import decision_boundaries, learning_curves
+
 __all__ = [
     "MODE_COLORS",
     "MODE_ORDER",
@@ -88,21 +93,25 @@ def metric_vs_axis(
     x: str,
     facet: str | None = None,
     row: str | None = None,
-    metric: str = "test_accuracy",
+    metric: str | None = None,
     log_x: bool | None = None,
     pool: Sequence[str] = (),
+    *,
+    params: Sequence[str],
 ) -> Figure:
-    """A metric against one parameter, one line per mode with 95 % t bands over seeds.
+    """A metric (default: the headline metric) against one parameter, one line per mode
+    with 95 % t bands over seeds.
 
     Panels: one per value of ``facet`` (wrapped at :data:`MAX_COLUMNS`) and one row per
     value of ``row`` (both optional). Every other axis that varies must be named in ``pool``;
     it is then averaged per seed and named in the title.
     """
+    metric = metric or default_metric(frame, params)
     _require(frame, [x, facet, row, metric, "mode"])
     data = frame[frame[metric].notna()]
     if not len(data):
         raise AnalysisInputError(f"metric {metric!r} has no values to plot")
-    pooled = _grouping(data, _shown(x, facet, row), pool, "this figure")
+    pooled = _grouping(data, params, _shown(x, facet, row), pool, "this figure")
     log = is_log_metric(metric)
     fig, axes, stats = _facet_lines(data, x, metric, facet, row, log=log)
     for ax in axes:
@@ -115,17 +124,20 @@ def metric_vs_axis(
 
 
 @_styled
-def metric_by_mode(frame: pd.DataFrame, metric: str = "test_accuracy", facet: str | None = None,
-                   log_y: bool | None = None, pool: Sequence[str] = ()) -> Figure:
-    """Mean of a metric per mode with a 95 % t interval: the figure when no numeric axis varies.
+def metric_by_mode(frame: pd.DataFrame, metric: str | None = None, facet: str | None = None,
+                   log_y: bool | None = None, pool: Sequence[str] = (), *,
+                   params: Sequence[str]) -> Figure:
+    """Mean of a metric (default: the headline metric) per mode with a 95 % t interval: the
+    figure when no numeric axis varies.
 
     One dot per seed; gradient errors (or ``log_y``) on a log scale with geometric means.
     """
+    metric = metric or default_metric(frame, params)
     _require(frame, [metric, facet, "mode"])
     data = frame[frame[metric].notna()]
     if not len(data):
         raise AnalysisInputError(f"metric {metric!r} has no values to plot")
-    pooled = _grouping(data, _shown(facet), pool, "this figure")
+    pooled = _grouping(data, params, _shown(facet), pool, "this figure")
     log = is_log_metric(metric) if log_y is None else log_y
     modes, colors = mode_palette(data["mode"].dropna().unique())
     keys = [*_shown(facet), "mode"]
@@ -168,23 +180,27 @@ def gap_heatmap(
     frame: pd.DataFrame,
     x: str,
     y: str | None = None,
-    metric: str = "test_accuracy",
+    metric: str | None = None,
     mode: str = "insitu",
     reference: str = "digital",
     facet: str | None = None,
     pool: Sequence[str] = (),
+    *,
+    params: Sequence[str],
 ) -> Figure:
-    """Mean paired gap ``metric[mode] − metric[reference]`` over two axes (cells annotated).
+    """Mean paired gap ``metric[mode] − metric[reference]`` over two axes (cells annotated);
+    ``metric`` defaults to the headline metric.
 
     The gap is taken per trial (same grid point and seed) and averaged over seeds; ``y`` may
     be None for a single row, ``facet`` gives one heatmap per value (wrapped at
     :data:`MAX_COLUMNS`). Other varying axes must be in ``pool`` (named in the title).
     Diverging colours centred on zero: blue where ``mode`` wins.
     """
+    metric = metric or default_metric(frame, params)
     _require(frame, [x, y, facet, metric, "mode"])
     shown = _shown(x, y, facet)
-    pooled = _grouping(frame, shown, pool, "this figure")
-    gaps = gap_summary(frame, metric, by=shown, comparisons=[(mode, reference)], pool=pooled)
+    pooled = _grouping(frame, params, shown, pool, "this figure")
+    gaps = gap_summary(frame, metric, by=shown, comparisons=[(mode, reference)], pool=pooled, params=params)
     if not len(gaps):
         raise AnalysisInputError(f"no paired {mode}/{reference} trials with {metric!r} to compare")
     y_name = y if y is not None else "_row"
@@ -234,6 +250,8 @@ def gradient_error(
     log_x: bool | None = None,
     row: str | None = None,
     pool: Sequence[str] = (),
+    *,
+    params: Sequence[str],
 ) -> Figure:
     """Gradient error ``1 − cos`` against a parameter per protocol (``mode``), log axes.
 
@@ -245,7 +263,7 @@ def gradient_error(
     data = frame[np.isfinite(pd.to_numeric(frame[metric], errors="coerce"))]
     if not len(data):
         raise AnalysisInputError(f"metric {metric!r} has no finite values to plot")
-    pooled = _grouping(data, _shown(x, facet, row), pool, "this figure")
+    pooled = _grouping(data, params, _shown(x, facet, row), pool, "this figure")
     fig, axes, stats = _facet_lines(data, x, metric, facet, row, log=True)
     for ax in axes:
         if (stats["mean"] > 0).any():
@@ -254,138 +272,6 @@ def gradient_error(
         _data_ticks(ax, data[x])
     _title(fig, f"{label(metric)}: geometric mean and 95 % log-scale t interval over "
                 f"{_seed_count(stats)}", data, pooled)
-    return fig
-
-
-def _explode_curves(frame: pd.DataFrame, metric: str, keep: Sequence[str]) -> pd.DataFrame:
-    cols = list(dict.fromkeys(["key", "seed", "mode", *keep]))
-    data = frame[[c for c in cols if c in frame.columns] + ["epoch", metric]]
-    data = data[data["epoch"].map(lambda v: v is not None and len(v) > 0 if hasattr(v, "__len__") else False)]
-    same = data["epoch"].map(len) == data[metric].map(lambda v: len(v) if hasattr(v, "__len__") else -1)
-    data = data[same]
-    if not len(data):
-        return data
-    long = data.explode(["epoch", metric], ignore_index=True)
-    long["epoch"] = pd.to_numeric(long["epoch"])
-    long[metric] = pd.to_numeric(long[metric])
-    return long
-
-
-@_styled
-def learning_curves(
-    frame: pd.DataFrame,
-    noise_axis: str | None = None,
-    metric: str = "curve_test_accuracy",
-    as_error: bool = True,
-    log_y: bool = False,
-    row: str | None = None,
-    pool: Sequence[str] = (),
-) -> Figure:
-    """Test error (1 − accuracy) against epoch per mode, one panel per level of a noise axis.
-
-    The paper's Fig. 4 style: the band is the 95 % t interval over seeds. ``row`` adds a row
-    of panels per value of a second axis; every other varying axis must be in ``pool``
-    (averaged per seed, named in the title). Curves are the list columns ``epoch`` and
-    ``metric``, exploded to long form.
-    """
-    _require(frame, [noise_axis, row, metric, "epoch", "mode"])
-    pooled = _grouping(frame, _shown(noise_axis, row), pool, "this figure")
-    long = _explode_curves(frame, metric, [*_shown(noise_axis, row), *pooled])
-    if not len(long):
-        raise AnalysisInputError(f"no learning curves ({metric!r} with 'epoch') in these rows")
-    y = metric
-    if as_error:
-        y = "test_error" if metric == "curve_test_accuracy" else f"1 - {metric}"
-        long[y] = 1.0 - long[metric]
-    fig, axes, stats = _facet_lines(long, "epoch", y, noise_axis, row, markers=False)
-    for ax in axes:
-        if as_error and y != "test_error" and ax.get_ylabel():
-            ax.set_ylabel(f"1 − {label(metric)}")
-        if log_y:
-            ax.set_yscale("log")
-    _title(fig, f"{label(y) if y == 'test_error' else y}: mean and 95 % t interval over "
-                f"{_seed_count(stats)}", frame, pooled)
-    return fig
-
-
-@_styled
-def decision_boundaries(
-    frame: pd.DataFrame,
-    seed: int | None = None,
-    modes: Sequence[str] | None = None,
-    where: dict | None = None,
-) -> Figure:
-    """Decision boundaries of 2-D tasks with their test points, one panel per (task, mode).
-
-    Uses the stored probability grids (``grid_prob`` row-major over (x2, x1) on the axes
-    ``grid_x1``, ``grid_x2``) of one seed (default: the smallest with a grid). ``where``
-    fixes other axes (``{axis: value}``); an axis that still varies is fixed at its first
-    value. The title names the seed and every value so fixed (the grid point shown). The
-    black line is P(class 1) = 0.5; panel titles give the row's test accuracy.
-    """
-    _require(frame, ["grid_prob", "grid_x1", "grid_x2", "mode"])
-    data = frame[frame["grid_prob"].map(has_items)]
-    fixed = {}
-    for name, value in (where or {}).items():
-        _require(frame, [name])
-        data = data[data[name] == value]
-        fixed[name] = value
-    if not len(data):
-        raise AnalysisInputError("no decision-boundary grids (grid_prob) in these rows")
-    seed = int(data["seed"].min()) if seed is None else seed
-    data = data[data["seed"] == seed]
-    if not len(data):
-        raise AnalysisInputError(f"no decision-boundary grids for seed {seed}")
-    params = [p for p in (frame.attrs.get("params") or []) if p in data.columns and p != "task"]
-    for name in params:
-        if name not in fixed and data[name].nunique(dropna=False) > 1:
-            fixed[name] = _levels(data, name)[0]
-            data = data[data[name] == fixed[name]]
-    tasks = _levels(data, "task") if "task" in data.columns else [None]
-    present, colors = mode_palette(data["mode"].dropna().unique())
-    modes = [m for m in (modes or present) if m in present]
-    n_cols = min(len(modes), MAX_COLUMNS)
-    per_task = math.ceil(len(modes) / n_cols)
-    fig, axes = _figure(len(tasks) * per_task, n_cols, sharex=False, sharey=False, extra_width=1.0,
-                        panel=(3.2, 3.3))
-    mappable = None
-    used = []
-    for i, task in enumerate(tasks):
-        for j, mode in enumerate(modes):
-            ax = axes[i * per_task + j // n_cols, j % n_cols]
-            used.append(ax)
-            part = data[data["mode"] == mode]
-            if task is not None:
-                part = part[part["task"] == task]
-            name = f"{task} · {mode}" if task is not None else mode
-            if not len(part):
-                ax.set_title(f"{name}\n(no grid)")
-                ax.set_axis_off()
-                continue
-            r = part.iloc[0]
-            x1, x2 = np.asarray(r["grid_x1"], float), np.asarray(r["grid_x2"], float)
-            prob = np.asarray(r["grid_prob"], float).reshape(len(x2), len(x1))
-            mappable = ax.contourf(x1, x2, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r",
-                                   alpha=0.75)
-            ax.contour(x1, x2, prob, levels=[0.5], colors="k", linewidths=1.2)
-            if "points_x1" in r.index and has_items(r["points_x1"]):
-                lab = np.asarray(r["points_label"], int)
-                ax.scatter(r["points_x1"], r["points_x2"], c=np.where(lab == 1, "#B2182B", "#2166AC"),
-                           s=14, edgecolors="white", linewidths=0.5)
-            acc = r.get("test_accuracy")
-            suffix = f" (acc {acc:.2f})" if isinstance(acc, (float, np.floating)) and np.isfinite(acc) else ""
-            ax.set_title(name + suffix, color=colors[mode])
-            ax.set_aspect("equal")
-            ax.grid(False)
-            ax.set_xlabel("x1" if i == len(tasks) - 1 else "")
-            ax.set_ylabel("x2" if j % n_cols == 0 else "")
-    for ax in axes.flat:
-        if ax not in used:
-            ax.remove()
-    if mappable is not None:
-        fig.colorbar(mappable, ax=used, label="P(class 1)", shrink=0.8)
-    at = ", ".join(f"{label(k)} = {_value_text(v)}" for k, v in fixed.items())
-    fig.suptitle(f"decision boundaries, seed {seed}" + (f"\nat {at}" if at else ""))
     return fig
 
 
@@ -405,7 +291,7 @@ def tolerance_vs_axis(table: pd.DataFrame, x: str, facet: str | None = None,
     for name in _shown(x, facet):
         if name not in table.columns:
             raise AnalysisInputError(f"unknown axis {name!r} for the tolerance figure")
-    others = [b for b in table.attrs.get("by", []) if b not in (x, facet) and table[b].nunique() > 1]
+    others = [b for b in tolerance_axes(table) if b not in (x, facet) and table[b].nunique() > 1]
     if others:
         raise AnalysisInputError(
             f"the tolerance table varies in {others[0]!r} too; facet by it or filter it")

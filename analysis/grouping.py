@@ -6,8 +6,9 @@ where that rule is enforced, once for every summary, figure, tolerance and repor
 
 * :func:`resolve_grouping` takes the axes a caller shows (``by``) and the axes it names to
   pool (``pool``), and refuses a grouping that would average over a varying axis nobody
-  named. The axes that vary are the declared parameters (``frame.attrs["params"]``, set by
-  :func:`analysis.load.load`) with more than one value among the rows.
+  named. The axes that vary are the declared parameters (``params``, passed by every
+  caller: the store's ``LoadedStore.params`` or :func:`analysis.load.load_params`) with more
+  than one value among the rows.
 * :func:`check_replicates` catches the case the declared parameters cannot: rows loaded
   without one of their varying columns. Within a group and mode every seed must then occur
   once per combination of pooled values; a seed that repeats means an unnamed axis varies.
@@ -61,10 +62,9 @@ def value_text(value) -> str:
     return str(value)
 
 
-def varying_params(frame: pd.DataFrame, exclude: Iterable[str] = ()) -> list[str]:
+def varying_params(frame: pd.DataFrame, params: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
     """Declared parameters with more than one value among the rows (error axes first)."""
     skip = set(exclude)
-    params = frame.attrs.get("params") or ()
     return order_axes(p for p in params if p in frame.columns and p not in skip
                       and frame[p].nunique(dropna=False) > 1)
 
@@ -91,6 +91,7 @@ def pooled_text(frame: pd.DataFrame, pooled: Sequence[str]) -> str:
 
 def resolve_grouping(
     frame: pd.DataFrame,
+    params: Sequence[str],
     by: Sequence[str] | None = None,
     pool: Sequence[str] | None = (),
     exclude: Sequence[str] = (),
@@ -98,24 +99,26 @@ def resolve_grouping(
 ) -> tuple[list[str], list[str]]:
     """``(by, pooled)``: the axes to group by and the varying axes that are pooled.
 
-    ``by=None`` groups by every varying parameter not in ``pool`` or ``exclude`` (axes a
+    ``params`` are the declared parameters of the rows (the candidate axes). ``by=None``
+    groups by every varying parameter not in ``pool`` or ``exclude`` (axes a
     caller handles itself, such as a figure's x axis). An explicit ``by`` must cover every
     varying parameter except those in ``pool`` and ``exclude``; otherwise this raises
     :class:`AnalysisInputError` naming the axis that would be pooled silently. ``mode`` and
     ``seed`` are never grouping axes here (every table is per mode; seeds are replicates).
     """
+    params = list(params)
     pool = [p for p in dict.fromkeys(pool or ())]
     for name in [*pool, *(by or ())]:
         if name in ("mode", "seed"):
             continue
         if name not in frame.columns:
-            shown = ", ".join(frame.attrs.get("params") or [str(c) for c in frame.columns[:30]])
+            shown = ", ".join(params or [str(c) for c in frame.columns[:30]])
             raise AnalysisInputError(f"unknown axis {name!r}; the rows' axes are: {shown}")
     both = [p for p in pool if p in (by or ()) or p in exclude]
     if both:
         raise AnalysisInputError(f"axis {both[0]!r} cannot be both shown and pooled")
     pool = [p for p in pool if p not in ("mode", "seed")]
-    varying = varying_params(frame, exclude=[*exclude])
+    varying = varying_params(frame, params, exclude=[*exclude])
     if by is None:
         by = [a for a in varying if a not in pool]
     else:

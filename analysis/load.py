@@ -1,8 +1,9 @@
 """Read an insitu result store (docs/store.md, format 1) into pandas.
 
 A store is a directory of Parquet parts written by the sweep driver, plus ``spec.json``,
-``store.json`` and ``launches.jsonl``. This module is the only place that knows that layout;
-everything else in :mod:`analysis` works on the DataFrames it returns.
+``store.json`` and ``launches.jsonl``. This module and :mod:`analysis.store_files` are the
+only places that know that layout; everything else in :mod:`analysis` works on the
+DataFrames they return.
 
 What :func:`read_store` guarantees, and why:
 
@@ -33,14 +34,13 @@ What :func:`read_store` guarantees, and why:
   store is read only as far as needed. The duplicate check always scans the (small) ``key``
   and ``launch_id`` columns of every row, so a filter never lets a superseded row through.
 
-Longer than the other modules (about 490 lines) on purpose: it is the one place that
-knows the store layout of docs/store.md, and reading, type unification, newest-launch
-precedence and the foreign-row rule are one contract, kept together.
+About 420 lines on purpose: reading the rows, type unification, newest-launch precedence
+and the foreign-row rule are one contract of docs/store.md, kept together (the store's other
+files are read by :mod:`analysis.store_files`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,12 +55,15 @@ import pyarrow.parquet as pq
 
 from analysis.labels import varying_axes  # re-exported: the helper for the axes that vary
 from analysis.exceptions import AnalysisInputError
+# The store's files beside its rows; their readers are public here too.
+from analysis.store_files import launch_order, load_params, load_spec, load_store_meta, part_files, parts_of, store_path
 
 __all__ = [
     "LoadedStore",
     "IDENTITY_COLUMNS",
     "load",
     "load_errors",
+    "load_params",
     "load_spec",
     "load_store_meta",
     "part_files",
@@ -144,80 +147,6 @@ class LoadedStore:
             trials=("key", "nunique"), rows=("key", "size")
         )
         return table.sort_values("trials", ascending=False).reset_index()
-
-
-# ---------------------------------------------------------------------------------------
-# Store metadata
-
-
-def _store_path(store_dir: str | Path) -> Path:
-    path = Path(store_dir)
-    if not path.exists():
-        raise AnalysisInputError(f"no such store directory: {path}")
-    if not path.is_dir():
-        raise AnalysisInputError(f"not a store directory (it is a file): {path}")
-    if not (path / "store.json").is_file():
-        raise AnalysisInputError(f"not an insitu store (no store.json): {path}")
-    return path
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise AnalysisInputError(f"unreadable {path.name} in store {path.parent}: {exc}") from None
-    if not isinstance(value, dict):
-        raise AnalysisInputError(f"{path.name} in store {path.parent} is not a JSON object")
-    return value
-
-
-def load_store_meta(store_dir: str | Path) -> dict:
-    """``store.json`` of a store: format, experiment, declared parameters and their kinds."""
-    path = _store_path(store_dir)
-    meta = _read_json(path / "store.json")
-    if meta.get("format") != 1:
-        raise AnalysisInputError(
-            f"unsupported store format {meta.get('format')!r} in {path} (this version reads format 1)"
-        )
-    return meta
-
-
-def load_spec(store_dir: str | Path) -> dict:
-    """``spec.json`` of a store: name, experiment, fixed parameters, grid, seeds."""
-    path = _store_path(store_dir)
-    if not (path / "spec.json").is_file():
-        raise AnalysisInputError(f"store has no spec.json: {path}")
-    return _read_json(path / "spec.json")
-
-
-def _launch_order(path: Path) -> list[str]:
-    """Launch ids in the order of ``launches.jsonl``; a torn or unparsable line is skipped."""
-    file = path / "launches.jsonl"
-    order: list[str] = []
-    if not file.is_file():
-        return order
-    for line in file.read_text().splitlines():
-        try:
-            launch = json.loads(line).get("launch_id")
-        except (ValueError, AttributeError):
-            continue
-        if launch is not None and str(launch) not in order:
-            order.append(str(launch))
-    return order
-
-
-def part_files(store_dir: str | Path) -> list[Path]:
-    """Visible parts (``parts/part-*.parquet``) in name order: launch id, then chunk number.
-
-    Temporary ``.part-*.tmp`` files and quarantined parts are never included.
-    """
-    path = _store_path(store_dir)
-    return _parts(path)
-
-
-def _parts(path: Path) -> list[Path]:
-    parts = path / "parts"
-    return sorted(parts.glob("part-*.parquet"), key=lambda f: f.name) if parts.is_dir() else []
 
 
 # ---------------------------------------------------------------------------------------
@@ -338,14 +267,13 @@ def read_store(
     (``[("bs_error", "<=", 0.1)]``) or a mapping ``{column: value or list of values}``.
     Raises :class:`AnalysisInputError` for a path that is not a store or an unknown column.
     """
-    path = _store_path(store_dir)
+    path = store_path(store_dir)
     meta = load_store_meta(path)
     spec = load_spec(path)
-    order = _launch_order(path)
-    files = _parts(path)
+    order = launch_order(path)
+    files = parts_of(path)
     if not files:
         empty = _empty_frame(meta, columns)
-        empty.attrs["params"] = list((meta.get("params") or {}).keys())
         return LoadedStore(path, spec, meta, empty, empty.copy(), 0, 0, order)
 
     schema = _unified_schema(files)
@@ -406,8 +334,6 @@ def read_store(
     ok = ok.fillna(False).astype(bool)
     rows = frame[ok].reset_index(drop=True)
     errors = frame[~ok].reset_index(drop=True)
-    for part in (rows, errors):
-        part.attrs["params"] = list((meta.get("params") or {}).keys())
     return LoadedStore(path, spec, meta, rows, errors, len(files), n_superseded, order,
                        n_foreign)
 
@@ -470,8 +396,9 @@ def load(
 
     With ``include_errors`` the error rows are appended (``status`` tells them apart).
     ``DataFrame.attrs`` carries the counts a reader should not lose sight of:
-    ``n_error_rows``, ``n_error_trials``, ``n_superseded`` and ``n_parts``, and ``params``
-    (the declared parameter names, which :mod:`analysis.summary` groups by by default).
+    ``n_error_rows``, ``n_error_trials``, ``n_superseded``, ``n_foreign`` and ``n_parts``.
+    The declared parameters, which tables and figures need (``params=``), come from
+    :func:`load_params` or :attr:`LoadedStore.params`, never from the frame.
     """
     store = read_store(store_dir, columns=columns, filters=filters)
     frame = store.rows
@@ -479,7 +406,6 @@ def load(
         frame = pd.concat([store.rows, store.errors], ignore_index=True) if len(frame) else store.errors
     frame = frame.copy()
     frame.attrs.update(
-        params=list(store.params),
         n_error_rows=len(store.errors),
         n_error_trials=store.n_trials_error,
         n_superseded=store.n_superseded,

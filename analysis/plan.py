@@ -36,7 +36,7 @@ from analysis.labels import ERROR_AXES, label, order_axes
 from analysis.exceptions import AnalysisInputError
 from analysis.load import LoadedStore
 from analysis.grouping import has_items, has_values, pooled_text, value_text
-from analysis.summary import default_comparisons, default_metric, is_log_metric
+from analysis.summary import DEFAULT_METRICS, default_comparisons, default_metric, is_log_metric
 from analysis.tolerance import tolerance
 
 # The drop (in the metric's units) of the tolerance figure: 5 points of accuracy.
@@ -83,6 +83,7 @@ class _Choice:
 
     store: LoadedStore
     rows: pd.DataFrame
+    params: list[str]  # the store's declared parameters
     experiment: str
     axes: list[str]  # varying axes, not pooled by the user, in display order
     xs: list[str]  # the numeric ones used as x axes
@@ -97,10 +98,12 @@ class _Choice:
 
     @property
     def gap_metric(self) -> str | None:
-        """The metric of paired gaps and tolerances (accuracy when the headline is a log metric)."""
+        """The metric of paired gaps and tolerances: the headline, or, when that is a log
+        metric, classify's headline (accuracy) if the rows hold it."""
         if not is_log_metric(self.metric):
             return self.metric
-        return "test_accuracy" if "test_accuracy" in self.rows.columns else None
+        accuracy = DEFAULT_METRICS["classify"]
+        return accuracy if accuracy in self.rows.columns else None
 
 
 def plan_figures(store: LoadedStore, metric: str | None = None,
@@ -128,8 +131,9 @@ def plan_figures(store: LoadedStore, metric: str | None = None,
     if len(numeric) > MAX_X_AXES:
         notes.append(f"only the first {MAX_X_AXES} varying numeric axes are used as x axes")
     facetable = [a for a in axes if rows[a].nunique(dropna=False) <= MAX_FACET_LEVELS]
-    choice = _Choice(store, rows, experiment, axes, xs, categorical, facetable, user_pool,
-                     metric or default_metric(rows, experiment), notes)
+    params = list(store.params)
+    choice = _Choice(store, rows, params, experiment, axes, xs, categorical, facetable, user_pool,
+                     metric or default_metric(rows, params, experiment), notes)
     plans: list[FigurePlan] = []
     for planner in FIGURES.get(experiment, FIGURES["classify"]):
         plans += planner(choice)
@@ -146,12 +150,12 @@ def _headline(c: _Choice) -> list[FigurePlan]:
         stem = f"{metric}_vs_{x}" + (f"_by_{facet}" if facet else "") + (f"_{row}" if row else "")
         if is_log_metric(metric):
             build = _bind(figures.gradient_error, rows, x, facet=facet, row=row, metric=metric,
-                          pool=[*c.user_pool, *pooled])
+                          pool=[*c.user_pool, *pooled], params=c.params)
             what = (f"{label(metric)} against {label(x)} per {'protocol' if c.experiment == 'gradient' else 'mode'}: "
                     "geometric mean over seeds with 95 % log-scale t bands")
         else:
             build = _bind(figures.metric_vs_axis, rows, x, facet=facet, row=row, metric=metric,
-                          pool=[*c.user_pool, *pooled])
+                          pool=[*c.user_pool, *pooled], params=c.params)
             what = f"{label(metric)} against {label(x)} per training mode; mean over seeds with 95 % t bands"
         plans.append(FigurePlan(stem, f"{what}.{c.pooled_note(pooled)}", build))
     if not c.xs:
@@ -161,7 +165,7 @@ def _headline(c: _Choice) -> list[FigurePlan]:
             f"{metric}_by_mode" + (f"_by_{facet}" if facet else ""),
             f"{label(metric)} per mode: mean over seeds with 95 % t interval, one dot per seed."
             + _pooled_note(rows, pooled),
-            _bind(figures.metric_by_mode, rows, metric, facet=facet, pool=pooled)))
+            _bind(figures.metric_by_mode, rows, metric, facet=facet, pool=pooled, params=c.params)))
     return plans
 
 
@@ -188,7 +192,7 @@ def _gap_heatmaps(c: _Choice) -> list[FigurePlan]:
             f"Paired {label(gap_metric)} gap {mode} − {reference} (same device and seed), "
             f"mean over seeds, over {over}.{c.pooled_note(pooled)}",
             _bind(figures.gap_heatmap, rows, hx, hy, metric=gap_metric, mode=mode,
-                  reference=reference, facet=hf, pool=[*c.user_pool, *pooled])))
+                  reference=reference, facet=hf, pool=[*c.user_pool, *pooled], params=c.params)))
     return plans
 
 
@@ -212,7 +216,7 @@ def _tolerance_figure(c: _Choice) -> list[FigurePlan]:
         f"intervals over seeds (resampled jointly for all modes); △ not reached."
         + _pooled_note(rows, pool_t),
         lambda: figures.tolerance_vs_axis(
-            tolerance(rows, err, TOLERANCE_DROP, gap_metric, by=_shown(tx, tf), pool=pool_t),
+            tolerance(rows, err, TOLERANCE_DROP, gap_metric, by=_shown(tx, tf), pool=pool_t, params=c.params),
             tx, facet=tf))]
 
 
@@ -232,7 +236,7 @@ def _training_gradient_error(c: _Choice) -> list[FigurePlan]:
         "mode: geometric mean over seeds with 95 % log-scale t bands; exact values named."
         + c.pooled_note(pooled),
         _bind(figures.gradient_error, measured, x, facet=facet, row=row, metric="grad_error_mean",
-              pool=[*c.user_pool, *pooled]))]
+              pool=[*c.user_pool, *pooled], params=c.params))]
 
 
 def _learning_curves(c: _Choice) -> list[FigurePlan]:
@@ -251,7 +255,7 @@ def _learning_curves(c: _Choice) -> list[FigurePlan]:
         + (f", one panel per {label(group)}" if group else "")
         + (f" and row per {label(row)}" if row else "")
         + "; mean over seeds with 95 % t bands." + c.pooled_note(pooled),
-        _bind(figures.learning_curves, rows, group, row=row, pool=[*c.user_pool, *pooled]))]
+        _bind(figures.learning_curves, rows, group, row=row, pool=[*c.user_pool, *pooled], params=c.params))]
 
 
 def _decision_boundaries(c: _Choice) -> list[FigurePlan]:
@@ -274,7 +278,7 @@ def _decision_boundaries(c: _Choice) -> list[FigurePlan]:
         f"decision_boundaries_seed{seed}",
         f"Decision boundaries (P(class 1), black line at 0.5) and test points of one device, "
         f"seed {seed}" + (f", at {at}" if at else "") + ".",
-        _bind(figures.decision_boundaries, rows, seed=seed, where=where))]
+        _bind(figures.decision_boundaries, rows, seed=seed, where=where, params=c.params))]
 
 
 # The figures of each experiment, in order; an experiment not listed gets classify's.

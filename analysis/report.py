@@ -27,7 +27,7 @@ from analysis.grouping import pooled_text, value_text
 from analysis.load import LoadedStore
 from analysis.plan import TOLERANCE_DROP, FigurePlan
 from analysis.summary import default_metric, gap_summary, is_log_metric, summarize
-from analysis.tolerance import tolerance, tolerance_header, tolerance_text
+from analysis.tolerance import tolerance, tolerance_axes, tolerance_header, tolerance_text
 
 __all__ = ["render_report"]
 
@@ -177,9 +177,9 @@ def _spec_toml(store: LoadedStore) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _tolerance_table(rows: pd.DataFrame, axis: str, metric: str, pool) -> tuple[str, pd.DataFrame]:
-    table = tolerance(rows, axis, TOLERANCE_DROP, metric, pool=pool)
-    by = table.attrs["by"]
+def _tolerance_table(rows: pd.DataFrame, params: list[str], axis: str, metric: str, pool) -> tuple[str, pd.DataFrame]:
+    table = tolerance(rows, axis, TOLERANCE_DROP, metric, pool=pool, params=params)
+    by = tolerance_axes(table)
 
     def cell(r):
         tol, ci = tolerance_text(r)
@@ -212,7 +212,7 @@ def render_report(
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
         + (f"; rows where <code>{html.escape(where)}</code>" if where else "") + "</p>",
     ]
-    rows = store.rows
+    rows, params = store.rows, list(store.params)
     built = list(built)
     if built:
         parts.append(_figure_html(*built[0]))
@@ -220,10 +220,10 @@ def render_report(
         parts.append('<p class="muted">No figure could be drawn from this store.</p>')
 
     if len(rows):
-        metric = metric or default_metric(rows, store.meta.get("experiment"))
+        metric = metric or default_metric(rows, params, store.meta.get("experiment"))
         log = is_log_metric(metric)
         user_pool = [p for p in pool if p in rows.columns]
-        gaps = gap_summary(rows, metric, pool=user_pool)
+        gaps = gap_summary(rows, metric, pool=user_pool, params=params)
         by = gaps.attrs.get("by", [])
         pooled_line = pooled_text(rows, gaps.attrs.get("pooled", []))
         if len(gaps):
@@ -246,7 +246,7 @@ def render_report(
                 and pd.api.types.is_numeric_dtype(rows[a])]
         if errs and not log:
             try:
-                header, table = _tolerance_table(rows, errs[0], metric, user_pool)
+                header, table = _tolerance_table(rows, params, errs[0], metric, user_pool)
             except AnalysisInputError as exc:
                 parts.append(f'<h2>Tolerances</h2><p class="muted">{html.escape(str(exc))}</p>')
             else:
@@ -266,7 +266,7 @@ def render_report(
 
     if len(rows):
         table = summarize(rows, metrics=[metric], pool=[p for p in pool if p in rows.columns],
-                          drop=True)
+                          drop=True, params=params)
         by = table.attrs["by"]
         pooled_line = pooled_text(rows, table.attrs["pooled"])
         parts.append(f"<h2>Summary: {html.escape(label(metric))}</h2>")

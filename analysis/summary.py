@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.labels import error_axes, error_free_value, mode_rank, order_axes
+from analysis.labels import error_axes, error_free_value, mode_rank
 from analysis.exceptions import AnalysisInputError
 from analysis.grouping import check_replicates, per_seed, resolve_grouping
 from analysis.load import IDENTITY_COLUMNS
@@ -110,9 +110,9 @@ def log_interval(values: Iterable[float], confidence: float = 0.95) -> dict[str,
             "ci_half_width": stats_["ci_half_width"]}
 
 
-def metric_columns(frame: pd.DataFrame, params: Iterable[str] = ()) -> list[str]:
-    """Scalar numeric columns that are neither identity columns nor parameters."""
-    skip = set(IDENTITY_COLUMNS) | set(params) | set(frame.attrs.get("params", ()))
+def metric_columns(frame: pd.DataFrame, params: Iterable[str]) -> list[str]:
+    """Scalar numeric columns that are neither identity columns nor the declared ``params``."""
+    skip = set(IDENTITY_COLUMNS) | set(params)
     out = []
     for name in frame.columns:
         if name in skip:
@@ -122,17 +122,20 @@ def metric_columns(frame: pd.DataFrame, params: Iterable[str] = ()) -> list[str]
     return out
 
 
-def default_metric(frame: pd.DataFrame, experiment: str | None = None) -> str:
-    """The experiment's headline metric when present, else the first metric column."""
+def default_metric(frame: pd.DataFrame, params: Iterable[str], experiment: str | None = None) -> str:
+    """The headline metric of the rows, chosen here for every table, figure and report.
+
+    The experiment's entry of :data:`DEFAULT_METRICS` when its column is present
+    (``experiment`` defaults to the rows' ``experiment`` column), else the first entry of
+    that table present, else the first metric column (:func:`metric_columns`).
+    """
     if experiment is None and "experiment" in frame.columns and len(frame):
         experiment = str(frame["experiment"].iloc[0])
     preferred = DEFAULT_METRICS.get(experiment or "")
-    if preferred and preferred in frame.columns:
-        return preferred
-    for name in ("test_accuracy", "grad_error_mean"):
-        if name in frame.columns:
+    for name in (preferred, *DEFAULT_METRICS.values()):
+        if name and name in frame.columns:
             return name
-    metrics = metric_columns(frame)
+    metrics = metric_columns(frame, params)
     if not metrics:
         raise AnalysisInputError("the rows hold no numeric metric column to summarise")
     return metrics[0]
@@ -143,12 +146,6 @@ def _check_columns(frame: pd.DataFrame, names: Sequence[str], what: str) -> None
         if name not in frame.columns:
             shown = ", ".join(str(c) for c in frame.columns[:40])
             raise AnalysisInputError(f"unknown {what} {name!r}; the rows have: {shown}")
-
-
-def _default_by(frame: pd.DataFrame) -> list[str]:
-    """Declared parameters (``attrs['params']``, set by :func:`analysis.load.load`) that vary."""
-    params = frame.attrs.get("params", ())
-    return order_axes(p for p in params if p in frame.columns and frame[p].nunique(dropna=False) > 1)
 
 
 def seed_statistics(
@@ -183,11 +180,14 @@ def summarize(
     confidence: float = 0.95,
     pool: Sequence[str] = (),
     drop: bool = False,
+    *,
+    params: Sequence[str],
 ) -> pd.DataFrame:
     """Statistics over seeds per group, mode and metric.
 
-    ``by`` are the grouping parameters (default: every declared parameter that varies among
-    the rows, except those in ``pool``); an explicit ``by`` that leaves out a varying axis
+    ``params`` are the rows' declared parameters (``LoadedStore.params``,
+    :func:`analysis.load.load_params`). ``by`` are the grouping parameters (default: every
+    declared parameter that varies among the rows, except those in ``pool``); an explicit ``by`` that leaves out a varying axis
     not named in ``pool`` raises (nothing is pooled silently). Pooled axes are averaged per
     seed first, so ``n`` counts seeds. ``mode`` is always added. ``metrics`` default to every
     scalar metric column. Returns a tidy table: ``*by, mode, metric, n, mean, sd, ci_low,
@@ -200,9 +200,9 @@ def summarize(
     t interval over seeds, paired by seed index: ``drop = metric[error-free] − metric``,
     positive when the cell lost. The columns are ``drop, drop_ci_low, drop_ci_high``.
     """
-    by, pooled = resolve_grouping(frame, by, pool, what="summary")
+    by, pooled = resolve_grouping(frame, params, by, pool, what="summary")
     _check_columns(frame, by, "axis")
-    metrics = list(metrics) if metrics is not None else metric_columns(frame, by)
+    metrics = list(metrics) if metrics is not None else metric_columns(frame, [*params, *by])
     _check_columns(frame, metrics, "metric")
     keys = [*by, "mode"]
     check_replicates(frame, keys, pooled)
@@ -274,15 +274,16 @@ def paired_differences(
     metric: str,
     mode: str = "insitu",
     reference: str = "digital",
-    by: Sequence[str] | None = None,
+    by: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Per-trial gaps ``metric[mode] − metric[reference]``, one row per paired trial.
 
     Rows pair when they share ``key`` (one trial: same grid point, same seed, same sampled
     device). Returns ``*by, seed, key, comparison, metric, gap``; a trial lacking one of the
-    two modes (or with a NaN metric) gives no row.
+    two modes (or with a NaN metric) gives no row. ``by`` are the columns kept beside each
+    gap (a grouping is chosen by :func:`gap_summary`).
     """
-    by = list(_default_by(frame) if by is None else by)
+    by = list(by)
     _check_columns(frame, [*by, metric, "key", "mode"], "column")
     cols = list(dict.fromkeys(["key", "seed", *by]))
     cols = [c for c in cols if c in frame.columns]
@@ -303,15 +304,17 @@ def gap_summary(
     comparisons: Sequence[tuple[str, str]] | None = None,
     confidence: float = 0.95,
     pool: Sequence[str] = (),
+    *,
+    params: Sequence[str],
 ) -> pd.DataFrame:
     """Mean paired gap with its Student t interval over seeds per group and comparison.
 
     The gap is taken per trial (same grid point, seed and device); axes in ``pool`` are then
-    averaged per seed, so ``n`` counts seeds. As in :func:`summarize`, an explicit ``by``
-    must cover every varying axis not in ``pool``. Returns ``*by, comparison, metric, n,
+    averaged per seed, so ``n`` counts seeds. As in :func:`summarize`, ``params`` are the
+    declared parameters and an explicit ``by`` must cover every varying axis not in ``pool``. Returns ``*by, comparison, metric, n,
     mean, sd, ci_low, ci_high, ci_half_width``; empty when no comparison applies.
     """
-    by, pooled = resolve_grouping(frame, by, pool, what="the paired-gap table")
+    by, pooled = resolve_grouping(frame, params, by, pool, what="the paired-gap table")
     if comparisons is None:
         comparisons = default_comparisons(frame["mode"].dropna().unique() if "mode" in frame else [])
     check_replicates(frame, [*by, "mode"], pooled)

@@ -33,12 +33,19 @@ from analysis.exceptions import AnalysisInputError
 from analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
 from analysis.summary import default_metric
 
-__all__ = ["TOLERANCE_COLUMNS", "crossing", "tolerance", "tolerance_header", "tolerance_text"]
+__all__ = ["TOLERANCE_COLUMNS", "crossing", "tolerance", "tolerance_axes", "tolerance_header", "tolerance_text"]
 
 TOLERANCE_COLUMNS = [
     "mode", "metric", "axis", "drop", "relative", "baseline", "threshold", "tolerance",
     "reached", "ci_low", "ci_high", "error_free", "largest", "n_seeds", "n_resamples",
 ]
+
+
+def tolerance_axes(table: pd.DataFrame) -> list[str]:
+    """The axes a tolerance table (:func:`tolerance`) is grouped by: its columns other than
+    :data:`TOLERANCE_COLUMNS`, read off the columns so that a filtered or rebuilt table
+    (which may have lost its ``attrs``) still says what it varies in."""
+    return [c for c in table.columns if c not in TOLERANCE_COLUMNS]
 
 
 def crossing(xs: np.ndarray, curves: np.ndarray, drop: float, relative: bool = False) -> np.ndarray:
@@ -92,10 +99,14 @@ def tolerance(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
+    *,
+    params: Sequence[str],
 ) -> pd.DataFrame:
     """Tolerance of every mode along ``axis``, per combination of the other varying axes.
 
-    See the module docstring for the definition. ``by`` (default: every other axis that
+    See the module docstring for the definition. ``params`` are the rows' declared
+    parameters (``LoadedStore.params``, :func:`analysis.load.load_params`); ``metric``
+    defaults to the headline metric (:func:`analysis.summary.default_metric`). ``by`` (default: every other axis that
     varies) and ``pool`` follow :func:`analysis.grouping.resolve_grouping`: nothing is pooled
     unless named, and pooled axes are averaged per seed first. Returns one row per group and
     mode: ``*by, mode, metric, axis, drop, relative, baseline`` (mean at the error-free
@@ -118,10 +129,10 @@ def tolerance(
         raise AnalysisInputError(f"drop must be positive{' and below 1 when relative' if relative else ''}, got {drop}")
     if n_resamples < 1:
         raise AnalysisInputError(f"n_resamples must be positive, got {n_resamples}")
-    metric = metric or default_metric(frame)
+    metric = metric or default_metric(frame, params)
     if metric not in frame.columns:
         raise AnalysisInputError(f"unknown metric {metric!r} for the tolerance")
-    by, pooled = resolve_grouping(frame, by, pool, exclude=[axis], what="the tolerance table")
+    by, pooled = resolve_grouping(frame, params, by, pool, exclude=[axis], what="the tolerance table")
     keys = [*by, axis, "mode"]
     check_replicates(frame, keys, pooled)
     seeds_table = per_seed(frame, keys, [metric])

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from sweeps.cli import main as insitu
-from sweeps.experiments import get_experiment
+from sweeps.registry import get_experiment
 from sweeps.backends import make_backend
 from sweeps.chunker import Chunker
 from sweeps.runner import run_chunk

@@ -7,7 +7,8 @@ The public surface used by sweeps, analysis and users:
 - propagation: :func:`transfer_matrix`, :func:`propagate`, :func:`ideal_gradient`
 - initialisation: :func:`init_phases`
 - in situ measurement: ``photonics.protocols`` (one mesh: passes, tap readings, launch
-  schemes), ``photonics.insitu.measure_gradient`` (a whole network)
+  schemes), ``photonics.insitu.measure_gradient`` (a whole network),
+  ``photonics.insitu.protocol_gradient_errors`` (the gradient-error study of one device)
 """
 
 from .errors import DeviceErrors, DeviceNoise, ErrorModel, program_phases, quantize_phase

@@ -38,6 +38,23 @@ TWO_PI = 2.0 * np.pi
 IO_PLACEMENTS = ("generate_and_read", "read")
 
 
+def _sweepable(default, doc: str, *, high: float | None = None, choices: tuple | None = None,
+               none_as=None):
+    """An :class:`ErrorModel` field with the metadata of its sweep parameter: ``doc`` (one
+    line, with the unit), the allowed range ``0 .. high`` of a number (inclusive; a sweep's
+    range, which may be narrower than what the model accepts) or the ``choices`` of a
+    string, and ``none_as``, the number a spec writes for a ``None`` default."""
+    metadata = {"doc": doc}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    else:
+        spec_default = none_as if default is None else default
+        metadata.update(low=type(spec_default)(0), high=high)
+    if none_as is not None:
+        metadata["none_as"] = none_as
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
 class ErrorModel:
     """Statistics of fabrication errors and measurement noise.
@@ -68,21 +85,30 @@ class ErrorModel:
             column touches); 0 = lossless idle positions.
         io_placement: where I/O error acts: ``"generate_and_read"`` (every generated vector
             and every read amplitude) or ``"read"`` (read amplitudes only).
+
+    Each field's metadata is what a sweep declares its parameter from (``sweeps.experiments``
+    derives ``ERROR_PARAMS`` from it), so the error parameters are listed here only: ``doc``
+    (one line with the unit), ``low``/``high`` (the sweep's inclusive range of a number) or
+    ``choices`` (of a string), and ``none_as`` (the number a spec writes for ``None``).
     """
 
-    bs_error: float = 0.0
-    loss_db: float = 0.0
-    loss_imbalance_db: float = 0.0
-    phase_error: float = 0.0
-    crosstalk: float = 0.0
-    dac_bits: int | None = None
-    tap_noise: float = 0.0
-    io_amp_error: float = 0.0
-    io_phase_error: float = 0.0
-    tap_fraction: float = 0.0
-    loss_std_db: float = 0.0
-    idle_loss_db: float = 0.0
-    io_placement: str = "generate_and_read"
+    bs_error: float = _sweepable(0.0, "coupler splitting error std (rad)", high=0.785)
+    loss_db: float = _sweepable(0.0, "insertion loss per MZI (dB)", high=10.0)
+    loss_imbalance_db: float = _sweepable(0.0, "per-arm extra loss scale (dB)", high=10.0)
+    phase_error: float = _sweepable(0.0, "static phase offset std (rad)", high=6.3)
+    crosstalk: float = _sweepable(
+        0.0, "thermal crosstalk coefficient (<= 0.3: beyond, I + kappa A can turn updates uphill)", high=0.3)
+    dac_bits: int | None = _sweepable(None, "phase DAC bits (0 = continuous)", high=32, none_as=0)
+    tap_noise: float = _sweepable(0.0, "relative tap detector noise", high=10.0)
+    io_amp_error: float = _sweepable(0.0, "I/O amplitude error std", high=1.0)
+    io_phase_error: float = _sweepable(0.0, "I/O phase error std (rad)", high=6.3)
+    tap_fraction: float = _sweepable(0.0, "power share removed by each tap", high=0.5)
+    loss_std_db: float = _sweepable(
+        0.0, "the paper's zero-mean loss variation std (dB) on theta and phi arms", high=10.0)
+    idle_loss_db: float = _sweepable(0.0, "loss of each idle waveguide position (dB)", high=10.0)
+    io_placement: str = _sweepable(
+        "generate_and_read", "I/O error on generated vectors and reads, or on reads only (the paper's code)",
+        choices=IO_PLACEMENTS)
 
     def __post_init__(self) -> None:
         for f in fields(self):

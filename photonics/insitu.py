@@ -6,6 +6,11 @@ the read outputs), then from the last layer back the adjoint pass of the batch (
 that layer (:func:`photonics.protocols.layer_gradient`, the chosen protocol and launch
 scheme). The ``cotangent`` scheme adds its own ``O(N)`` launches per layer; the batch's
 forward and adjoint passes are still run, for the layer outputs and the seeds.
+
+:func:`protocol_gradient_errors` is the gradient-error study of one sampled device (the
+``gradient`` experiment, the paper's Fig. 2): random inputs (:func:`random_inputs`), the
+exact device gradient, and each protocol's measurement, every random stream split off one
+generator.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .network import PhotonicNetwork, exact_gradient, loss_and_seed, nonlinearity, nonlinearity_adjoint
+from .errors import ErrorModel
+from .network import (PhotonicNetwork, exact_gradient, loss_and_seed, nonlinearity, nonlinearity_adjoint,
+                      sample_devices)
 from .propagation import transfer_matrix
 from .protocols import AGGREGATE_MIN_RATIO, LAUNCHES, MEASURED_PROTOCOLS, adjoint_pass, forward_pass, layer_gradient
 
@@ -100,3 +107,64 @@ def gradient_error(measured: np.ndarray, true: np.ndarray) -> np.ndarray:
     cos = np.divide(num, den, out=np.full_like(num, np.nan, dtype=float), where=den > 0)
     # clipped at 0: rounding can push a perfect match a hair below
     return np.maximum(0.0, 1.0 - cos)
+
+
+def random_inputs(rng: np.random.Generator, n_repeats: int, batch_size: int, n_ports: int, power: float,
+                  n_classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``n_repeats`` batches of random complex input vectors of one power, with random labels.
+
+    Each example is ``x = a + i b`` with ``a``, ``b`` standard normal per port, rescaled so
+    that ``|x|^2 = power`` (optical power, in the units of the launched fields); labels are
+    uniform over ``0 .. n_classes - 1``. Draws per batch, in order: real parts, imaginary
+    parts, labels. Returns ``x`` of shape ``(n_repeats, batch_size, n_ports)`` and labels of
+    shape ``(n_repeats, batch_size)``.
+    """
+    x = np.empty((n_repeats, batch_size, n_ports), dtype=complex)
+    labels = np.empty((n_repeats, batch_size), dtype=np.int64)
+    for r in range(n_repeats):
+        v = rng.standard_normal((batch_size, n_ports)) + 1j * rng.standard_normal((batch_size, n_ports))
+        v *= np.sqrt(power) / np.linalg.norm(v, axis=1, keepdims=True)
+        x[r] = v
+        labels[r] = rng.integers(0, n_classes, batch_size)
+    return x, labels
+
+
+class GradientErrors(NamedTuple):
+    """Result of :func:`protocol_gradient_errors`."""
+
+    errors: np.ndarray  # (n_protocols, n_repeats): 1 - cos(measured, exact) per measurement
+    true_norms: np.ndarray  # (n_repeats,): Euclidean norm of the exact gradient (per rad)
+
+
+def protocol_gradient_errors(
+    net: PhotonicNetwork,
+    model: ErrorModel,
+    rng: np.random.Generator,
+    protocols,
+    n_repeats: int,
+    batch_size: int,
+    input_power: float,
+    launch: str = "per_example",
+) -> GradientErrors:
+    """Gradient error ``1 - cos(measured, exact)`` of each protocol on one sampled device.
+
+    The exact gradient is that of the erroneous device (:func:`exact_gradient`), so the error
+    measures what the measurement itself costs. Streams: ``rng.spawn(2 + len(protocols))``;
+    child 0 draws the device's static errors (:func:`sample_devices`) and then its initial
+    phases (Haar-consistent), child 1 the inputs and labels (:func:`random_inputs`), child
+    ``2 + i`` the detector noise and I/O error of ``protocols[i]``. So the device, phases and
+    inputs do not depend on which protocols are measured, nor on the noise levels; each
+    protocol measures the same ``n_repeats`` batches.
+    """
+    streams = rng.spawn(2 + len(protocols))
+    device_rng, input_rng = streams[:2]
+    devices = sample_devices(net, model, device_rng)
+    params = net.init_params(device_rng)
+    xs, labels = random_inputs(input_rng, n_repeats, batch_size, net.n_ports, input_power, net.n_classes)
+    truths = [exact_gradient(net, params, x, y, devices)[1] for x, y in zip(xs, labels)]
+    errors = np.array([
+        [gradient_error(measure_gradient(net, params, x, y, devices, protocol, noise_rng, launch=launch).grad, true)
+         for x, y, true in zip(xs, labels, truths)]
+        for protocol, noise_rng in zip(protocols, streams[2:])
+    ], dtype=float).reshape(len(protocols), n_repeats)
+    return GradientErrors(errors, np.array([np.linalg.norm(t) for t in truths]))

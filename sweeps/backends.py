@@ -10,7 +10,7 @@ from typing import Iterator, Protocol
 
 from sweeps.chunker import ChunkDone, Chunker, chunk_seconds_of
 from sweeps.exceptions import InputError
-from sweeps.experiments import Experiment
+from sweeps.registry import Experiment
 from sweeps.ray_backend import RayBackend
 from sweeps.runner import run_chunk
 

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 from sweeps.exceptions import SpecError, did_you_mean
-from sweeps.experiments import Experiment, Param, experiment_names, get_experiment
+from sweeps.registry import Experiment, Param, experiment_names, get_experiment
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
 

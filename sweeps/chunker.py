@@ -12,11 +12,14 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from sweeps.experiments import Experiment
+from sweeps.registry import Experiment
 from sweeps.runner import group_key, trial_columns
 from sweeps.trials import Trial
+
+if TYPE_CHECKING:
+    from sweeps.spec import Spec
 
 # A chunk whose worker died this often is split into single trials; a single trial whose
 # worker died this often becomes an error row.
@@ -151,3 +154,8 @@ def chunk_seconds_of(rows: list[dict]) -> float:
             total += row["elapsed_s"] or 0.0
     return total
 
+
+def uses_ensembles(experiment: Experiment, spec: Spec) -> bool:
+    """Whether the seeds of a grid point run as one device ensemble (the experiment can, and
+    the spec's ``[ray] ensembles`` setting allows it)."""
+    return experiment.run_group is not None and spec.ray_setting("ensembles")

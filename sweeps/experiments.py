@@ -1,213 +1,310 @@
-"""The experiment registry: what a sweep can run, and which parameters it accepts.
+"""The physics experiments of a sweep: ``classify`` and ``gradient``.
 
-An experiment declares its parameters (name, type, default, allowed range or choices), a
-version string and a ``run_trial`` function::
+``classify`` trains the requested modes (``photonics.modes.MODES``: ``digital``,
+``insitu``, ``analog``, ``calibrated``, ``corrected``, ``pat``, ``spsa``) of one network on one
+sampled device and returns one row per mode with final metrics, per-epoch curves and, for
+2-D tasks, a decision-boundary grid. All modes of a trial share the device, the initial
+phases, the minibatch order and the calibration (they derive from the trial seed).
 
-    run_trial(params: dict, trial_seed: int, cache: dict) -> list[dict]
+``gradient`` measures the gradient error ``1 - cos(measured, exact device gradient)`` of
+each protocol over random inputs (random labels, cross-entropy with logits of order one) on
+one sampled device: cheap enough for dense error grids. Its physics (inputs, streams,
+measurements) is :func:`photonics.insitu.protocol_gradient_errors`; this module maps
+parameters to the network and the results to rows.
 
-``params`` holds every declared parameter (defaults filled in); ``trial_seed`` is the
-non-negative int64 derived from the trial key, from which every random stream of the trial
-must start; ``cache`` is a per-process dict that lives across trials and chunks, for data
-sets, encoded features or layouts. It returns one row dict per mode, each with a ``"mode"``
-string and metrics (numbers, strings, bools, or lists of numbers for curves), and raises on
-failure. The version enters every trial key: bump it whenever results would change, so a
-resumed store never mixes old and new results under one key.
-
-Experiments register themselves on import. The registry imports its built-in experiment
-modules lazily, on first lookup, so that a Ray worker process finds them too.
+Conventions for integer switches: ``dac_bits = 0`` is a continuous DAC, ``depth = 0`` the
+topology's natural depth, ``n_layers = 0`` and ``logit_scale = 0`` the task's recipe.
 """
 
 from __future__ import annotations
 
-import importlib
-import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from dataclasses import fields, replace
 
-PARAM_TYPES = ("float", "int", "str", "bool")
+import numpy as np
 
-# Columns every row carries (docs/store.md); no parameter or metric may take these names.
-RESERVED_COLUMNS = frozenset(
-    {"key", "trial_seed", "seed", "experiment", "experiment_version", "launch_id",
-     "status", "error", "mode", "elapsed_s"}
+from photonics import ErrorModel
+from photonics.datasets import FEATURE_NORMS, TASKS, load_task
+from photonics.insitu import protocol_gradient_errors
+from photonics.modes import MODES
+from photonics.network import build_network
+from photonics.protocols import LAUNCHES
+from photonics.training import TrainConfig, default_network, train_ensemble
+from sweeps.registry import Param, register
+
+# classify 4: training modes of the baselines (3) and the restructured measurement with
+# launch schemes, the paper's loss and I/O models and feature normalisation (3 on its own
+# branch); gradient 4: the measurement restructure (tap-noise draw order changed).
+CLASSIFY_VERSION = "4"
+GRADIENT_VERSION = "4"
+GRADIENT_PROTOCOLS = ("three_pass", "analog")
+
+
+def _error_param(f) -> Param:
+    """The sweep parameter of an :class:`ErrorModel` field, from the field's metadata
+    (``doc``, ``low``/``high`` or ``choices``, ``none_as``: see :class:`ErrorModel`); a
+    ``None`` default is written as ``none_as``."""
+    meta = f.metadata
+    default = meta["none_as"] if f.default is None else f.default
+    return Param(f.name, _KINDS[type(default)], default, low=meta.get("low"), high=meta.get("high"),
+                 choices=meta.get("choices"), doc=meta["doc"])
+
+
+_KINDS = {float: "float", int: "int", str: "str", bool: "bool"}
+# One parameter per ErrorModel field, in field order.
+ERROR_PARAMS = tuple(_error_param(f) for f in fields(ErrorModel))
+
+LAUNCH_PARAM = Param("launch", "str", "per_example", choices=LAUNCHES,
+                     doc="launch scheme of measured gradients: per_example, balanced, cotangent")
+
+MESH_PARAMS = (
+    Param("topology", "str", "rectangular", choices=("rectangular", "triangular"),
+          doc="mesh layout: rectangular (Clements) or triangular (Reck)"),
+    Param("depth", "int", 0, low=0, high=4096, doc="mesh columns (0 = N for rectangular)"),
+    Param("n_layers", "int", 0, low=0, high=16, doc="layers (0: classify uses the task recipe, gradient 1)"),
 )
 
-# Modules that register experiments when imported. A module that does not exist (yet) is
-# skipped; any other import failure inside it propagates.
-_BUILTIN_MODULES = ("sweeps.experiments_selftest", "sweeps.experiments_photonics")
 
-# Registered for tests and benchmarks of the sweep machinery; left out of users' listings
-# (still runnable by name).
-INTERNAL_EXPERIMENTS = frozenset({"selftest"})
-
-RunTrial = Callable[[dict, int, dict], "list[dict]"]
-# validate(values, set_in_spec) -> [(parameter, reason), ...]: ``values`` maps every declared
-# parameter to each value it takes in a spec ([fixed] value, [grid] values, or [default]);
-# ``set_in_spec`` names the parameters the spec sets. Empty: the combination is valid.
-Validate = Callable[[dict, frozenset], "list[tuple[str, str]]"]
-# run_group(params, trial_seeds, cache) -> one list of rows per seed, in order
-RunGroup = Callable[[dict, "list[int]", dict], "list[list[dict]]"]
+def error_model(params: dict) -> ErrorModel:
+    """The :class:`ErrorModel` of a parameter dict: every field is a declared parameter of
+    the same name; a field's ``none_as`` value means ``None`` (``dac_bits = 0`` is a
+    continuous DAC)."""
+    values = {}
+    for f in fields(ErrorModel):
+        value = params[f.name]
+        none_as = f.metadata.get("none_as")
+        values[f.name] = None if none_as is not None and value == none_as else value
+    return ErrorModel(**values)
 
 
-@dataclass(frozen=True)
-class Param:
-    """One declared experiment parameter.
+def _modes(text: str, allowed) -> list[str]:
+    problem = _modes_problem(text, allowed)
+    if problem:
+        raise ValueError(f"modes {text!r}: {problem}")
+    return [m.strip() for m in text.split(",") if m.strip()]
 
-    ``low``/``high`` bound numeric parameters (inclusive); ``choices`` lists the allowed
-    values of any type. Ints are accepted for float parameters (and stored as floats), never
-    the other way round, and bools are never numbers.
+
+def _modes_problem(text: str, allowed) -> str | None:
+    """Why a comma list of modes is not valid (``None``: it is)."""
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if not modes:
+        return f"no mode given (expected a comma list of {', '.join(allowed)})"
+    unknown = [m for m in modes if m not in allowed]
+    if unknown:
+        return f"unknown mode {unknown[0]!r} (expected a comma list of {', '.join(allowed)})"
+    if len(set(modes)) != len(modes):
+        return f"mode {next(m for m in modes if modes.count(m) > 1)!r} is listed twice"
+    return None
+
+
+def _mode_list_problems(values: dict, allowed) -> list[tuple[str, str]]:
+    return [("modes", f"{text!r}: {why}") for text in values["modes"]
+            if (why := _modes_problem(text, allowed))]
+
+
+# Spec parameters read only by some training modes (the modes' ``uses``, plus ``twin``,
+# which chooses what ``calibration_error`` describes).
+_TWIN_MODES = tuple(name for name, mode in MODES.items() if "calibration_error" in mode.uses)
+
+
+def _users(name: str) -> tuple[str, ...]:
+    if name == "twin":
+        return _TWIN_MODES
+    return tuple(m for m, mode in MODES.items() if name in mode.uses)
+
+
+def validate_classify(values: dict, set_in_spec: frozenset) -> list[tuple[str, str]]:
+    """Combinations a ``classify`` spec may not hold (each value is valid alone):
+    empty or unknown modes, ``mnist64`` without ``mnist_path`` (or a path without it), and
+    a parameter set in the spec that no chosen mode reads."""
+    problems = _mode_list_problems(values, MODES)
+    if problems:
+        return problems
+    if "mnist64" in values["task"] and "" in values["mnist_path"]:
+        problems.append(("task", "'mnist64' needs mnist_path (a directory of MNIST IDX files)"))
+    if "mnist_path" in set_in_spec and "mnist64" not in values["task"]:
+        problems.append(("mnist_path", "is set, but no task is 'mnist64'"))
+    chosen = {m.strip() for text in values["modes"] for m in text.split(",") if m.strip()}
+    for name in sorted(set_in_spec):
+        users = _users(name)
+        if users and not chosen & set(users):
+            problems.append((name, f"is set, but no chosen mode uses it (used by {', '.join(users)})"))
+    if "calibration_error" in set_in_spec and values["twin"] == ["ideal"] and chosen & set(_TWIN_MODES):
+        problems.append(("calibration_error", "is set, but twin = 'ideal' uses no calibration"))
+    return problems
+
+
+def validate_gradient(values: dict, set_in_spec: frozenset) -> list[tuple[str, str]]:
+    """Combinations a ``gradient`` spec may not hold: empty or unknown protocols."""
+    return _mode_list_problems(values, GRADIENT_PROTOCOLS)
+
+
+def _task(params: dict, cache: dict):
+    key = ("task", params["task"], params.get("mnist_path", ""), params.get("feature_norm", "per_feature"))
+    if key not in cache:
+        cache[key] = load_task(params["task"], mnist_path=params.get("mnist_path") or None,
+                               feature_norm=params.get("feature_norm", "per_feature"))
+    return cache[key]
+
+
+def classify_network(params: dict, task):
+    """The network a ``classify`` trial trains (task recipe unless overridden)."""
+    return default_network(
+        task,
+        n_layers=params["n_layers"] or None,
+        topology=params["topology"],
+        depth=params["depth"] or None,
+        loss=params["loss"],
+        logit_scale=params["logit_scale"] or None,
+    )
+
+
+def classify_rows(params: dict, results) -> list[dict]:
+    """Store rows (docs/store.md) of the training results of one trial."""
+    rows = []
+    for result in results:
+        row = {"mode": result.mode, **result.summary()}
+        row.update(
+            epoch=result.epoch.astype(np.int64).tolist(),
+            curve_train_accuracy=result.train_accuracy.tolist(),
+            curve_test_accuracy=result.test_accuracy.tolist(),
+            curve_train_loss=result.train_loss.tolist(),
+            curve_test_loss=result.test_loss.tolist(),
+            curve_grad_error_mean=result.grad_error_mean.tolist(),
+            curve_grad_error_median=result.grad_error_median.tolist(),
+        )
+        for name, values in result.boundary.items():
+            values = np.asarray(values)
+            row[name] = values.astype(np.int64 if name == "points_label" else float).tolist()
+        rows.append(row)
+    return rows
+
+
+def classify_lr(params: dict) -> float:
+    """The learning rate of a trial: ``sgd_lr`` for SGD when set (> 0), else ``lr``."""
+    if params["optimizer"] == "sgd" and params["sgd_lr"] > 0:
+        return params["sgd_lr"]
+    return params["lr"]
+
+
+def classify_config(params: dict) -> TrainConfig:
+    """The :class:`TrainConfig` of a ``classify`` trial (its mode set per mode).
+
+    ``twin = "ideal"`` is the Python API's ``calibration_error = "none"``: no calibration,
+    the ideal model serves as twin (of ``pat``; ``calibrated`` and ``corrected`` then equal
+    ``digital``).
     """
-
-    name: str
-    type: str
-    default: Any
-    low: float | None = None
-    high: float | None = None
-    choices: tuple | None = None
-    doc: str = ""
-
-    def __post_init__(self):
-        if self.type not in PARAM_TYPES:
-            raise ValueError(f"parameter {self.name!r}: type must be one of {PARAM_TYPES}")
-        if self.name in RESERVED_COLUMNS:
-            raise ValueError(f"parameter {self.name!r}: name is reserved for a store column")
-        if self.choices is not None:
-            object.__setattr__(self, "choices", tuple(self.choices))
-        value, problem = self.check(self.default)
-        if problem:
-            raise ValueError(f"parameter {self.name!r}: default {problem}")
-        object.__setattr__(self, "default", value)
-
-    def check(self, value: Any) -> tuple[Any, str | None]:
-        """Return ``(normalised value, None)``, or ``(None, reason)`` when not allowed."""
-        kind = self.type
-        if kind == "bool":
-            ok = isinstance(value, bool)
-        elif kind == "int":
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif kind == "float":
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        else:
-            ok = isinstance(value, str)
-        if not ok:
-            return None, f"expected {kind}, got {_type_name(value)} {value!r}"
-        if kind == "float":
-            value = float(value)
-            if not math.isfinite(value):
-                return None, f"value {value!r} is not finite"
-        if self.low is not None and value < self.low:
-            return None, f"value {value!r} is below the minimum {self.low!r}"
-        if self.high is not None and value > self.high:
-            return None, f"value {value!r} is above the maximum {self.high!r}"
-        if self.choices is not None and value not in self.choices:
-            allowed = ", ".join(repr(c) for c in self.choices)
-            return None, f"value {value!r} is not one of {allowed}"
-        return value, None
+    return TrainConfig(
+        optimizer=params["optimizer"],
+        lr=classify_lr(params),
+        epochs=params["epochs"],
+        batch_size=params["batch_size"],
+        eval_every=params["eval_every"],
+        boundary_size=params["boundary_grid"],
+        record_gradient_error=params["record_gradient_error"],
+        calibration_error=None if params["twin"] == "ideal" else params["calibration_error"],
+        spsa_delta=params["spsa_delta"],
+        spsa_samples=params["spsa_samples"],
+        launch=params["launch"],
+    )
 
 
-@dataclass(frozen=True)
-class Experiment:
-    """A registered experiment: its parameters, version and trial function."""
+def run_classify_group(params: dict, trial_seeds: list[int], cache: dict) -> list[list[dict]]:
+    """Rows of several trials that differ only in their seed, trained as one ensemble.
 
-    name: str
-    version: str
-    params: tuple[Param, ...]
-    run_trial: RunTrial
-    description: str = ""
-    run_group: RunGroup | None = None
-    max_group: int = 64
-    validate: Validate | None = None
-    by_name: dict[str, Param] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self):
-        names = [p.name for p in self.params]
-        if len(set(names)) != len(names):
-            raise ValueError(f"experiment {self.name!r}: duplicate parameter names")
-        object.__setattr__(self, "by_name", {p.name: p for p in self.params})
-
-    def defaults(self) -> dict[str, Any]:
-        """Every parameter at its default, in declaration order."""
-        return {p.name: p.default for p in self.params}
-
-    def combination_problems(self, fixed: dict[str, Any], grid: dict[str, list]) -> list[tuple[str, str]]:
-        """``(spec key, reason)`` for every problem the ``validate`` hook finds in the values
-        a spec gives its parameters (already checked one by one); the key is
-        ``fixed.<name>``, ``grid.<name>`` or, for a parameter left at its default, ``<name>``."""
-        if self.validate is None:
-            return []
-        values = {p.name: list(grid[p.name]) if p.name in grid else [fixed.get(p.name, p.default)]
-                  for p in self.params}
-        found = self.validate(values, frozenset(fixed) | frozenset(grid))
-        section = lambda name: f"grid.{name}" if name in grid else f"fixed.{name}" if name in fixed else name  # noqa: E731
-        return [(section(name), reason) for name, reason in found]
-
-
-_REGISTRY: dict[str, Experiment] = {}
-_builtins_loaded = False
-
-
-def register(
-    name: str,
-    *,
-    version: str,
-    params: Sequence[Param],
-    run_trial: RunTrial,
-    description: str = "",
-    run_group: RunGroup | None = None,
-    max_group: int = 64,
-    validate: Validate | None = None,
-) -> Experiment:
-    """Declare an experiment so that specs can name it; returns the registered object.
-
-    Registering a name twice is an error unless it is the same declaration again (a module
-    imported under two names, say).
-
-    ``run_group`` (optional) runs several trials that differ only in their seed at once (a
-    device ensemble) and must return exactly the rows ``run_trial`` would return for each;
-    the chunk function then groups such trials transparently, up to ``max_group`` at a time.
-
-    ``validate`` (optional, see ``Validate``) judges combinations of values that are each
-    allowed alone (a mode list, a parameter no chosen mode uses); the spec check runs it
-    with every value each parameter takes, so a bad spec is refused before anything runs.
+    Each device keeps its own random streams, so the rows equal those of running the trials
+    one by one (apart from wall-time columns).
     """
-    if not name or not isinstance(name, str):
-        raise ValueError("experiment name must be a non-empty string")
-    if not isinstance(version, str) or not version:
-        raise ValueError(f"experiment {name!r}: version must be a non-empty string")
-    experiment = Experiment(name, version, tuple(params), run_trial, description, run_group, max_group, validate)
-    existing = _REGISTRY.get(name)
-    if existing is not None and (existing.version, existing.params) != (version, experiment.params):
-        raise ValueError(f"experiment {name!r} is already registered")
-    _REGISTRY[name] = experiment
-    return experiment
+    task = _task(params, cache)
+    net = classify_network(params, task)
+    model = error_model(params)
+    config = classify_config(params)
+    per_mode = [
+        train_ensemble(task, trial_seeds, replace(config, mode=mode), network=net, errors=model)
+        for mode in _modes(params["modes"], MODES)
+    ]
+    return [classify_rows(params, [results[i] for results in per_mode]) for i in range(len(trial_seeds))]
 
 
-def _load_builtins() -> None:
-    global _builtins_loaded
-    if _builtins_loaded:
-        return
-    _builtins_loaded = True
-    for module in _BUILTIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+def run_classify(params: dict, trial_seed: int, cache: dict) -> list[dict]:
+    return run_classify_group(params, [trial_seed], cache)[0]
 
 
-def get_experiment(name: str) -> Experiment:
-    """The registered experiment called ``name``; ``KeyError`` if there is none."""
-    _load_builtins()
-    return _REGISTRY[name]
+CLASSIFY_PARAMS = (
+    Param("task", "str", "moons", choices=TASKS, doc="data set (2-D tasks, or 64 Fourier features of digits)"),
+    Param("mnist_path", "str", "", doc="directory of MNIST IDX files (task mnist64)"),
+    Param("feature_norm", "str", "per_feature", choices=FEATURE_NORMS,
+          doc="image tasks: Fourier features normalised per feature then per example, or per example only (the paper's)"),
+    *MESH_PARAMS,
+    LAUNCH_PARAM,
+    Param("modes", "str", "digital,insitu", doc="comma list of " + ", ".join(MODES)),
+    Param("optimizer", "str", "adam", choices=("adam", "sgd"), doc="optimiser of the phases"),
+    Param("lr", "float", 0.02, low=1e-9, high=100.0, doc="learning rate (rad per unit gradient)"),
+    Param("sgd_lr", "float", 0.0, low=0.0, high=100.0,
+          doc="learning rate when optimizer = sgd (0: lr); lets one grid compare SGD and Adam each at its own rate"),
+    Param("epochs", "int", 25, low=0, high=100_000, doc="passes over the training set"),
+    Param("batch_size", "int", 16, low=1, high=1_000_000, doc="examples per gradient step"),
+    Param("eval_every", "int", 1, low=1, high=100_000, doc="epochs between points of the learning curves"),
+    Param("boundary_grid", "int", 0, low=0, high=400, doc="decision-boundary grid points per axis (2-D tasks)"),
+    Param("loss", "str", "cross_entropy", choices=("cross_entropy", "mse"), doc="training loss on the output powers"),
+    Param("logit_scale", "float", 0.0, low=0.0, high=1e6, doc="0 = task recipe (3 for 2-D, 30 for images)"),
+    Param("record_gradient_error", "bool", True, doc="record 1 - cos of measured vs exact gradients (in situ modes)"),
+    Param("calibration_error", "float", 0.0, low=0.0, high=1.0,
+          doc="std of the calibration of every static error (rad, dB): calibrated, corrected, pat"),
+    Param("twin", "str", "calibrated", choices=("calibrated", "ideal"),
+          doc="twin of calibrated / corrected / pat: the calibrated chip, or the ideal model"),
+    Param("spsa_delta", "float", 0.05, low=1e-6, high=3.2, doc="SPSA perturbation of every phase (rad)"),
+    Param("spsa_samples", "int", 1, low=1, high=10_000, doc="SPSA estimates averaged per step"),
+    *ERROR_PARAMS,
+)
 
 
-def experiment_names(internal: bool = True) -> list[str]:
-    """Names of every registered experiment, sorted; ``internal=False`` leaves out the
-    experiments that exist to test the sweep machinery (``INTERNAL_EXPERIMENTS``)."""
-    _load_builtins()
-    return sorted(n for n in _REGISTRY if internal or n not in INTERNAL_EXPERIMENTS)
+def run_gradient(params: dict, trial_seed: int, cache: dict) -> list[dict]:
+    """Rows of one ``gradient`` trial: the network its parameters describe, measured by
+    :func:`photonics.insitu.protocol_gradient_errors` from a generator of the trial seed."""
+    # Logits of order one (logit scale = 1 / input power): a saturated softmax would make the
+    # true gradient of confidently classified inputs vanish and its direction meaningless.
+    net = build_network(params["n_ports"], params["n_layers"] or 1, 2, params["topology"], params["depth"] or None,
+                        "grouped", 1.0 / params["input_power"])
+    protocols = _modes(params["modes"], GRADIENT_PROTOCOLS)
+    repeats = params["n_repeats"]
+    study = protocol_gradient_errors(net, error_model(params), np.random.default_rng(trial_seed), protocols,
+                                     repeats, params["batch_size"], params["input_power"], params["launch"])
+    grad_norm_true = float(np.mean(study.true_norms))
+    return [{
+        "mode": protocol,
+        "grad_error_mean": float(errs.mean()),
+        "grad_error_median": float(np.median(errs)),
+        "grad_error_std": float(errs.std(ddof=1)) if repeats > 1 else float("nan"),
+        "grad_norm_true": grad_norm_true,
+        "grad_errors": errs.tolist(),
+    } for protocol, errs in zip(protocols, study.errors)]
 
 
-def _type_name(value: Any) -> str:
-    return {bool: "bool", int: "int", float: "float", str: "str", list: "array",
-            dict: "table"}.get(type(value), type(value).__name__)
+GRADIENT_PARAMS = (
+    Param("n_ports", "int", 4, low=2, high=1024, doc="ports of each mesh"),
+    *MESH_PARAMS,
+    LAUNCH_PARAM,
+    Param("modes", "str", "three_pass,analog", doc="comma list of protocols: three_pass, analog"),
+    Param("batch_size", "int", 1, low=1, high=100_000, doc="examples per measurement (summed digitally by three_pass, integrated by analog)"),
+    Param("n_repeats", "int", 20, low=1, high=100_000, doc="measurements (random inputs) per trial"),
+    Param("input_power", "float", 9.0, low=1e-9, high=1e9, doc="power of every input vector"),
+    *ERROR_PARAMS,
+)
+
+register(
+    "classify",
+    version=CLASSIFY_VERSION,
+    params=CLASSIFY_PARAMS,
+    run_trial=run_classify,
+    run_group=run_classify_group,
+    validate=validate_classify,
+    description="train the chosen modes (digital, in situ, analog and offline / hybrid baselines) on one sampled device per trial",
+)
+register(
+    "gradient",
+    version=GRADIENT_VERSION,
+    params=GRADIENT_PARAMS,
+    run_trial=run_gradient,
+    validate=validate_gradient,
+    description="gradient error of each measurement protocol on one sampled device per trial",
+)

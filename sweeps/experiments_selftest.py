@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from sweeps.experiments import Param, register
+from sweeps.registry import Param, register
 
 VERSION = "1"
 

@@ -11,7 +11,8 @@ A full disk ends the launch with one line and exit status 1; the parts written s
 Ctrl-C (or SIGTERM) stops the launch: no new chunk is submitted, chunks in flight are
 abandoned, and the store keeps only whole parts; the exit status is 130.
 
-About 420 lines: the pipeline and the dry run estimate, which reuses its plan stage.
+The dry run's estimate, which follows the plan stage instead of executing, is in
+:mod:`sweeps.dry_run`.
 """
 
 from __future__ import annotations
@@ -19,23 +20,22 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
-import math
 import os
 import socket
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import TextIO
 
 from sweeps.exceptions import StoreError
-from sweeps.experiments import Experiment, get_experiment
+from sweeps.registry import Experiment, get_experiment
 from sweeps.interrupts import interrupts_deferred, interrupts_raise
-from sweeps.launch_input import check_backend_input, pool_size, ray_address
-from sweeps.progress import Progress, format_duration
+from sweeps.launch_input import check_backend_input, pool_size
+from sweeps.progress import Progress
 from sweeps.backends import make_backend
-from sweeps.chunker import Chunker, seed_groups
-from sweeps.runner import run_group, run_one
+from sweeps.chunker import Chunker, uses_ensembles
+from sweeps.dry_run import dry_run
 from sweeps.spec import Spec, change_problems, load_spec
 from sweeps.fsutil import is_disk_full
 from sweeps.lock import StoreLock
@@ -143,7 +143,7 @@ def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
     workers = pool_size(options, spec)
     if options.dry_run:
         plan = _plan(store_path, select)
-        _dry_run(spec, experiment, plan.trials, plan.pending, workers, options, stdout)
+        dry_run(spec, experiment, plan.trials, plan.pending, workers, options, stdout)
         return 0
     address = check_backend_input(options, spec, workers)
     with _store_lock(store_path, launch_id):
@@ -310,7 +310,7 @@ def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_
     on a terminal or a plain line every ``options.progress_seconds`` elsewhere.
     """
     chunker = Chunker(pending, spec.ray_setting("chunk_seconds"), backend.workers,
-                      group_seeds=_ensembles(backend.experiment, spec),
+                      group_seeds=uses_ensembles(backend.experiment, spec),
                       max_group=backend.experiment.max_group)
     written: set[str] = set()
     parts = errors = 0
@@ -380,48 +380,3 @@ def _disk_full(store_path: Path, exc: OSError, stored: int, pending: int, parts:
                stderr: TextIO) -> None:
     print(f"insitu: {store_path}: {exc.strerror or 'no space left'}: {stored} of {pending} "
           f"trials stored in {parts} whole parts; free space and run again", file=stderr)
-
-
-def _dry_run(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
-             pending: Sequence[Trial], workers: int, options: LaunchOptions,
-             stdout: TextIO) -> None:
-    """Print the trial count and an estimate from a pilot run here; write nothing.
-
-    The pilot is what one worker runs as a unit: one trial, or, when the seeds of a grid
-    point run as one device ensemble, the first such group of seeds. The estimate is
-    ``t_pilot * ceil(units / pool)``: units are handed out whole, ``pool`` at a time.
-    """
-    print(f"{spec.name}: {len(trials)} trials ({len(pending)} pending) of experiment "
-          f"{experiment.name} v{experiment.version}", file=stdout)
-    if not pending or not options.pilot:
-        return
-    grouped = _ensembles(experiment, spec)
-    units = seed_groups(pending, experiment.max_group) if grouped else [[t] for t in pending]
-    pilot = units[0]
-    start = time.perf_counter()
-    rows = run_one(experiment, pilot[0], {}) if len(pilot) == 1 else run_group(experiment, pilot, {})
-    seconds = time.perf_counter() - start
-    failed = next((r for r in rows if r["status"] != "ok"), None)
-    status = "" if failed is None else f" (the pilot failed: {failed['error']})"
-    if len(pilot) > 1:
-        what, unit = f"pilot: one device ensemble of {len(pilot)} seeds", "ensemble"
-    else:
-        what, unit = "pilot trial", "trial"
-    if options.backend == "serial":
-        pool, where = 1, "on 1 worker (serial)"
-    elif workers:
-        pool, where = workers, f"on {workers} worker{'s' if workers != 1 else ''}"
-    elif ray_address(options, spec):
-        pool, where = 1, "of worker time (divide by the cluster's CPUs; --workers N to say)"
-    else:
-        pool = os.cpu_count() or 1
-        where = f"on {pool} worker{'s' if pool != 1 else ''} (one per CPU)"
-    estimate = seconds * math.ceil(len(units) / pool)
-    print(f"{what}: {seconds:.3g} s{status}; {len(units)} {unit}"
-          f"{'s' if len(units) != 1 else ''} to run: estimated {format_duration(estimate)} "
-          f"{where}, plus the start of the pool", file=stdout)
-
-
-def _ensembles(experiment: Experiment, spec: Spec) -> bool:
-    """Whether the seeds of a grid point run as one device ensemble."""
-    return experiment.run_group is not None and spec.ray_setting("ensembles")

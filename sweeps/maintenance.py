@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeps.exceptions import StoreError
-from sweeps.experiments import get_experiment
+from sweeps.registry import get_experiment
 from sweeps.fsutil import fsync_dir
 from sweeps.lock import StoreLock, lock_is_stale
 from sweeps.manifest import manifest_entry

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sweeps.experiments import Experiment
+from sweeps.registry import Experiment
 from sweeps.fsutil import write_bytes_atomic
 from sweeps.manifest import manifest_entry
 from sweeps.schema import FIXED_COLUMNS, PARAM_ARROW_TYPES, TEMP_SUFFIX, infer_type, merge_types

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 from sweeps.chunker import MAX_ATTEMPTS, Chunk, ChunkDone, Chunker, chunk_seconds_of, lost_trial_rows
 from sweeps.exceptions import InputError
-from sweeps.experiments import Experiment
+from sweeps.registry import Experiment
 from sweeps.runner import one_line, run_chunk
 from sweeps.trials import Trial
 

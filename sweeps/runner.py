@@ -11,7 +11,7 @@ import logging
 import time
 from typing import Any, Sequence
 
-from sweeps.experiments import RESERVED_COLUMNS, Experiment, get_experiment
+from sweeps.registry import RESERVED_COLUMNS, Experiment, get_experiment
 from sweeps.schema import plain_value
 from sweeps.trials import Trial, canonical_json
 

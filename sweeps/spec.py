@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.exceptions import SpecError, did_you_mean
-from sweeps.experiments import Experiment, Param, experiment_names, get_experiment
+from sweeps.registry import Experiment, Param, experiment_names, get_experiment
 
 TOP_LEVEL_KEYS = ("name", "experiment", "seeds", "fixed", "grid", "ray")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -20,7 +20,7 @@ its names and columns are in ``sweeps.schema``, the part writer in ``sweeps.part
 manifest in ``sweeps.manifest``, the lock in ``sweeps.lock`` and the file-system helpers
 in ``sweeps.fsutil``.
 
-About 410 lines: ``scan`` (the manifest fast path with its integrity checks) is a
+About 415 lines: ``scan`` (the manifest fast path with its integrity checks) is a
 third of it.
 """
 
@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sweeps.exceptions import StoreError
-from sweeps.experiments import Experiment
+from sweeps.registry import Experiment
 from sweeps.fsutil import file_sha256, pathconf, read_only, write_text_atomic
 from sweeps.lock import StoreLock
 from sweeps.manifest import (append_manifest, columns_text, new_entry, read_manifest,

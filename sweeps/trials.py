@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from sweeps.experiments import Experiment
+from sweeps.registry import Experiment
 from sweeps.spec import Spec
 
 KEY_HEX_DIGITS = 16

@@ -79,3 +79,25 @@ def test_analysis_snippet_runs_on_a_quick_store(block, quick_store):
     assert len(namespace["df"]) == 8 * 3 * 2  # grid points x seeds x modes
     assert set(namespace["table"]["bs_error"]) == {0.0, 0.02, 0.05, 0.1}
     assert set(namespace["tol"]["mode"]) == {"digital", "insitu"}
+
+
+def _named_modules(text: str, row_start: str) -> set[str]:
+    row = next((line for line in text.splitlines() if line.startswith(row_start)), None)
+    assert row is not None, f"no package table row starting {row_start!r}"
+    return set(re.findall(r"`(\w+)`", row))
+
+
+@pytest.mark.parametrize("document, package, row_start", [
+    ("README.md", "sweeps", "| `sweeps/` |"),
+    ("README.md", "analysis", "| `analysis/` |"),
+    ("docs/design.md", "photonics", "| `photonics` |"),
+    ("docs/design.md", "sweeps", "| `sweeps` |"),
+    ("docs/design.md", "analysis", "| `analysis` |"),
+])
+def test_the_package_tables_name_every_module(document, package, row_start):
+    """The module lists of the package tables describe the layout: every module is named."""
+    named = _named_modules((ROOT / document).read_text(), row_start)
+    modules = sorted(p.stem for p in (ROOT / package).glob("*.py") if p.stem != "__init__")
+    assert modules, package
+    missing = [m for m in modules if m not in named]
+    assert not missing, f"{document}: the {package} row does not name {', '.join(missing)}"

@@ -12,7 +12,7 @@ import pandas as pd
 
 from analysis.load import read_store
 from sweeps.cli import main
-from sweeps.experiments import get_experiment
+from sweeps.registry import get_experiment
 from sweeps.store import Store
 
 SPEC = """

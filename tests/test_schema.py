@@ -1,5 +1,6 @@
 """One store schema: sweeps' schema module, analysis' column list, docs/store.md's table,
-the experiment registry's reserved names and the analysis test fixture agree.
+the experiment registry's reserved names (derived from the schema) and the analysis test
+fixture agree.
 
 ``analysis`` imports nothing of ``sweeps``, so it spells the fixed columns itself; this test
 is what keeps the two spellings (and the documented contract) the same list.
@@ -14,7 +15,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from analysis.load import IDENTITY_COLUMNS
-from sweeps.experiments import RESERVED_COLUMNS, get_experiment
+from sweeps.registry import RESERVED_COLUMNS, get_experiment
 from sweeps.schema import FIXED_COLUMNS, PARAM_ARROW_TYPES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,9 +78,12 @@ def test_analysis_knows_every_error_axis_and_training_mode():
 
     from analysis.labels import ERROR_AXES, LABELS, MODE_ORDER
     from photonics.errors import ErrorModel
-    from photonics.training import MODES
+    from photonics.modes import MODES
 
-    magnitudes = [f.name for f in fields(ErrorModel) if f.name != "io_placement"]  # a choice
-    assert set(magnitudes) <= set(ERROR_AXES)
+    magnitudes = [f.name for f in fields(ErrorModel) if f.metadata.get("choices") is None]  # not a choice
+    # the error axes are the error model's magnitudes and the calibration's error, no more
+    assert set(ERROR_AXES) == set(magnitudes) | {"calibration_error"}
+    assert len(ERROR_AXES) == len(set(ERROR_AXES))
+    assert "calibration_error" in get_experiment("classify").by_name
     assert all(name in LABELS for name in ERROR_AXES)
     assert set(MODES) <= set(MODE_ORDER)

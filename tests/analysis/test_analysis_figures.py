@@ -9,7 +9,7 @@ from matplotlib.colors import to_hex
 from analysis import figures as F
 from analysis.labels import label
 from analysis.exceptions import AnalysisInputError
-from analysis.load import load
+from analysis.load import load, load_params
 from analysis.summary import gap_summary
 
 
@@ -27,8 +27,20 @@ def gradient_rows(gradient_store):
     return load(gradient_store.root)
 
 
-def test_metric_vs_axis_lines_bands_labels(classify_rows):
-    fig = F.metric_vs_axis(classify_rows, "bs_error", facet="depth")
+@pytest.fixture
+def cp(classify_store):
+    """The declared parameters of the classify store."""
+    return load_params(classify_store.root)
+
+
+@pytest.fixture
+def gp(gradient_store):
+    """The declared parameters of the gradient store."""
+    return load_params(gradient_store.root)
+
+
+def test_metric_vs_axis_lines_bands_labels(classify_rows, cp):
+    fig = F.metric_vs_axis(classify_rows, "bs_error", facet="depth", params=cp)
     panels = _panels(fig)
     assert len(panels) == 2  # depth 2 and 4
     for ax in panels:
@@ -49,10 +61,10 @@ def test_metric_vs_axis_lines_bands_labels(classify_rows):
     assert y[list(x).index(0.1)] == pytest.approx(part[part["bs_error"] == 0.1]["test_accuracy"].mean())
 
 
-def test_metric_vs_axis_without_facet_pools_only_by_name(classify_rows):
+def test_metric_vs_axis_without_facet_pools_only_by_name(classify_rows, cp):
     with pytest.raises(AnalysisInputError, match="would pool over 'depth'"):
-        F.metric_vs_axis(classify_rows, "bs_error")
-    fig = F.metric_vs_axis(classify_rows, "bs_error", pool=["depth"])
+        F.metric_vs_axis(classify_rows, "bs_error", params=cp)
+    fig = F.metric_vs_axis(classify_rows, "bs_error", pool=["depth"], params=cp)
     assert len(_panels(fig)) == 1 and len(_panels(fig)[0].get_lines()) == 3
     assert "pooled over mesh depth (MZI columns) (2, 4)" in fig.get_suptitle()
     assert "over 3 seeds" in fig.get_suptitle()
@@ -63,8 +75,8 @@ def test_metric_vs_axis_without_facet_pools_only_by_name(classify_rows):
     assert y[list(x).index(0.1)] == pytest.approx(expected)
 
 
-def test_gap_heatmap_cells_match_paired_means(classify_rows):
-    fig = F.gap_heatmap(classify_rows, "bs_error", "depth")
+def test_gap_heatmap_cells_match_paired_means(classify_rows, cp):
+    fig = F.gap_heatmap(classify_rows, "bs_error", "depth", params=cp)
     ax = _panels(fig)[0]
     cells = ax.collections[0].get_array()
     assert cells.size == 3 * 2
@@ -73,17 +85,17 @@ def test_gap_heatmap_cells_match_paired_means(classify_rows):
     cbar = [a for a in fig.axes if a.get_label() == "<colorbar>"][0]
     assert "insitu − digital" in cbar.get_ylabel()
     expected = gap_summary(classify_rows, "test_accuracy", by=["bs_error", "depth"],
-                           comparisons=[("insitu", "digital")])
+                           comparisons=[("insitu", "digital")], params=cp)
     # rows are drawn with the largest depth on top
     grid = expected.pivot(index="depth", columns="bs_error", values="mean").sort_index(ascending=False)
     assert np.asarray(cells).reshape(2, 3) == pytest.approx(grid.to_numpy())
-    single = F.gap_heatmap(classify_rows, "bs_error", pool=["depth"])
+    single = F.gap_heatmap(classify_rows, "bs_error", pool=["depth"], params=cp)
     assert _panels(single)[0].collections[0].get_array().size == 3
     assert "pooled over mesh depth" in single.get_suptitle()
 
 
-def test_gradient_error_log_axes_per_protocol(gradient_rows):
-    fig = F.gradient_error(gradient_rows, "loss_imbalance_db", facet="batch_size")
+def test_gradient_error_log_axes_per_protocol(gradient_rows, gp):
+    fig = F.gradient_error(gradient_rows, "loss_imbalance_db", facet="batch_size", params=gp)
     panels = _panels(fig)
     assert len(panels) == 2
     for ax in panels:
@@ -94,7 +106,7 @@ def test_gradient_error_log_axes_per_protocol(gradient_rows):
             F.MODE_COLORS["three_pass"], F.MODE_COLORS["analog"]]
     assert panels[0].get_ylabel() == "gradient error 1 − cos"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["three_pass", "analog"]
-    by_batch = F.gradient_error(gradient_rows, "batch_size", facet="loss_imbalance_db")
+    by_batch = F.gradient_error(gradient_rows, "batch_size", facet="loss_imbalance_db", params=gp)
     assert len(_panels(by_batch)) == 4
     assert _panels(by_batch)[0].get_xlabel() in ("", "batch size M")
 
@@ -106,14 +118,14 @@ def test_gradient_error_symlog_when_zero_included(make_store):
         for m in ("three_pass", "analog"):
             rows.append(store.row(p, s, m, {"grad_error_mean": 1e-4 + p["tap_noise"] * (s + 1)}))
     store.write_part(rows, "L1")
-    fig = F.gradient_error(load(store.root), "tap_noise")
+    fig = F.gradient_error(load(store.root), "tap_noise", params=load_params(store.root))
     ax = _panels(fig)[0]
     assert ax.get_xscale() == "symlog" and ax.get_yscale() == "log"
     assert ax.get_xlabel() == "tap noise s"
 
 
-def test_learning_curves_explode_to_long_form(classify_rows):
-    fig = F.learning_curves(classify_rows, "bs_error", pool=["depth"])
+def test_learning_curves_explode_to_long_form(classify_rows, cp):
+    fig = F.learning_curves(classify_rows, "bs_error", pool=["depth"], params=cp)
     panels = _panels(fig)
     assert len(panels) == 3
     assert panels[0].get_ylabel() == "test error (1 − accuracy)"
@@ -125,15 +137,15 @@ def test_learning_curves_explode_to_long_form(classify_rows):
     x, y = panels[2].get_lines()[0].get_data()
     assert x[-1] == 10 and y[-1] == pytest.approx(expected)
     assert "pooled over mesh depth" in fig.get_suptitle()
-    assert len(_panels(F.learning_curves(classify_rows, pool=["bs_error", "depth"]))) == 1
-    assert len(_panels(F.learning_curves(classify_rows, "bs_error", row="depth"))) == 6
+    assert len(_panels(F.learning_curves(classify_rows, pool=["bs_error", "depth"], params=cp))) == 1
+    assert len(_panels(F.learning_curves(classify_rows, "bs_error", row="depth", params=cp))) == 6
 
 
 def test_decision_boundaries_one_panel_per_task_and_mode(make_store, fill):
     store = make_store("db", grid={"task": ["moons", "circle"]}, seeds=(0, 1))
     fill.classify(store, seed=3, modes=("digital", "insitu"))
     rows = load(store.root)
-    fig = F.decision_boundaries(rows, seed=1)
+    fig = F.decision_boundaries(rows, seed=1, params=load_params(store.root))
     panels = _panels(fig)
     assert len(panels) == 2 * 2
     titles = [ax.get_title() for ax in panels]
@@ -144,7 +156,7 @@ def test_decision_boundaries_one_panel_per_task_and_mode(make_store, fill):
     x0, x1 = panels[0].get_xlim()
     assert (x0, x1) == pytest.approx((-3.0, 3.0))
     assert any(len(c.get_offsets()) == 12 for c in panels[0].collections if hasattr(c, "get_offsets"))
-    only_insitu = F.decision_boundaries(rows, modes=["insitu"])
+    only_insitu = F.decision_boundaries(rows, modes=["insitu"], params=load_params(store.root))
     assert len(_panels(only_insitu)) == 2
 
 
@@ -152,24 +164,24 @@ def test_metric_by_mode_when_nothing_varies(make_store):
     store = make_store("flat", seeds=(0, 1, 2))
     store.write_part([store.row(p, s, m, {"test_accuracy": 0.9 + 0.01 * s})
                       for p, s in store.points() for m in ("digital", "insitu")], "L1")
-    fig = F.metric_by_mode(load(store.root))
+    fig = F.metric_by_mode(load(store.root), params=load_params(store.root))
     ax = _panels(fig)[0]
     assert ax.get_ylabel() == "test accuracy" and ax.get_xlabel() == "training mode"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["digital", "insitu"]
 
 
-def test_save_figure_writes_png_and_pdf(classify_rows, tmp_path):
-    fig = F.metric_vs_axis(classify_rows, "bs_error", facet="depth")
+def test_save_figure_writes_png_and_pdf(classify_rows, tmp_path, cp):
+    fig = F.metric_vs_axis(classify_rows, "bs_error", facet="depth", params=cp)
     png, pdf = F.save_figure(fig, tmp_path / "sub" / "accuracy")
     assert png.name == "accuracy.png" and pdf.name == "accuracy.pdf"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
 
 
-def test_labels_palette_and_bad_axis(classify_rows):
+def test_labels_palette_and_bad_axis(classify_rows, cp):
     assert label("loss_imbalance_db") == "loss imbalance (dB)"
     assert label("my_new_axis") == "my_new_axis"
     order, colors = F.mode_palette(["zeta", "analog", "digital"])
     assert order == ["digital", "analog", "zeta"]
     assert colors["digital"] == F.MODE_COLORS["digital"] and colors["zeta"] not in F.MODE_COLORS.values()
     with pytest.raises(AnalysisInputError, match="unknown column 'nope'"):
-        F.metric_vs_axis(classify_rows, "nope")
+        F.metric_vs_axis(classify_rows, "nope", params=cp)

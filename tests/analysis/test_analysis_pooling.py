@@ -13,7 +13,7 @@ from analysis import figures as F
 from analysis.labels import label
 from analysis.commands import apply_where, figures_command, report_command, summary_command
 from analysis.exceptions import AnalysisInputError
-from analysis.load import load, read_store
+from analysis.load import load, load_params, read_store
 from analysis.outputs import stale_notices
 from analysis.plan import build_figures, plan_figures
 from analysis.summary import interval, log_interval, summarize
@@ -67,16 +67,16 @@ def test_every_summary_groups_by_all_three_axes_or_names_the_pooled_one(three_ax
     doc = json.loads(summary_command(root, pool=["depth"], fmt="json"))
     assert doc["grouped_by"] == ["bs_error", "tap_noise"] and doc["pooled_over"] == ["depth"]
     assert all(r["n"] == 3 for r in doc["rows"])  # n counts seeds, not seeds x depths
-    table = summarize(load(three_axes.root), metrics=["test_accuracy"])
+    table = summarize(load(three_axes.root), metrics=["test_accuracy"], params=load_params(three_axes.root))
     assert table.attrs["by"] == ["bs_error", "tap_noise", "depth"] and len(table) == 12 * 2
 
 
 def test_a_varying_column_left_out_of_the_rows_is_caught(three_axes):
     rows = load(three_axes.root, columns=["bs_error", "tap_noise", "mode", "seed", "test_accuracy"])
     with pytest.raises(AnalysisInputError, match="rows repeat a seed"):
-        summarize(rows, by=["bs_error", "tap_noise"], metrics=["test_accuracy"])
+        summarize(rows, by=["bs_error", "tap_noise"], metrics=["test_accuracy"], params=load_params(three_axes.root))
     with pytest.raises(AnalysisInputError, match="rows repeat a seed"):
-        F.metric_vs_axis(rows, "bs_error", facet="tap_noise")
+        F.metric_vs_axis(rows, "bs_error", facet="tap_noise", params=load_params(three_axes.root))
 
 
 def test_where_filters_rows_and_bad_expressions_are_one_line(three_axes, tmp_path):
@@ -120,7 +120,7 @@ def test_drop_against_the_error_free_cell_by_hand(make_store):
     rows = [store.row(p, s, "digital", {"test_accuracy": acc[(p["bs_error"], s)] - 0.01 * (p["depth"] == 4)})
             for p, s in store.points()]
     store.write_part(rows, "L1")
-    table = summarize(load(store.root), metrics=["test_accuracy"], drop=True)
+    table = summarize(load(store.root), metrics=["test_accuracy"], drop=True, params=load_params(store.root))
     cell = table[(table["bs_error"] == 0.1) & (table["depth"] == 2)].iloc[0]
     drops = [0.95 - 0.80, 0.93 - 0.90, 0.97 - 0.85]  # paired by seed, same depth
     expected = interval(drops)
@@ -153,7 +153,7 @@ def test_geometric_summaries_have_no_negative_bounds(make_store):
     assert got["ci_low"] > 0 and got["mean"] == pytest.approx(10 ** np.mean(np.log10(values)))
     assert got["ci_low"] < got["mean"] < got["ci_high"]
     store = _gradient_store(make_store)
-    table = summarize(load(store.root), metrics=["grad_error_mean"])
+    table = summarize(load(store.root), metrics=["grad_error_mean"], params=load_params(store.root))
     inexact = table[table["loss_imbalance_db"] > 0]
     assert (inexact["ci_low"] > 0).all() and (inexact["scale"] == "log10").all()
     exact = table[table["loss_imbalance_db"] == 0]
@@ -167,13 +167,13 @@ def test_geometric_summaries_have_no_negative_bounds(make_store):
 def test_gradient_figure_names_exact_values_instead_of_plotting_1e16(make_store):
     store = _gradient_store(make_store)
     rows = load(store.root)
-    fig = F.gradient_error(rows, "loss_imbalance_db")
+    fig = F.gradient_error(rows, "loss_imbalance_db", params=load_params(store.root))
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and ax.get_ylim()[0] > 1e-6
     assert any("exact" in t.get_text() and "three_pass at loss_imbalance_db = 0" in t.get_text()
                for t in ax.texts)
     # the figure draws the table's geometric means
-    table = summarize(rows, metrics=["grad_error_mean"])
+    table = summarize(rows, metrics=["grad_error_mean"], params=load_params(store.root))
     want = table[(table["mode"] == "three_pass") & (table["loss_imbalance_db"] > 0)]["mean"].to_numpy()
     assert ax.get_lines()[0].get_ydata() == pytest.approx(want)
 
@@ -191,16 +191,16 @@ def test_figures_stay_narrow_for_a_twenty_value_axis(make_store, fill, tmp_path)
     fill.classify(store, modes=("digital", "insitu"), seed=1)
     rows = load(store.root)
     # the PNG that save_figure writes (150 dpi) is at most 2000 px wide
-    fig = F.metric_vs_axis(rows, "bs_error", facet="tap_noise", pool=["depth"])
+    fig = F.metric_vs_axis(rows, "bs_error", facet="tap_noise", pool=["depth"], params=load_params(store.root))
     png = tmp_path / "twenty.png"
     fig.savefig(png, dpi=150)  # as save_figure does
     assert _png_size(png)[0] <= 2000
     assert fig.get_figwidth() * 150 == pytest.approx(_png_size(png)[0], abs=1)
     figs = [fig,
-            F.metric_vs_axis(rows, "bs_error", facet="tap_noise", row="depth"),  # 2 x 20 panels
-            F.gap_heatmap(rows, "tap_noise", "bs_error", facet="depth"),
-            F.learning_curves(rows, "tap_noise", row="depth", pool=["bs_error"]),
-            F.gradient_error(rows[rows["mode"] == "insitu"], "bs_error", facet="tap_noise", row="depth")]
+            F.metric_vs_axis(rows, "bs_error", facet="tap_noise", row="depth", params=load_params(store.root)),  # 2 x 20 panels
+            F.gap_heatmap(rows, "tap_noise", "bs_error", facet="depth", params=load_params(store.root)),
+            F.learning_curves(rows, "tap_noise", row="depth", pool=["bs_error"], params=load_params(store.root)),
+            F.gradient_error(rows[rows["mode"] == "insitu"], "bs_error", facet="tap_noise", row="depth", params=load_params(store.root))]
     for fig in figs:
         assert fig.get_figwidth() * 150 <= 2000
     for fig in (figs[1], figs[3]):  # 40 panels wrap at 4 columns
@@ -234,3 +234,42 @@ def test_stale_outputs_are_reported(make_store, fill, tmp_path):
     report_command(root, None, notices=notices)
     assert len(notices) == 1 and notices[0].startswith("figures figures is out of date")
     assert [line.split()[0] for line in stale_notices(root)] == ["figures"]
+
+
+def test_the_declared_parameters_are_passed_not_carried_by_the_frame(three_axes):
+    """Rows rebuilt by pandas (concat, merge: no attrs) are guarded as well as loaded rows,
+    because the parameters come from the store, and nothing reads them off the frame."""
+    rows, params = load(three_axes.root), load_params(three_axes.root)
+    assert "params" not in rows.attrs
+    rebuilt = pd.concat([rows.iloc[: len(rows) // 2], rows.iloc[len(rows) // 2:]])
+    rebuilt.attrs.clear()
+    with pytest.raises(AnalysisInputError, match="would pool over 'depth'"):
+        summarize(rebuilt, by=["bs_error", "tap_noise"], metrics=["test_accuracy"], params=params)
+    table = summarize(rebuilt, metrics=["test_accuracy"], params=params)
+    assert table.attrs["by"] == ["bs_error", "tap_noise", "depth"]
+    # the list is what is checked: with depth undeclared only the repeated seeds catch it
+    with pytest.raises(AnalysisInputError, match="rows repeat a seed"):
+        summarize(rebuilt, by=["bs_error", "tap_noise"], metrics=["test_accuracy"],
+                  params=["bs_error", "tap_noise"])
+    with pytest.raises(TypeError):
+        summarize(rebuilt, metrics=["test_accuracy"])  # params is required
+
+
+def test_one_headline_metric_for_tables_figures_and_reports(three_axes, make_store):
+    from analysis.summary import DEFAULT_METRICS, default_metric
+
+    rows, params = load(three_axes.root), load_params(three_axes.root)
+    assert default_metric(rows, params) == DEFAULT_METRICS["classify"] == "test_accuracy"
+    fig = F.metric_vs_axis(rows, "bs_error", facet="tap_noise", pool=["depth"], params=params)
+    assert fig.axes[0].get_ylabel() == label("test_accuracy")
+    # no headline column: the first metric column, never a parameter (lr is numeric too)
+    bare = rows.drop(columns=[c for c in rows.columns if c in DEFAULT_METRICS.values()])
+    chosen = default_metric(bare, params)
+    assert chosen not in params and chosen == "train_accuracy"
+    # the gradient experiment's headline, chosen from the experiment column
+    store = make_store("g", "gradient", grid={"tap_noise": [0.0, 0.01]}, seeds=(0, 1))
+    store.write_part([store.row(p, s, m, {"grad_error_mean": 0.01 + p["tap_noise"], "test_accuracy": 0.5})
+                      for p, s in store.points() for m in ("three_pass", "analog")], "L1")
+    grad_rows, grad_params = load(store.root), load_params(store.root)
+    assert default_metric(grad_rows, grad_params) == "grad_error_mean"
+    assert "gradient error" in F.metric_vs_axis(grad_rows, "tap_noise", params=grad_params).axes[0].get_ylabel()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis.exceptions import AnalysisInputError
-from analysis.load import load
+from analysis.load import load, load_params
 from analysis.summary import (
     default_comparisons,
     gap_summary,
@@ -59,7 +59,7 @@ def test_t_quantile_and_interval_by_hand():
 
 def test_summarize_per_grid_point_and_mode(hand_store):
     frame = load(hand_store.root)
-    table = summarize(frame, by=["bs_error"], metrics=["test_accuracy"])
+    table = summarize(frame, by=["bs_error"], metrics=["test_accuracy"], params=load_params(hand_store.root))
     assert list(table.columns) == ["bs_error", "mode", "metric", "n", "mean", "sd", "ci_low",
                                    "ci_high", "ci_half_width"]
     row = table[(table["bs_error"] == 0.1) & (table["mode"] == "digital")].iloc[0]
@@ -70,7 +70,7 @@ def test_summarize_per_grid_point_and_mode(hand_store):
     # modes in canonical order (digital before insitu) within each grid point
     assert table["mode"].tolist() == ["digital", "insitu", "digital", "insitu"]
     # default grouping: the declared parameters that vary (here bs_error only)
-    assert summarize(frame, metrics=["test_accuracy"])["bs_error"].nunique() == 2
+    assert summarize(frame, metrics=["test_accuracy"], params=load_params(hand_store.root))["bs_error"].nunique() == 2
 
 
 def test_paired_gap_pairs_same_seed(hand_store):
@@ -78,7 +78,7 @@ def test_paired_gap_pairs_same_seed(hand_store):
     diffs = paired_differences(frame, "test_accuracy", "insitu", "digital", by=["bs_error"])
     at = diffs[diffs["bs_error"] == 0.1].sort_values("seed")
     assert at["gap"].tolist() == pytest.approx([0.1, 0.05, -0.03])
-    gaps = gap_summary(frame, "test_accuracy", by=["bs_error"])
+    gaps = gap_summary(frame, "test_accuracy", by=["bs_error"], params=load_params(hand_store.root))
     assert gaps["comparison"].unique().tolist() == ["insitu - digital"]
     row = gaps[gaps["bs_error"] == 0.1].iloc[0]
     sd = statistics.stdev([0.1, 0.05, -0.03])
@@ -99,13 +99,13 @@ def test_default_comparisons():
 def test_unknown_axis_or_metric(hand_store):
     frame = load(hand_store.root)
     with pytest.raises(AnalysisInputError, match="unknown axis 'nope'"):
-        summarize(frame, by=["nope"])
+        summarize(frame, by=["nope"], params=load_params(hand_store.root))
     with pytest.raises(AnalysisInputError, match="unknown metric 'nope'"):
-        summarize(frame, by=["bs_error"], metrics=["nope"])
+        summarize(frame, by=["bs_error"], metrics=["nope"], params=load_params(hand_store.root))
 
 
 def test_table_export_csv_and_markdown(hand_store, tmp_path):
-    table = summarize(load(hand_store.root), by=["bs_error"], metrics=["test_accuracy"])
+    table = summarize(load(hand_store.root), by=["bs_error"], metrics=["test_accuracy"], params=load_params(hand_store.root))
     csv, md = write_table(table, tmp_path / "out" / "summary")
     back = pd.read_csv(csv)
     assert back.shape == table.shape

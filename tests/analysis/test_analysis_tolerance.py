@@ -13,7 +13,7 @@ import pytest
 from analysis.commands import tolerance_command
 from analysis.exceptions import AnalysisInputError
 from analysis.figures import tolerance_vs_axis
-from analysis.load import load
+from analysis.load import load, load_params
 from analysis.tolerance import crossing, tolerance
 
 GRID = [0.0, 0.04, 0.08, 0.12, 0.16]
@@ -49,8 +49,9 @@ def test_crossing_interpolates_and_reports_not_reached():
 
 
 def test_tolerance_of_a_linear_decline_is_the_analytic_crossing(make_store):
-    frame = load(_linear_store(make_store, noise=0.0).root)
-    table = tolerance(frame, "bs_error", drop=0.05)
+    root = _linear_store(make_store, noise=0.0).root
+    frame, params = load(root), load_params(root)
+    table = tolerance(frame, "bs_error", drop=0.05, params=params)
     assert table.attrs["by"] == ["depth"] and table.attrs["pooled"] == []
     digital = table[table["mode"] == "digital"]
     # 0.95 − x falls 0.05 at x = 0.05, between the grid points 0.04 and 0.08
@@ -59,7 +60,7 @@ def test_tolerance_of_a_linear_decline_is_the_analytic_crossing(make_store):
     insitu = table[table["mode"] == "insitu"]
     assert not insitu["reached"].any() and insitu["tolerance"].isna().all()
     assert np.isinf(insitu["ci_high"]).all() and (insitu["largest"] == 0.16).all()
-    relative = tolerance(frame, "bs_error", drop=0.1, relative=True)
+    relative = tolerance(frame, "bs_error", drop=0.1, relative=True, params=params)
     expected = 0.95 * 0.1  # 10 % of the error-free value, reached at x = 0.095
     assert relative[relative["mode"] == "digital"]["tolerance"].to_numpy() == pytest.approx([expected] * 2)
 
@@ -70,7 +71,6 @@ def _replicate(rng, n_seeds=20, noise=0.03):
                 "test_accuracy": 0.95 - x + noise * rng.standard_normal()}
                for x in GRID for s in range(n_seeds)]
     frame = pd.DataFrame.from_records(records)
-    frame.attrs["params"] = ["bs_error"]
     return frame
 
 
@@ -81,7 +81,7 @@ def test_bootstrap_interval_covers_the_true_crossing():
     rng = np.random.default_rng(11)
     covered, widths = 0, []
     for _ in range(100):
-        row = tolerance(_replicate(rng), "bs_error", drop=0.05, n_resamples=300).iloc[0]
+        row = tolerance(_replicate(rng), "bs_error", drop=0.05, n_resamples=300, params=["bs_error"]).iloc[0]
         covered += row["ci_low"] <= 0.05 <= row["ci_high"]
         widths.append(row["ci_high"] - row["ci_low"])
     assert covered >= 85
@@ -89,8 +89,9 @@ def test_bootstrap_interval_covers_the_true_crossing():
 
 
 def test_point_estimate_is_the_crossing_of_the_means(make_store):
-    frame = load(_linear_store(make_store, noise=0.03, seeds=range(20)).root)
-    table = tolerance(frame, "bs_error", drop=0.05, n_resamples=200)
+    root = _linear_store(make_store, noise=0.03, seeds=range(20)).root
+    frame, params = load(root), load_params(root)
+    table = tolerance(frame, "bs_error", drop=0.05, n_resamples=200, params=params)
     digital = table[table["mode"] == "digital"]
     # the point estimate is the crossing of the means over seeds, computed here by hand
     part = frame[(frame["mode"] == "digital") & (frame["depth"] == 2)]
@@ -114,7 +115,7 @@ def test_resamples_are_shared_by_all_modes(make_store):
         rows += [store.row(p, s, "digital", {"test_accuracy": v}),
                  store.row(p, s, "pat", {"test_accuracy": v - 0.02})]
     store.write_part(rows, "L1")
-    table = tolerance(load(store.root), "bs_error", 0.05, n_resamples=500).set_index("mode")
+    table = tolerance(load(store.root), "bs_error", 0.05, n_resamples=500, params=load_params(store.root)).set_index("mode")
     assert table.loc["pat", "tolerance"] == pytest.approx(table.loc["digital", "tolerance"])
     assert table.loc["pat", "ci_low"] == pytest.approx(table.loc["digital", "ci_low"])
     assert table.loc["pat", "ci_high"] == pytest.approx(table.loc["digital", "ci_high"])
@@ -122,16 +123,17 @@ def test_resamples_are_shared_by_all_modes(make_store):
 
 
 def test_tolerance_refuses_silent_pooling_and_names_what_it_pools(make_store):
-    frame = load(_linear_store(make_store, noise=0.01).root)
+    root = _linear_store(make_store, noise=0.01).root
+    frame, params = load(root), load_params(root)
     with pytest.raises(AnalysisInputError, match="would pool over 'depth'"):
-        tolerance(frame, "bs_error", by=[])
-    pooled = tolerance(frame, "bs_error", pool=["depth"])
+        tolerance(frame, "bs_error", by=[], params=params)
+    pooled = tolerance(frame, "bs_error", pool=["depth"], params=params)
     assert pooled.attrs["pooled"] == ["depth"] and len(pooled) == 2
     assert "pooled over mesh depth (MZI columns) (2, 4)" in pooled.attrs["pooled_text"]
     with pytest.raises(AnalysisInputError, match="not numeric"):
-        tolerance(frame.assign(topology=frame["depth"].map({2: "a", 4: "b"})), "topology")
+        tolerance(frame.assign(topology=frame["depth"].map({2: "a", 4: "b"})), "topology", params=params)
     with pytest.raises(AnalysisInputError, match="drop must be positive"):
-        tolerance(frame, "bs_error", drop=0)
+        tolerance(frame, "bs_error", drop=0, params=params)
 
 
 def test_tolerance_command_formats_and_figure(make_store, tmp_path):
@@ -159,8 +161,9 @@ def test_tolerance_command_formats_and_figure(make_store, tmp_path):
 
 
 def test_tolerance_figure_draws_points_and_not_reached_markers(make_store):
-    frame = load(_linear_store(make_store, noise=0.0).root)
-    table = tolerance(frame, "bs_error", 0.05)
+    root = _linear_store(make_store, noise=0.0).root
+    frame, params = load(root), load_params(root)
+    table = tolerance(frame, "bs_error", 0.05, params=params)
     fig = tolerance_vs_axis(table, "depth")
     ax = [a for a in fig.axes][0]
     reached = [l for l in ax.get_lines() if l.get_marker() == "o"]
@@ -170,3 +173,16 @@ def test_tolerance_figure_draws_points_and_not_reached_markers(make_store):
     assert all(y == pytest.approx(0.16) for l in beyond for y in l.get_ydata())
     assert ax.get_xlabel() == "mesh depth (MZI columns)"
     assert "falls 0.05 below its value at 0" in " ".join(fig.get_suptitle().split())
+
+
+def test_the_tolerance_figure_reads_the_grouping_off_the_columns(make_store):
+    """A tolerance table rebuilt by pandas (no attrs) still refuses to draw an axis that
+    varies but is neither x nor facet: the grouping is read from its columns."""
+    root = _linear_store(make_store, noise=0.0).root
+    table = tolerance(load(root), "bs_error", 0.05, params=load_params(root))
+    rebuilt = pd.concat([table.iloc[:2], table.iloc[2:]])
+    rebuilt.attrs.clear()
+    wide = rebuilt.assign(task=["a", "b"] * (len(rebuilt) // 2))  # one more axis that varies
+    with pytest.raises(AnalysisInputError, match="varies in 'task' too"):
+        tolerance_vs_axis(wide, "depth")
+    assert len(tolerance_vs_axis(rebuilt, "depth").axes) >= 1

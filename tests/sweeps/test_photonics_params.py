@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sweeps.experiments import get_experiment
-from sweeps.experiments_photonics import classify_lr, error_model, run_gradient
+from sweeps.registry import get_experiment
+from sweeps.experiments import classify_lr, error_model, run_gradient
 
 
 def _params(name, **overrides):
@@ -48,8 +48,8 @@ def test_every_error_model_field_is_a_parameter_of_both_experiments():
     from dataclasses import fields
 
     from photonics import ErrorModel
-    from sweeps.experiments import get_experiment
-    from sweeps.experiments_photonics import error_model
+    from sweeps.registry import get_experiment
+    from sweeps.experiments import error_model
 
     names = {f.name for f in fields(ErrorModel)}
     for experiment in ("classify", "gradient"):
@@ -57,3 +57,36 @@ def test_every_error_model_field_is_a_parameter_of_both_experiments():
         assert names <= set(params), experiment
         assert error_model({**params, "dac_bits": 0}).dac_bits is None
         assert error_model({**params, "dac_bits": 6, "bs_error": 0.03}) == ErrorModel(dac_bits=6, bs_error=0.03)
+
+
+def test_error_params_are_derived_from_the_error_model_fields():
+    """ERROR_PARAMS comes from ErrorModel's field metadata: one parameter per field, in field
+    order, in the same place of both experiments; its type is the field's, its default the
+    model's, and the model accepts every value the sweep allows and refuses what it does not."""
+    from dataclasses import fields
+
+    from photonics import ErrorModel
+    from sweeps.experiments import ERROR_PARAMS
+
+    names = [f.name for f in fields(ErrorModel)]
+    assert [p.name for p in ERROR_PARAMS] == names
+    for experiment in ("classify", "gradient"):
+        declared = [p.name for p in get_experiment(experiment).params]
+        start = declared.index(names[0])
+        assert declared[start:start + len(names)] == names, experiment
+    defaults = get_experiment("gradient").defaults()
+    assert error_model(defaults) == ErrorModel()
+    for f, param in zip(fields(ErrorModel), ERROR_PARAMS):
+        assert param.type == f.type.split(" | ")[0], f.name
+        assert param.doc, f.name
+        if param.choices is not None:
+            for choice in param.choices:
+                error_model({**defaults, f.name: choice})
+            with pytest.raises(ValueError):
+                error_model({**defaults, f.name: "no-such-choice"})
+            continue
+        top = error_model({**defaults, f.name: param.high})  # the sweep's largest value
+        assert getattr(top, f.name) == param.high, f.name
+        assert param.check(param.low - 1)[1] is not None, f.name
+        with pytest.raises(ValueError):
+            error_model({**defaults, f.name: param.low - 1})

@@ -19,7 +19,7 @@ import pytest
 
 from tests.sweeps.helpers import all_keys, stored_rows
 from sweeps import catalog, launch, ray_backend
-from sweeps.experiments import get_experiment
+from sweeps.registry import get_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 INSITU = [sys.executable, "-m", "sweeps.cli"]

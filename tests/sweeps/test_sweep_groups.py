@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from sweeps.experiments import get_experiment
+from sweeps.registry import get_experiment
 from sweeps.chunker import Chunker
 from sweeps.runner import group_key, run_chunk, run_one
 from sweeps.spec import load_spec

@@ -19,7 +19,7 @@ from analysis.load import read_store
 from sweeps import backends, ray_backend
 from sweeps.chunker import Chunker
 from sweeps import store as store_module
-from sweeps.experiments import get_experiment
+from sweeps.registry import get_experiment
 from sweeps.maintenance import _read_part
 from sweeps.store import Store
 from tests.sweeps.helpers import SMALL_SELFTEST_SPEC as SPEC, all_keys, stored_rows

@@ -178,7 +178,7 @@ def test_retry_failed_after_resume_from_the_manifest(cli, write_spec, tmp_path):
 
 
 def test_writer_appends_after_a_torn_line(tmp_path, write_spec):
-    from sweeps.experiments import get_experiment
+    from sweeps.registry import get_experiment
     from sweeps.spec import load_spec
 
     experiment = get_experiment("selftest")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tests.sweeps.helpers import stored_rows
-from sweeps.experiments import get_experiment
+from sweeps.registry import get_experiment
 from sweeps.chunker import ChunkDone, Chunker
 from sweeps.runner import check_rows, one_line, run_chunk
 from sweeps.spec import parse_spec

@@ -13,7 +13,7 @@ import pytest
 from tests.sweeps.helpers import SMALL_SELFTEST_SPEC as SPEC, all_keys, stored_rows
 from sweeps import parts as store_module  # writes parts (pq, os)
 from sweeps.exceptions import StoreError
-from sweeps.experiments import get_experiment
+from sweeps.registry import get_experiment
 from sweeps.lock import StoreLock
 from sweeps.parts import PartWriter
 from sweeps.store import Store

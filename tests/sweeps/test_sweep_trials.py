@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sweeps.experiments import get_experiment
+from sweeps.registry import get_experiment
 from sweeps.spec import parse_spec
 from sweeps.trials import canonical_json, enumerate_trials, trial_key, trial_seed
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sweeps import experiments
-from sweeps.experiments import Param, experiment_names, get_experiment, register
+from sweeps import registry
+from sweeps.registry import Param, experiment_names, get_experiment, register
 
 
 def test_selftest_is_registered_lazily():
@@ -45,17 +45,17 @@ def test_register_refuses_a_different_declaration_under_a_taken_name():
         with pytest.raises(ValueError, match="already registered"):
             register("test-only", version="2", params=params, run_trial=lambda p, s, c: [])
     finally:
-        experiments._REGISTRY.pop(first.name)
+        registry._REGISTRY.pop(first.name)
 
 
 def test_missing_builtin_module_is_skipped_but_broken_ones_raise(monkeypatch, tmp_path):
     (tmp_path / "broken_experiments_mod.py").write_text("import no_such_dependency_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(experiments, "_builtins_loaded", False)
-    monkeypatch.setattr(experiments, "_BUILTIN_MODULES", ("absent_experiments_mod",))
+    monkeypatch.setattr(registry, "_builtins_loaded", False)
+    monkeypatch.setattr(registry, "_BUILTIN_MODULES", ("absent_experiments_mod",))
     assert "selftest" in experiment_names()  # the absent module is simply skipped
-    monkeypatch.setattr(experiments, "_builtins_loaded", False)
-    monkeypatch.setattr(experiments, "_BUILTIN_MODULES", ("broken_experiments_mod",))
+    monkeypatch.setattr(registry, "_builtins_loaded", False)
+    monkeypatch.setattr(registry, "_BUILTIN_MODULES", ("broken_experiments_mod",))
     with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
         experiment_names()
     sys.modules.pop("broken_experiments_mod", None)
