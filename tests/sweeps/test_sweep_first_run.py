@@ -306,6 +306,6 @@ def test_shipped_specs_state_their_run_time_for_their_trial_count():
         if match:
             stated[name] = int(match.group(1))
             assert stated[name] == load_spec(path).trial_count, name
-    # paper-fig4's time comes with its rewrite (issue 10)
     assert {"quick", "quick-gradient", "paper-fig2", "paper-fig3", "errors-vs-depth",
-            "baselines", "baselines-digits64"} <= set(stated)
+            "baselines", "baselines-digits64", "paper-fig4", "paper-fig4-corners",
+            "paper-fig4-headline"} <= set(stated)
