@@ -92,6 +92,7 @@ def tolerance(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
+    keep_draws: bool = False,
 ) -> pd.DataFrame:
     """Tolerance of every mode along ``axis``, per combination of the other varying axes.
 
@@ -102,7 +103,10 @@ def tolerance(
     end), ``threshold``, ``tolerance`` (NaN when not reached), ``reached``, ``ci_low``,
     ``ci_high`` (+inf: beyond the largest value in more than the interval's tail of the
     resamples), ``error_free``, ``largest`` (the far end of the axis), ``n_seeds``,
-    ``n_resamples``. ``attrs["pooled"]`` lists pooled axes.
+    ``n_resamples``. ``attrs["pooled"]`` lists pooled axes. With ``keep_draws`` a column
+    ``draws`` holds each row's bootstrap tolerances (one per resample, +inf beyond the grid),
+    resample ``b`` drawing the same seed indices in every row (for statistics of several
+    tolerances, such as :func:`analysis.scaling.fit_exponents`).
     """
     if axis not in frame.columns:
         raise AnalysisInputError(f"unknown axis {axis!r} for the tolerance")
@@ -162,8 +166,10 @@ def tolerance(
                 "ci_low": _quantile(boot_tol[i], alpha), "ci_high": _quantile(boot_tol[i], 1 - alpha),
                 "error_free": float(xs[0]), "largest": float(xs[-1]),
                 "n_seeds": int(np.isfinite(cube[i]).any(axis=0).sum()), "n_resamples": int(n_resamples),
+                **({"draws": boot_tol[i]} if keep_draws else {}),
             })
-    table = pd.DataFrame.from_records(records, columns=[*by, *TOLERANCE_COLUMNS])
+    columns = [*by, *TOLERANCE_COLUMNS, *(["draws"] if keep_draws else [])]
+    table = pd.DataFrame.from_records(records, columns=columns)
     table.attrs["pooled"] = list(pooled)
     table.attrs["by"] = list(by)
     table.attrs["pooled_text"] = pooled_text(frame, pooled)
