@@ -45,6 +45,7 @@ from analysis.grouping import pooled_text, value_text
 from analysis.outputs import record_output, stale_notices, store_state
 from analysis.plan import build_figures
 from analysis.report import render_report
+from analysis.scaling import size_axis
 from analysis.summary import (
     format_table,
     gap_summary,
@@ -207,6 +208,9 @@ def tolerance_command(
 
     ``fmt`` as for :func:`summary_command`. With ``figure`` (a path stem) the tolerance is
     also drawn against ``against`` (default: the first other varying axis) as PNG and PDF.
+    ``against`` may also be a result column that stands one-to-one for a varying axis
+    (``n_ports`` for ``task``: :func:`analysis.scaling.size_axis`); the figure then has log
+    axes and the table lists that column instead of the axis.
     """
     check_format(fmt)
     store = open_store(store_dir, where)
@@ -217,8 +221,12 @@ def tolerance_command(
     check_axes(store, [axis])
     pool = check_axes(store, pool, "axis to pool")
     metric = check_metric(store, metric)
-    table = tolerance(store.rows, axis, drop, metric, relative=relative, pool=pool,
-                      n_resamples=n_resamples, params=list(store.params))
+    rows, params, sized = store.rows, list(store.params), None
+    if figure is not None and against is not None and against not in store.params:
+        # a result column standing for an axis: n_ports for task
+        rows, params, sized = size_axis(rows, params, against)
+    table = tolerance(rows, axis, drop, metric, relative=relative, pool=pool,
+                      n_resamples=n_resamples, params=params)
     by = tolerance_axes(table)
     written = []
     if figure is not None:
@@ -235,7 +243,9 @@ def tolerance_command(
         if len(rest) > 1:
             raise AnalysisInputError(f"the tolerance varies with {', '.join(by)}; the figure shows "
                                      f"two of them: filter the others with --where or --pool them")
-        fig = tolerance_vs_axis(table, fig_x, facet=facet)
+        # against a size (n_ports for the task): log-log, the axes of a power law
+        log = True if sized is not None and fig_x not in store.params else None
+        fig = tolerance_vs_axis(table, fig_x, facet=facet, log_x=log, log_y=log)
         written = save_figure(fig, stem)
     header = tolerance_header(table)
     if fmt == "csv":

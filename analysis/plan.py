@@ -36,6 +36,7 @@ from analysis.labels import ERROR_AXES, label, order_axes
 from analysis.exceptions import AnalysisInputError
 from analysis.load import LoadedStore
 from analysis.grouping import has_items, has_values, pooled_text, value_text
+from analysis.scaling import SIZE_COLUMN, size_axis
 from analysis.summary import DEFAULT_METRICS, default_comparisons, default_metric, is_log_metric
 from analysis.tolerance import tolerance
 
@@ -123,6 +124,17 @@ def plan_figures(store: LoadedStore, metric: str | None = None,
     experiment = str(store.meta.get("experiment") or store.spec.get("experiment") or "")
     user_pool = [a for a in dict.fromkeys(pool) if a in rows.columns and rows[a].nunique(dropna=False) > 1]
     axes = [a for a in order_axes(store.varying_axes()) if a not in user_pool]
+    # tasks of different sizes (digits4 ... digits64): shown by their ports, a numeric axis
+    # put first, so figures order them by size and the tolerance is drawn against it
+    params = list(store.params)
+    try:
+        sized, sized_params, replaced = size_axis(rows, params)
+    except AnalysisInputError as exc:
+        sized, sized_params, replaced = rows, params, None
+        notes.append(f"tasks are not drawn by size: {exc}")
+    if replaced in axes:
+        rows, params = sized, sized_params
+        axes = [SIZE_COLUMN, *(a for a in axes if a != replaced)]
     numeric = [a for a in axes if _numeric(rows, a)]
     categorical = [a for a in axes if a not in numeric]
     if experiment == "gradient":
@@ -131,7 +143,6 @@ def plan_figures(store: LoadedStore, metric: str | None = None,
     if len(numeric) > MAX_X_AXES:
         notes.append(f"only the first {MAX_X_AXES} varying numeric axes are used as x axes")
     facetable = [a for a in axes if rows[a].nunique(dropna=False) <= MAX_FACET_LEVELS]
-    params = list(store.params)
     choice = _Choice(store, rows, params, experiment, axes, xs, categorical, facetable, user_pool,
                      metric or default_metric(rows, params, experiment), notes)
     plans: list[FigurePlan] = []
@@ -207,6 +218,9 @@ def _tolerance_figure(c: _Choice) -> list[FigurePlan]:
     if not numeric_panels:
         return []
     tx = numeric_panels[0]
+    if not _numeric(rows, tx):  # its x axis is drawn to scale (a task is not a number)
+        c.notes.append(f"no tolerance figure: the tolerance varies with {label(tx)} only, not a number")
+        return []
     tf = numeric_panels[1] if len(numeric_panels) > 1 else None
     pool_t = [*c.user_pool, *pooled]
     return [FigurePlan(

@@ -35,6 +35,7 @@ from analysis.summary import default_metric
 
 __all__ = ["TOLERANCE_COLUMNS", "crossing", "tolerance", "tolerance_axes", "tolerance_header", "tolerance_text"]
 
+DRAWS_COLUMN = "draws"  # keep_draws: each row's bootstrap tolerances
 TOLERANCE_COLUMNS = [
     "mode", "metric", "axis", "drop", "relative", "baseline", "threshold", "tolerance",
     "reached", "ci_low", "ci_high", "error_free", "largest", "n_seeds", "n_resamples",
@@ -44,8 +45,9 @@ TOLERANCE_COLUMNS = [
 def tolerance_axes(table: pd.DataFrame) -> list[str]:
     """The axes a tolerance table (:func:`tolerance`) is grouped by: its columns other than
     :data:`TOLERANCE_COLUMNS`, read off the columns so that a filtered or rebuilt table
-    (which may have lost its ``attrs``) still says what it varies in."""
-    return [c for c in table.columns if c not in TOLERANCE_COLUMNS]
+    (which may have lost its ``attrs``) still says what it varies in (``draws``, the
+    bootstrap tolerances of ``keep_draws``, is not an axis)."""
+    return [c for c in table.columns if c not in TOLERANCE_COLUMNS and c != DRAWS_COLUMN]
 
 
 def crossing(xs: np.ndarray, curves: np.ndarray, drop: float, relative: bool = False) -> np.ndarray:
@@ -99,6 +101,7 @@ def tolerance(
     confidence: float = 0.95,
     n_resamples: int = 2000,
     seed: int = 0,
+    keep_draws: bool = False,
     *,
     params: Sequence[str],
 ) -> pd.DataFrame:
@@ -113,7 +116,10 @@ def tolerance(
     end), ``threshold``, ``tolerance`` (NaN when not reached), ``reached``, ``ci_low``,
     ``ci_high`` (+inf: beyond the largest value in more than the interval's tail of the
     resamples), ``error_free``, ``largest`` (the far end of the axis), ``n_seeds``,
-    ``n_resamples``. ``attrs["pooled"]`` lists pooled axes.
+    ``n_resamples``. ``attrs["pooled"]`` lists pooled axes. With ``keep_draws`` a column
+    ``draws`` holds each row's bootstrap tolerances (one per resample, +inf beyond the grid),
+    resample ``b`` drawing the same seed indices in every row (for statistics of several
+    tolerances, such as :func:`analysis.scaling.fit_exponents`).
     """
     if axis not in frame.columns:
         raise AnalysisInputError(f"unknown axis {axis!r} for the tolerance")
@@ -173,8 +179,10 @@ def tolerance(
                 "ci_low": _quantile(boot_tol[i], alpha), "ci_high": _quantile(boot_tol[i], 1 - alpha),
                 "error_free": float(xs[0]), "largest": float(xs[-1]),
                 "n_seeds": int(np.isfinite(cube[i]).any(axis=0).sum()), "n_resamples": int(n_resamples),
+                **({DRAWS_COLUMN: boot_tol[i]} if keep_draws else {}),
             })
-    table = pd.DataFrame.from_records(records, columns=[*by, *TOLERANCE_COLUMNS])
+    columns = [*by, *TOLERANCE_COLUMNS, *([DRAWS_COLUMN] if keep_draws else [])]
+    table = pd.DataFrame.from_records(records, columns=columns)
     table.attrs["pooled"] = list(pooled)
     table.attrs["by"] = list(by)
     table.attrs["pooled_text"] = pooled_text(frame, pooled)

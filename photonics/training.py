@@ -337,8 +337,8 @@ def train(task: Task | str, seed: int = 0, config: TrainConfig | None = None, **
     """Train a photonic neural network on one sampled device and evaluate it there.
 
     Args:
-        task: a :class:`Task` or its name (``circle``, ``moons``, ``ring``, ``digits64``,
-            ``mnist64`` with ``mnist_path=``).
+        task: a :class:`Task` or its name (``circle``, ``moons``, ``ring``, ``digitsN``
+            for N = 4 ... 64, ``mnistN`` for N = 4 ... 256 with ``mnist_path=``).
         seed: every random stream of the run derives from it.
         config: a :class:`TrainConfig` (default: its defaults).
         options: ``network`` (default: the task's recipe, :func:`default_network`),

@@ -23,7 +23,7 @@ from dataclasses import fields, replace
 import numpy as np
 
 from photonics import ErrorModel
-from photonics.datasets import FEATURE_NORMS, TASKS, load_task
+from photonics.datasets import FEATURE_NORMS, MNIST_TASKS, TASKS, load_task
 from photonics.insitu import protocol_gradient_errors
 from photonics.modes import MODES
 from photonics.network import build_network
@@ -114,15 +114,17 @@ def _users(name: str) -> tuple[str, ...]:
 
 def validate_classify(values: dict, set_in_spec: frozenset) -> list[tuple[str, str]]:
     """Combinations a ``classify`` spec may not hold (each value is valid alone):
-    empty or unknown modes, ``mnist64`` without ``mnist_path`` (or a path without it), and
-    a parameter set in the spec that no chosen mode reads."""
+    empty or unknown modes, an MNIST task (``mnist64``, ``mnist128``, ...) without
+    ``mnist_path`` (or a path without one), and a parameter set in the spec that no chosen
+    mode reads."""
     problems = _mode_list_problems(values, MODES)
     if problems:
         return problems
-    if "mnist64" in values["task"] and "" in values["mnist_path"]:
-        problems.append(("task", "'mnist64' needs mnist_path (a directory of MNIST IDX files)"))
-    if "mnist_path" in set_in_spec and "mnist64" not in values["task"]:
-        problems.append(("mnist_path", "is set, but no task is 'mnist64'"))
+    mnist = [t for t in values["task"] if t in MNIST_TASKS]
+    if mnist and "" in values["mnist_path"]:
+        problems.append(("task", f"{mnist[0]!r} needs mnist_path (a directory of MNIST IDX files)"))
+    if "mnist_path" in set_in_spec and not mnist:
+        problems.append(("mnist_path", "is set, but no task reads MNIST (mnist4 ... mnist256)"))
     chosen = {m.strip() for text in values["modes"] for m in text.split(",") if m.strip()}
     for name in sorted(set_in_spec):
         users = _users(name)
@@ -158,11 +160,13 @@ def classify_network(params: dict, task):
     )
 
 
-def classify_rows(params: dict, results) -> list[dict]:
-    """Store rows (docs/store.md) of the training results of one trial."""
+def classify_rows(params: dict, results, n_ports: int) -> list[dict]:
+    """Store rows (docs/store.md) of the training results of one trial; ``n_ports`` (the
+    chip's ports, set by the task) goes into every row, so analysis can put tasks of
+    different sizes on one numeric axis."""
     rows = []
     for result in results:
-        row = {"mode": result.mode, **result.summary()}
+        row = {"mode": result.mode, "n_ports": int(n_ports), **result.summary()}
         row.update(
             epoch=result.epoch.astype(np.int64).tolist(),
             curve_train_accuracy=result.train_accuracy.tolist(),
@@ -222,7 +226,8 @@ def run_classify_group(params: dict, trial_seeds: list[int], cache: dict) -> lis
         train_ensemble(task, trial_seeds, replace(config, mode=mode), network=net, errors=model)
         for mode in _modes(params["modes"], MODES)
     ]
-    return [classify_rows(params, [results[i] for results in per_mode]) for i in range(len(trial_seeds))]
+    return [classify_rows(params, [results[i] for results in per_mode], task.n_ports)
+            for i in range(len(trial_seeds))]
 
 
 def run_classify(params: dict, trial_seed: int, cache: dict) -> list[dict]:
@@ -230,8 +235,9 @@ def run_classify(params: dict, trial_seed: int, cache: dict) -> list[dict]:
 
 
 CLASSIFY_PARAMS = (
-    Param("task", "str", "moons", choices=TASKS, doc="data set (2-D tasks, or 64 Fourier features of digits)"),
-    Param("mnist_path", "str", "", doc="directory of MNIST IDX files (task mnist64)"),
+    Param("task", "str", "moons", choices=TASKS,
+          doc="data set: 2-D tasks, or N Fourier features of digits (digitsN, N = 4 ... 64) or MNIST (mnistN, N = 4 ... 256)"),
+    Param("mnist_path", "str", "", doc="directory of MNIST IDX files (tasks mnistN)"),
     Param("feature_norm", "str", "per_feature", choices=FEATURE_NORMS,
           doc="image tasks: Fourier features normalised per feature then per example, or per example only (the paper's)"),
     *MESH_PARAMS,

@@ -21,7 +21,9 @@ def _spec(experiment="classify", fixed=None, grid=None):
         ({}, {"modes": ["digital,insitu", "digital,bogus"]}, "grid.modes: 'digital,bogus': unknown mode 'bogus'"),
         ({"modes": "insitu,insitu"}, {}, "listed twice"),
         ({"task": "mnist64"}, {}, "fixed.task: 'mnist64' needs mnist_path"),
-        ({"mnist_path": "data/mnist"}, {}, "fixed.mnist_path: is set, but no task is 'mnist64'"),
+        ({}, {"task": ["digits64", "mnist128"]}, "grid.task: 'mnist128' needs mnist_path"),
+        ({"mnist_path": "data/mnist"}, {}, "fixed.mnist_path: is set, but no task reads MNIST"),
+        ({"mnist_path": "data/mnist"}, {"task": ["digits4", "digits64"]}, "fixed.mnist_path: is set, but no task reads MNIST"),
         ({"modes": "digital,insitu", "spsa_delta": 0.1}, {}, "fixed.spsa_delta: is set, but no chosen mode uses it"),
         ({"modes": "digital"}, {"spsa_samples": [1, 4]}, "grid.spsa_samples: is set, but no chosen mode uses it"),
         ({"modes": "digital,spsa,insitu"}, {"calibration_error": [0.0, 0.01]},
@@ -45,6 +47,7 @@ def test_classify_refuses_bad_combinations(fixed, grid, message):
         ({"modes": "pat", "twin": "ideal"}, {}),
         ({}, {"modes": ["digital,calibrated", "pat"], "calibration_error": [0.0, 0.05]}),
         ({"task": "mnist64", "mnist_path": "data/mnist"}, {}),
+        ({"mnist_path": "data/mnist"}, {"task": ["digits64", "mnist128"]}),
     ],
 )
 def test_classify_accepts_parameters_a_chosen_mode_uses(fixed, grid):
