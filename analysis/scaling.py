@@ -32,7 +32,7 @@ import pandas as pd
 from analysis.exceptions import AnalysisInputError
 from analysis.labels import error_order
 from analysis.summary import gap_summary
-from analysis.tolerance import tolerance
+from analysis.tolerance import tolerance, tolerance_axes
 
 __all__ = ["EXPONENT_COLUMNS", "SIZE_COLUMN", "advantage_onset", "fit_exponents", "size_axis",
            "tolerance_vs_size"]
@@ -128,7 +128,11 @@ def fit_exponents(table: pd.DataFrame, size: str = SIZE_COLUMN,
         if column not in table.columns:
             raise AnalysisInputError(f"the tolerance table has no {column!r} column "
                                      f"(make it with tolerance_vs_size)")
-    groups = [b for b in table.attrs.get("by", []) if b != size]
+    groups = [b for b in tolerance_axes(table) if b != size]  # read off the columns, not attrs
+    repeated = table.groupby([*groups, "mode", size], dropna=False).size()
+    if (repeated > 1).any():
+        raise AnalysisInputError(f"a size repeats within one group of the tolerance table "
+                                 f"(groups: {', '.join(groups) or 'none'}); fit one table per group")
     alpha = (1.0 - confidence) / 2.0
     records = []
     keyed = table.groupby([*groups, "mode"], sort=False, dropna=False) if groups \
@@ -175,8 +179,12 @@ def advantage_onset(rows: pd.DataFrame, axis: str = "bs_error", mode: str = "ins
     gap ``mode - reference`` has its t interval over seeds above zero, per combination of
     the other varying axes (sizes as numbers where :func:`size_axis` applies).
 
-    ``params``: the rows' declared parameters. Returns the groups, ``reference``, ``onset`` (NaN: never on the grid), ``gap``,
-    ``ci_low``, ``ci_high`` (of the gap at the onset), ``n``.
+    ``params``: the rows' declared parameters. Returns the groups, ``reference``, ``onset``
+    (the first such value; NaN: never on the grid), ``sustained`` (the smallest value from
+    which the interval stays above zero at every larger grid value; NaN when it is not above
+    zero at the largest), ``gap``, ``ci_low``, ``ci_high`` (of the gap at the onset), ``n``.
+    A first onset without a sustained one is an isolated cell, which with many cells can be
+    chance.
     """
     frame, sized_params, _ = size_axis(rows, params, size)
     present = [m for m in frame["mode"].dropna().unique()]
@@ -195,13 +203,16 @@ def advantage_onset(rows: pd.DataFrame, axis: str = "bs_error", mode: str = "ins
         part = part.set_index(axis).loc[order]
         above = part[part["ci_low"] > 0]
         first = above.iloc[0] if len(above) else None
+        significant = (part["ci_low"] > 0).to_numpy()
+        held = [i for i in range(len(significant)) if significant[i:].all()]
         records.append({
             **dict(zip(groups, key[:-1])), "reference": key[-1].split(" - ", 1)[1],
             "onset": float(above.index[0]) if first is not None else math.nan,
+            "sustained": float(part.index[held[0]]) if held else math.nan,
             "gap": float(first["mean"]) if first is not None else math.nan,
             "ci_low": float(first["ci_low"]) if first is not None else math.nan,
             "ci_high": float(first["ci_high"]) if first is not None else math.nan,
             "n": int(first["n"]) if first is not None else int(part["n"].max()),
         })
-    return pd.DataFrame.from_records(records, columns=[*groups, "reference", "onset", "gap", "ci_low",
-                                                       "ci_high", "n"])
+    return pd.DataFrame.from_records(records, columns=[*groups, "reference", "onset", "sustained", "gap",
+                                                       "ci_low", "ci_high", "n"])

@@ -110,9 +110,15 @@ def log_interval(values: Iterable[float], confidence: float = 0.95) -> dict[str,
             "ci_half_width": stats_["ci_half_width"]}
 
 
+# Result columns that describe the trial rather than measure it: the chip's ports, set by
+# its task (docs/store.md, "classify metrics"), stand for an axis, never for a metric.
+DESCRIPTIVE_COLUMNS: tuple[str, ...] = ("n_ports",)
+
+
 def metric_columns(frame: pd.DataFrame, params: Iterable[str]) -> list[str]:
-    """Scalar numeric columns that are neither identity columns nor the declared ``params``."""
-    skip = set(IDENTITY_COLUMNS) | set(params)
+    """Scalar numeric columns that are neither identity columns, descriptive columns
+    (:data:`DESCRIPTIVE_COLUMNS`) nor the declared ``params``."""
+    skip = set(IDENTITY_COLUMNS) | set(DESCRIPTIVE_COLUMNS) | set(params)
     out = []
     for name in frame.columns:
         if name in skip:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analysis.commands import tolerance_command
 from analysis.exceptions import AnalysisInputError
 from analysis.load import load, load_params, read_store
 from analysis.plan import plan_figures
+from analysis.summary import metric_columns
 from analysis.scaling import advantage_onset, fit_exponents, size_axis, tolerance_vs_size
 
 SIZES = [4, 8, 16, 32, 64]
@@ -51,6 +53,7 @@ def test_size_axis_puts_the_task_family_on_a_numeric_axis(make_store):
     assert sized_params.index("n_ports") == params.index("task")
     assert dict(zip(sized["task"], sized["n_ports"])) == dict(zip(TASKS, SIZES))
     assert size_axis(sized, sized_params) == (sized, sized_params, None)  # already an axis
+    assert "n_ports" not in metric_columns(rows, params)  # it describes the chip, not a result
 
 
 def test_exponent_fit_recovers_a_known_power_law_exactly_without_noise(make_store):
@@ -59,6 +62,14 @@ def test_exponent_fit_recovers_a_known_power_law_exactly_without_noise(make_stor
     digital = table[table["mode"] == "digital"].sort_values("n_ports")
     np.testing.assert_allclose(digital["tolerance"], [0.2 * n**-0.5 for n in SIZES], rtol=1e-9)
     fits = fit_exponents(table).set_index("mode")
+    # two topologies in one table that lost its attrs (concat, Parquet): fitted apart, read
+    # off the columns, never pooled into one fit
+    both = pd.concat([table.assign(topology="rectangular"), table.assign(topology="triangular")])
+    both.attrs = {}
+    per_topology = fit_exponents(both)
+    assert len(per_topology) == 2 * len(fits)
+    for _, fit in per_topology.iterrows():
+        assert fit["exponent"] == pytest.approx(fits.loc[fit["mode"], "exponent"], abs=1e-12)
     assert fits.loc["digital", "exponent"] == pytest.approx(-0.5, abs=1e-9)
     assert fits.loc["digital", "prefactor"] == pytest.approx(0.2, rel=1e-9)
     assert fits.loc["digital", "ci_low"] == pytest.approx(-0.5, abs=1e-9)
@@ -108,6 +119,9 @@ def test_advantage_onset_is_the_first_error_with_a_gap_interval_above_zero(make_
         n = gap.size()
         low = gap.mean() - 2.365 * gap.std() / np.sqrt(n)  # t quantile of 7 degrees of freedom
         expected = low[low > 0].index.min()
+        held = [x for x in low.index if (low.loc[x:] > 0).all()]
+        assert (r["sustained"] == pytest.approx(held[0])) if held else np.isnan(r["sustained"])
+        assert not held or held[0] >= expected
         if np.isnan(expected):  # insitu's synthetic law falls faster than digital's at large N
             assert np.isnan(r["onset"]) and np.isnan(r["gap"])
         else:
