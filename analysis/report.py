@@ -26,6 +26,7 @@ from analysis.figures import figure_png
 from analysis.grouping import pooled_text, value_text
 from analysis.load import LoadedStore
 from analysis.plan import TOLERANCE_DROP, FigurePlan
+from analysis.scaling import size_axis
 from analysis.summary import default_metric, gap_summary, is_log_metric, summarize
 from analysis.tolerance import tolerance, tolerance_axes, tolerance_header, tolerance_text
 
@@ -213,6 +214,10 @@ def render_report(
         + (f"; rows where <code>{html.escape(where)}</code>" if where else "") + "</p>",
     ]
     rows, params = store.rows, list(store.params)
+    try:  # tasks of one family of sizes: tabled by their ports, in size order, as the figures are
+        rows, params, _ = size_axis(rows, params)
+    except AnalysisInputError:
+        pass  # some rows lack the size: tabled by task (the figures' notes say why)
     built = list(built)
     if built:
         parts.append(_figure_html(*built[0]))

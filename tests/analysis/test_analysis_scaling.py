@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.commands import tolerance_command
+from analysis.commands import report_command, tolerance_command
 from analysis.exceptions import AnalysisInputError
 from analysis.load import load, load_params, read_store
 from analysis.plan import plan_figures
@@ -149,3 +149,14 @@ def test_figures_of_a_size_family_use_the_size_as_an_axis(make_store):
     assert "tolerance_bs_error_vs_n_ports" in names
     assert "test_accuracy_vs_bs_error_by_n_ports" in names
     assert not any("task" in n for n in names)
+
+
+def test_report_tables_a_size_family_by_ports_in_size_order(make_store, tmp_path):
+    store = _power_law_store(make_store, 0.05, seeds=range(3))
+    page = tmp_path / "report.html"
+    report_command(str(store.root), str(page))
+    text = page.read_text()
+    assert "n_ports" in text
+    # the per-size rows of the summary appear in numeric order, not string order (4 < 16)
+    positions = [text.find(f"<td>{n}</td>") for n in SIZES]
+    assert all(p >= 0 for p in positions) and positions == sorted(positions)
