@@ -176,16 +176,19 @@ def tap_readings(layout, theta, phi, dev, backward: bool, terms: Sequence[TapTer
         return moment_readings(layout, theta, phi, dev, backward, rows, weights, tap_noise, rng)
     noisy = tap_noise > 0 and rng is not None
     columns = np.stack([weights, weights**2], axis=-1) if noisy else weights[..., None]
+    return _noisy_sums(layout, theta, phi, rows, dev, backward, columns, tap_noise if noisy else 0.0, rng)
+
+
+def _noisy_sums(layout, theta, phi, rows, dev, backward, columns, tap_noise, rng):
+    """Weighted tap-power sums of ``rows``, ``(..., 2M)`` (theta taps, then phi taps):
+    column 0 of ``columns`` weights the signal; with ``tap_noise > 0``, column 1 weights
+    the summed reading variance, added as ``s sqrt(variance) n``, the summed detector noise
+    of a set of readings."""
     sums = tap_power_sums(layout, theta, phi, rows, dev, backward, columns)
     signal = np.concatenate([sums.theta[..., 0, :], sums.phi[..., 0, :]], axis=-1)
-    if not noisy:
+    if tap_noise == 0:
         return signal
     variance = np.concatenate([sums.theta[..., 1, :], sums.phi[..., 1, :]], axis=-1)
-    return _add_reading_noise(signal, variance, tap_noise, rng)
-
-
-def _add_reading_noise(signal, variance, tap_noise, rng):
-    """``signal + s sqrt(variance) n``: the summed detector noise of a set of readings."""
     return signal + tap_noise * np.sqrt(np.clip(variance, 0.0, None)) * rng.standard_normal(signal.shape)
 
 
@@ -236,12 +239,7 @@ def moment_readings(layout, theta, phi, dev, backward, rows, weights, tap_noise,
     columns[..., :n, 0] = signs  # signal: signed sum of the first n probes
     if noisy:
         columns[..., n:, 1] = 1.0  # variance: plain sum of the noise probes
-    sums = tap_power_sums(layout, theta, phi, probe_rows, dev, backward, columns)
-    signal = np.concatenate([sums.theta[..., 0, :], sums.phi[..., 0, :]], axis=-1)
-    if not noisy:
-        return signal
-    variance = np.concatenate([sums.theta[..., 1, :], sums.phi[..., 1, :]], axis=-1)
-    return _add_reading_noise(signal, variance, tap_noise, rng)
+    return _noisy_sums(layout, theta, phi, probe_rows, dev, backward, columns, tap_noise if noisy else 0.0, rng)
 
 
 def analog_scale(x: np.ndarray, x_adj: np.ndarray) -> np.ndarray:
