@@ -38,7 +38,7 @@ from analysis.labels import error_order, label
 from analysis.load import read_store
 from analysis.scaling import SIZE_COLUMN, advantage_onset, fit_exponents, size_axis, tolerance_vs_size
 from analysis.summary import format_table, summarize
-from analysis.tolerance import tolerance_header, tolerance_text
+from analysis.tolerance import tolerance_axes, tolerance_header, tolerance_text
 
 METRIC = "test_accuracy"
 IN_SITU = ("insitu", "analog")  # the modes that train on the chip; the others are offline
@@ -73,7 +73,7 @@ def exponent_display(fits: pd.DataFrame) -> pd.DataFrame:
 
 
 def tolerance_display(table: pd.DataFrame) -> pd.DataFrame:
-    by = table.attrs["by"]
+    by = tolerance_axes(table)
     shown = table[[*by, "mode"]].copy()
     shown["error-free"] = [f"{v:.3f}" for v in table["baseline"]]
     texts = [tolerance_text(r) for _, r in table.iterrows()]
@@ -95,7 +95,7 @@ def onset_display(onsets: pd.DataFrame, axis: str) -> pd.DataFrame:
 
 def write_figures(rows: pd.DataFrame, table: pd.DataFrame, axis: str, out: str, params) -> list:
     """Per value of the axes other than size and topology: the two scale figures."""
-    by = table.attrs["by"]
+    by = tolerance_axes(table)
     facet = "topology" if "topology" in by else None
     rest = [b for b in by if b not in (SIZE_COLUMN, facet)]
     written = []
@@ -104,7 +104,6 @@ def write_figures(rows: pd.DataFrame, table: pd.DataFrame, axis: str, out: str, 
         tpart, rpart = table, rows
         for name, value in combo.items():
             tpart, rpart = tpart[tpart[name] == value], rpart[rpart[name] == value]
-        tpart.attrs = {**table.attrs, "by": [b for b in by if b not in rest]}
         suffix = "".join(f"_{name}{value_text(value)}" for name, value in combo.items())
         at = ", ".join(f"{label(k)} = {value_text(v)}" for k, v in combo.items())
         figs = {"scale_tolerance_vs_ports": tolerance_vs_axis(tpart, SIZE_COLUMN, facet=facet,
