@@ -246,6 +246,20 @@ def _apply_param_dtypes(frame: pd.DataFrame, params: Mapping[str, str]) -> pd.Da
     return frame
 
 
+def _fill_added_params(frame: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
+    """Rows written before a parameter was added to the experiment lack its column (or
+    hold null there); they computed its default (``store.json``), which is filled in. A
+    parameter is only added with a default that reproduces the experiment as it was, or
+    with a new experiment version, whose rows would be another spec's."""
+    defaults = meta.get("defaults") or {}
+    for name in meta.get("params") or {}:
+        if name in defaults and defaults[name] is not None and name in frame.columns:
+            missing = frame[name].isna()
+            if missing.any():
+                frame[name] = frame[name].astype(object).where(~missing, defaults[name])
+    return frame
+
+
 def _empty_frame(meta: Mapping, columns: Sequence[str] | None) -> pd.DataFrame:
     names = list(IDENTITY_COLUMNS) + list((meta.get("params") or {}).keys())
     if columns is not None:
@@ -328,6 +342,7 @@ def read_store(
     if "mode" not in frame.columns:
         frame["mode"] = None
     frame = frame.drop(columns=["__filename", "__launch", "_order", *checked]).reset_index(drop=True)
+    frame = _fill_added_params(frame, meta)
     frame = _apply_param_dtypes(frame, meta.get("params") or {})
 
     ok = frame["status"] == "ok" if "status" in frame.columns else pd.Series(True, index=frame.index)

@@ -292,6 +292,9 @@ class DeviceNoise:
     def __len__(self) -> int:
         return len(self.generators)
 
+    def new_step(self) -> None:
+        """A training step begins; fresh draws simply continue the streams."""
+
     def standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
         k = len(self.generators)
         if shape[0] != k:
@@ -305,6 +308,52 @@ class DeviceNoise:
         out = self._buffer[:, self._pos : self._pos + n]
         self._pos += n
         return out.reshape(shape)
+
+
+NOISE_DRAWS = ("fresh", "frozen")
+
+
+class FrozenNoise:
+    """Measurement noise that repeats one pattern every training step (fixed-pattern noise).
+
+    Wraps a stream (a :class:`DeviceNoise` or a Generator). Within a step, the ``k``-th
+    request of a given shape gets the numbers the stream drew for the ``k``-th request of
+    the first step; :meth:`new_step` starts the next step's replay. A request of a shape
+    not seen before (the short last batch of an epoch) draws its own pattern once. This is
+    what a simulation gets that draws its noise inside a function compiled once (numpy
+    random calls in a ``jax.jit``-compiled function run at trace time and become constants:
+    the paper's simulation code, Pai et al. 2023, Fig. 4): every step's tap readings and
+    reads carry the same relative noise, which does not average out over steps.
+    """
+
+    def __init__(self, stream):
+        self.stream = stream
+        self._patterns: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+        self._index = 0
+
+    def __len__(self) -> int:
+        return len(self.stream)
+
+    def new_step(self) -> None:
+        self._index = 0
+
+    def standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
+        site = (self._index, tuple(shape))
+        self._index += 1
+        pattern = self._patterns.get(site)
+        if pattern is None:
+            pattern = self._patterns[site] = np.array(self.stream.standard_normal(shape))
+        return pattern
+
+
+def measurement_noise(stream, noise_draws: str):
+    """The noise stream of training's measurements: ``stream`` itself for ``"fresh"``
+    draws, a :class:`FrozenNoise` replay of it for ``"frozen"``."""
+    if noise_draws == "fresh":
+        return stream
+    if noise_draws == "frozen":
+        return FrozenNoise(stream)
+    raise ValueError(f"noise_draws must be one of {', '.join(NOISE_DRAWS)}, got {noise_draws!r}")
 
 
 def read_tap_powers(power: np.ndarray, tap_noise: float, rng) -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .correction import correct_network
-from .errors import DeviceErrors, DeviceNoise
+from .errors import DeviceErrors, DeviceNoise, FrozenNoise
 from .insitu import measure_gradient
 from .network import PhotonicNetwork, exact_gradient
 from .pat import pat_gradient
@@ -48,7 +48,7 @@ class Run:
     net: PhotonicNetwork
     chip: list[DeviceErrors]
     twin: list[DeviceErrors] | None  # None: the ideal model (no calibration)
-    noise: DeviceNoise  # measurement noise (tap, I/O) of training steps
+    noise: DeviceNoise | FrozenNoise  # measurement noise (tap, I/O) of training steps
     signs: DeviceNoise  # SPSA perturbation signs
     config: TrainConfig
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from .calibration import calibrated_twin
 from .datasets import Task, boundary_grid, load_task
-from .errors import DeviceErrors, DeviceNoise, ErrorModel
+from .errors import DeviceErrors, DeviceNoise, ErrorModel, measurement_noise
 from .network import (
     PhotonicNetwork,
     build_network,
@@ -59,6 +59,10 @@ class TrainConfig:
             every step (modes that estimate the chip's gradient).
         launch: how in situ passes are fed (the launch schemes of
             :mod:`photonics.protocols`); ``per_example`` launches every example on its own.
+        noise_draws: ``"fresh"`` (every reading of every step draws new noise) or
+            ``"frozen"``: the tap noise and I/O error of a step's measurements repeat one
+            pattern every step (:class:`photonics.errors.FrozenNoise`, the paper's jit-compiled
+            simulation). Evaluation readout is drawn fresh in both.
         calibration_error: std of the calibration of every static error (rad for angles,
             dB for losses; :mod:`photonics.calibration`) for ``calibrated``, ``corrected``
             and ``pat``. ``None`` (or ``"none"``): no calibration, the twin is the ideal model.
@@ -75,6 +79,7 @@ class TrainConfig:
     boundary_size: int = 0
     record_gradient_error: bool = True
     launch: str = "per_example"
+    noise_draws: str = "fresh"
     calibration_error: float | None = 0.0
     spsa_delta: float = 0.05
     spsa_samples: int = 1
@@ -90,6 +95,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if self.launch not in LAUNCHES:
             raise ValueError(f"unknown launch {self.launch!r}: expected one of {', '.join(LAUNCHES)}")
+        measurement_noise(None, self.noise_draws)  # names a bad choice
         cal = self.calibration_error
         if isinstance(cal, str) and cal.lower() == "none":
             object.__setattr__(self, "calibration_error", None)
@@ -258,7 +264,7 @@ def train_ensemble(
     if cfg.calibration_error is not None and "calibration_error" in mode.uses:
         twin = _stack([[calibrated_twin(d, cfg.calibration_error, r) for d in devs]
                        for devs, r in zip(per_seed, cal_rng)], net.n_layers)
-    run = Run(net, chip, twin, DeviceNoise(meas_gens), DeviceNoise(sign_gens), cfg)
+    run = Run(net, chip, twin, measurement_noise(DeviceNoise(meas_gens), cfg.noise_draws), DeviceNoise(sign_gens), cfg)
     params = np.stack([net.init_params(r) for r in init_rng])
     state = opt.init(params)
     record_errors = cfg.record_gradient_error and mode.on_chip_gradient
@@ -282,6 +288,7 @@ def train_ensemble(
         for b in range(n_batches):
             idx = orders[:, b * cfg.batch_size : (b + 1) * cfg.batch_size]
             xb, yb = task.x_train[idx], task.y_train[idx]
+            run.noise.new_step()
             grad = mode.gradient(run, params, xb, yb)
             if record_errors:
                 err = gradient_error(grad, exact_gradient(net, params, xb, yb, chip)[1])

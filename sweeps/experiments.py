@@ -24,6 +24,7 @@ import numpy as np
 
 from photonics import ErrorModel
 from photonics.datasets import FEATURE_NORMS, MNIST_TASKS, TASKS, load_task
+from photonics.errors import NOISE_DRAWS
 from photonics.insitu import protocol_gradient_errors
 from photonics.modes import MODES
 from photonics.network import build_network
@@ -209,6 +210,7 @@ def classify_config(params: dict) -> TrainConfig:
         spsa_delta=params["spsa_delta"],
         spsa_samples=params["spsa_samples"],
         launch=params["launch"],
+        noise_draws=params["noise_draws"],
     )
 
 
@@ -242,6 +244,8 @@ CLASSIFY_PARAMS = (
           doc="image tasks: Fourier features normalised per feature then per example, or per example only (the paper's)"),
     *MESH_PARAMS,
     LAUNCH_PARAM,
+    Param("noise_draws", "str", "fresh", choices=NOISE_DRAWS, omit_at_default=True,
+          doc="measurement noise of training steps: fresh draws, or one frozen pattern every step (the paper's jit-compiled simulation)"),
     Param("modes", "str", "digital,insitu", doc="comma list of " + ", ".join(MODES)),
     Param("optimizer", "str", "adam", choices=("adam", "sgd"), doc="optimiser of the phases"),
     Param("lr", "float", 0.02, low=1e-9, high=100.0, doc="learning rate (rad per unit gradient)"),

@@ -223,8 +223,10 @@ def _open_launch(store_path: Path, spec: Spec, experiment: Experiment, plan: Pla
     (said in one line on ``stderr``)."""
     try:
         store = plan.store or Store.create(store_path, spec, experiment)
-        if plan.store is not None and plan.record is not None:
-            store.write_spec(plan.record)
+        if plan.store is not None:
+            store.declare_params(experiment)
+            if plan.record is not None:
+                store.write_spec(plan.record)
         for temp in store.temp_paths():  # left by a killed launch; we hold the lock
             temp.unlink(missing_ok=True)
         _index_unindexed(store, plan.scan)

@@ -55,6 +55,12 @@ class Param:
     ``low``/``high`` bound numeric parameters (inclusive); ``choices`` lists the allowed
     values of any type. Ints are accepted for float parameters (and stored as floats), never
     the other way round, and bools are never numbers.
+
+    ``omit_at_default``: a parameter added to an experiment after stores of it were
+    written, whose default computes exactly what the experiment computed before it
+    existed. At its default it is left out of the trial key (:meth:`Experiment.key_params`),
+    so those stores keep their keys and a spec that sets it only where it differs from the
+    default extends them.
     """
 
     name: str
@@ -64,6 +70,7 @@ class Param:
     high: float | None = None
     choices: tuple | None = None
     doc: str = ""
+    omit_at_default: bool = False
 
     def __post_init__(self):
         if self.type not in PARAM_TYPES:
@@ -127,6 +134,12 @@ class Experiment:
     def defaults(self) -> dict[str, Any]:
         """Every parameter at its default, in declaration order."""
         return {p.name: p.default for p in self.params}
+
+    def key_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The parameters a trial key is hashed from: all of ``params`` except those
+        declared ``omit_at_default`` that hold their default."""
+        return {name: value for name, value in params.items()
+                if not ((p := self.by_name.get(name)) is not None and p.omit_at_default and value == p.default)}
 
     def combination_problems(self, fixed: dict[str, Any], grid: dict[str, list]) -> list[tuple[str, str]]:
         """``(spec key, reason)`` for every problem the ``validate`` hook finds in the values

@@ -161,6 +161,19 @@ class Store:
         return store
 
     # ------------------------------------------------------------------------- metadata
+    def declare_params(self, experiment: Experiment) -> None:
+        """Add to ``store.json`` the parameters the experiment declares now and the store
+        does not list yet (declared ``omit_at_default``: rows written before them computed
+        their default, which readers fill in), so analysis groups by them."""
+        meta = self.metadata()
+        params, defaults = meta.setdefault("params", {}), meta.setdefault("defaults", {})
+        added = [p for p in experiment.params if p.name not in params]
+        if not added:
+            return
+        for p in added:
+            params[p.name], defaults[p.name] = p.type, p.default
+        write_text_atomic(self.paths.store_json, json.dumps(meta, indent=2) + "\n")
+
     def metadata(self) -> dict:
         try:
             return json.loads(self.paths.store_json.read_text())

@@ -6,7 +6,8 @@ partial sweep already covers the whole grid.
 
 Key. ``sha256`` of the canonical JSON (sorted keys, no spaces, ASCII) of
 ``{"experiment": name, "params": {every declared parameter, and "seed"}, "version": v}``,
-truncated to 16 hex digits. It depends on nothing but what the trial computes, so results
+truncated to 16 hex digits; a parameter declared ``omit_at_default`` (added after stores
+were written, its default reproducing them) is left out while it holds its default. It depends on nothing but what the trial computes, so results
 never depend on order, chunking, backend or machine, and a resumed or extended sweep finds
 its finished trials by key.
 
@@ -66,7 +67,7 @@ def iter_trials(spec: Spec, experiment: Experiment) -> Iterator[Trial]:
         for point in itertools.product(*(spec.grid[a] for a in axes)):
             params = dict(base)
             params.update(zip(axes, point))
-            key = trial_key(name, version, params, seed)
+            key = trial_key(name, version, experiment.key_params(params), seed)
             yield Trial(key, trial_seed(key), seed, params)
 
 

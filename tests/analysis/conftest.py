@@ -41,7 +41,7 @@ INT_LISTS = {"epoch", "points_label"}
 # ``get_experiment(...).params``), with the fixed values of a small store.
 CLASSIFY_PARAMS = {
     "task": "str", "mnist_path": "str", "feature_norm": "str", "topology": "str",
-    "depth": "int", "n_layers": "int", "launch": "str", "modes": "str", "optimizer": "str",
+    "depth": "int", "n_layers": "int", "launch": "str", "noise_draws": "str", "modes": "str", "optimizer": "str",
     "lr": "float", "sgd_lr": "float", "epochs": "int", "batch_size": "int",
     "eval_every": "int", "boundary_grid": "int", "loss": "str", "logit_scale": "float",
     "record_gradient_error": "bool", "calibration_error": "float", "twin": "str",
@@ -53,7 +53,7 @@ CLASSIFY_PARAMS = {
 }
 CLASSIFY_FIXED = {
     "task": "moons", "mnist_path": "", "feature_norm": "per_feature",
-    "topology": "rectangular", "depth": 4, "n_layers": 3, "launch": "per_example",
+    "topology": "rectangular", "depth": 4, "n_layers": 3, "launch": "per_example", "noise_draws": "fresh",
     "modes": "digital,insitu,analog", "optimizer": "adam", "lr": 0.02, "sgd_lr": 0.0,
     "epochs": 10, "batch_size": 16, "eval_every": 2, "boundary_grid": 6,
     "loss": "cross_entropy", "logit_scale": 0.0, "record_gradient_error": True,
@@ -85,7 +85,7 @@ class SyntheticStore:
     """Writes spec.json, spec.toml, store.json, launches.jsonl and Parquet parts."""
 
     def __init__(self, root: Path, experiment: str, params: dict, fixed: dict, grid: dict,
-                 seeds, name: str = "synthetic", version: str = "1"):
+                 seeds, name: str = "synthetic", version: str = "1", defaults: dict | None = None):
         self.root = Path(root)
         self.experiment, self.version = experiment, version
         self.params, self.fixed, self.grid, self.seeds = params, dict(fixed), grid, list(seeds)
@@ -101,6 +101,8 @@ class SyntheticStore:
         (self.root / "spec.toml").write_text("\n".join(toml) + "\n")
         store = {"format": 1, "experiment": experiment, "experiment_version": version,
                  "params": params, "created": "2024-01-01T00:00:00+00:00"}
+        if defaults is not None:
+            store["defaults"] = defaults
         (self.root / "store.json").write_text(json.dumps(store))
         self.launches: list[str] = []
 
@@ -204,14 +206,14 @@ def gradient_metrics(rng, params, mode) -> dict:
 def make_store(tmp_path):
     """Factory: ``make_store(name, experiment, grid, seeds, ...)`` -> an empty SyntheticStore."""
     def make(name="store", experiment="classify", grid=None, seeds=(0, 1, 2), fixed=None,
-             params=None):
+             params=None, defaults=None):
         if params is not None:
             fixed = dict(fixed or {})
         elif experiment == "classify":
             params, fixed = CLASSIFY_PARAMS, {**CLASSIFY_FIXED, **(fixed or {})}
         else:
             params, fixed = GRADIENT_PARAMS, {**GRADIENT_FIXED, **(fixed or {})}
-        return SyntheticStore(tmp_path / name, experiment, params, fixed, grid or {}, seeds)
+        return SyntheticStore(tmp_path / name, experiment, params, fixed, grid or {}, seeds, defaults=defaults)
     return make
 
 

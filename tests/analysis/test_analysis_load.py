@@ -11,6 +11,7 @@ import pytest
 
 from analysis.exceptions import AnalysisInputError
 from analysis.load import load, load_errors, load_spec, part_files, read_store, varying_axes
+from analysis.summary import summarize
 
 
 def _one(store, **over):
@@ -196,3 +197,17 @@ def test_a_parameter_named_launch_is_kept_and_never_taken_for_the_launch_id(make
     assert len(df) == 4 and df.attrs["n_parts"] == 1
     assert sorted(df["launch"].unique()) == ["cotangent", "per_example"]
     assert set(df["launch_id"]) == {"L1"}
+
+
+def test_rows_written_before_a_parameter_existed_read_as_its_default(make_store):
+    # store.json records the default; the first part predates the parameter's column
+    params = {"bs_error": "float", "noise_draws": "str"}
+    store = make_store("added", grid={"noise_draws": ["fresh", "frozen"]}, seeds=(0,), params=params,
+                       fixed={"bs_error": 0.0}, defaults={"bs_error": 0.0, "noise_draws": "fresh"})
+    store.write_part([store.row({"bs_error": 0.0}, 0, "digital", {"test_accuracy": 0.9})], "L1", 0)
+    store.write_part([store.row({"bs_error": 0.0, "noise_draws": "frozen"}, 0, "digital",
+                                {"test_accuracy": 0.7})], "L2", 0)
+    frame = load(store.root).sort_values("test_accuracy")
+    assert frame["noise_draws"].tolist() == ["frozen", "fresh"]
+    means = summarize(frame, params=list(params)).set_index("noise_draws")["mean"]
+    assert means.to_dict() == {"fresh": 0.9, "frozen": 0.7}  # grouped, not pooled

@@ -257,3 +257,21 @@ def test_writer_keeps_metric_types_consistent(tmp_path, write_spec):
     rows = {r["key"]: r for r in table.to_pylist()}
     assert rows["k1"]["score"] == 1.0 and rows["k1"]["status"] == "ok"
     assert rows["k2"]["status"] == "error" and "metric 'flag'" in rows["k2"]["error"]
+
+
+def test_a_store_written_before_a_parameter_existed_learns_it_on_extension(tmp_path):
+    from sweeps.spec import parse_spec
+    classify = get_experiment("classify")
+    spec = parse_spec({"name": "old", "experiment": "classify", "seeds": 1, "fixed": {"task": "moons"}})
+    store = Store.create(tmp_path / "old", spec, classify)
+    meta = json.loads(store.paths.store_json.read_text())
+    del meta["params"]["noise_draws"], meta["defaults"]["noise_draws"]  # as an older engine wrote it
+    store.paths.store_json.write_text(json.dumps(meta))
+    store.declare_params(classify)
+    after = json.loads(store.paths.store_json.read_text())
+    assert after["params"]["noise_draws"] == "str" and after["defaults"]["noise_draws"] == "fresh"
+    assert {k: v for k, v in after.items() if k not in ("params", "defaults")} == \
+        {k: v for k, v in meta.items() if k not in ("params", "defaults")}
+    stamp = store.paths.store_json.stat().st_mtime_ns
+    store.declare_params(classify)  # nothing missing: not rewritten
+    assert store.paths.store_json.stat().st_mtime_ns == stamp

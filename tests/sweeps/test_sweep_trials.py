@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sweeps.registry import get_experiment
-from sweeps.spec import parse_spec
+from sweeps.spec import load_spec, parse_spec
 from sweeps.trials import canonical_json, enumerate_trials, trial_key, trial_seed
 
 SELFTEST = get_experiment("selftest")
+SPECS = Path(__file__).resolve().parents[2] / "sweeps" / "specs"
 
 
 def spec(**overrides):
@@ -62,3 +64,23 @@ def test_key_depends_on_version_experiment_and_seed():
 def test_trial_seeds_are_non_negative_int64():
     for t in enumerate_trials(spec(seeds=50), SELFTEST):
         assert 0 <= t.trial_seed < 2**63 and t.trial_seed == trial_seed(t.key)
+
+
+def test_a_parameter_added_at_its_default_keeps_the_keys_of_older_stores():
+    # classify keys of a shipped spec, computed before the parameter noise_draws existed
+    classify = get_experiment("classify")
+    assert classify.by_name["noise_draws"].omit_at_default
+    keys = [t.key for t in enumerate_trials(load_spec(SPECS / "quick.toml"), classify)]
+    assert (keys[0], len(keys)) == ("50182f502d54e9d4", 128)
+
+
+def test_a_parameter_omitted_at_its_default_is_hashed_when_set_otherwise():
+    classify = get_experiment("classify")
+    params = classify.defaults()
+    assert "noise_draws" not in classify.key_params(params)
+    frozen = {**params, "noise_draws": "frozen"}
+    assert classify.key_params(frozen)["noise_draws"] == "frozen"
+    assert trial_key("classify", classify.version, classify.key_params(frozen), 0) != \
+        trial_key("classify", classify.version, classify.key_params(params), 0)
+    # every other parameter stays in the key at its default
+    assert set(classify.key_params(params)) == set(params) - {"noise_draws"}
