@@ -36,7 +36,7 @@ __all__ = ["decision_boundaries", "learning_curves"]
 
 
 def _explode_curves(frame: pd.DataFrame, metric: str, keep: Sequence[str]) -> pd.DataFrame:
-    cols = list(dict.fromkeys(["key", "seed", "mode", *keep]))
+    cols = list(dict.fromkeys(["key", "seed", "mode", "experiment", *keep]))
     data = frame[[c for c in cols if c in frame.columns] + ["epoch", metric]]
     data = data[data["epoch"].map(lambda v: v is not None and len(v) > 0 if hasattr(v, "__len__") else False)]
     same = data["epoch"].map(len) == data[metric].map(lambda v: len(v) if hasattr(v, "__len__") else -1)

@@ -159,6 +159,10 @@ def _figure_legend(fig, modes: list[str], colors: dict[str, str], title: str) ->
 
 
 def _mode_title(frame: pd.DataFrame) -> str:
+    """The legend title of the ``mode`` column: gradient rows hold protocols, classify rows
+    training modes (``analog`` is both: a protocol, and the mode training with it)."""
+    if "experiment" in frame.columns and frame["experiment"].notna().any():
+        return "protocol" if set(frame["experiment"].dropna()) == {"gradient"} else "training mode"
     return "protocol" if set(frame["mode"].dropna()) <= {"three_pass", "analog"} else "training mode"
 
 

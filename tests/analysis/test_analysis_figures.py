@@ -141,6 +141,13 @@ def test_learning_curves_explode_to_long_form(classify_rows, cp):
     assert len(_panels(F.learning_curves(classify_rows, "bs_error", row="depth", params=cp))) == 6
 
 
+def test_a_classify_legend_says_training_mode_even_for_the_analog_mode_alone(classify_rows, cp):
+    # "analog" is a protocol name too; the rows' experiment decides
+    analog = classify_rows[classify_rows["mode"] == "analog"]
+    fig = F.learning_curves(analog, "bs_error", pool=["depth"], params=cp)
+    assert fig.legends[0].get_title().get_text() == "training mode"
+
+
 def test_decision_boundaries_one_panel_per_task_and_mode(make_store, fill):
     store = make_store("db", grid={"task": ["moons", "circle"]}, seeds=(0, 1))
     fill.classify(store, seed=3, modes=("digital", "insitu"))
