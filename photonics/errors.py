@@ -393,6 +393,10 @@ def perturb_io(field: np.ndarray, model: ErrorModel, rng) -> np.ndarray:
     phase = (model.io_phase_error * draws[..., 1, :, :]).astype(np.float32)
     amp = (1.0 + model.io_amp_error * draws[..., 0, :, :]).astype(np.float32)
     factor = np.empty(field.shape, dtype=complex)
-    factor.real = np.cos(phase) * amp
-    factor.imag = np.sin(phase) * amp
+    part = np.cos(phase)
+    part *= amp
+    factor.real = part
+    part = np.sin(phase, out=phase)
+    part *= amp
+    factor.imag = part
     return np.multiply(field, factor, out=factor)

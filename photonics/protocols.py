@@ -150,7 +150,9 @@ def sum_pass(x, x_adj, dev=None, rng=None, zeta: float = 0.0, scale=None) -> Lau
     """Sum pass: generate ``x - i e^{i zeta} conj(x_adj)`` from the input side (the
     phase-conjugated adjoint is synthesised by the generator); its taps are read by
     :func:`tap_readings`, nothing at the far side."""
-    w = np.asarray(x) - 1j * np.exp(1j * zeta) * np.conj(x_adj)
+    w = np.conj(np.asarray(x_adj, dtype=complex))
+    w *= -1j * np.exp(1j * zeta)
+    w = np.add(x, w, out=w if w.shape == np.broadcast_shapes(np.shape(x), w.shape) else None)
     return generate(w, device_model(dev), rng, scale)
 
 
