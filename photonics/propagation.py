@@ -25,8 +25,9 @@ the field at that point; the forward and backward tap fields give the gradient
 
 with ``x_adj`` launched at the output as ``g = 2 dL/dy`` (Wirtinger).
 
-Internally fields are stored mode-major, ``(..., ports, batch)``, so that every MZI column
-updates contiguous rows.
+Internally fields are stored mode-major, ``(..., ports, batch)``, with the even modes in
+the first rows and the odd modes after them (:func:`_split_rows`), so that the top and the
+bottom modes of every MZI column are two contiguous blocks of rows.
 """
 
 from __future__ import annotations
@@ -161,15 +162,25 @@ def _run_blocks(layout: MeshLayout, blocks, xt: np.ndarray, backward: bool, idle
     if backward:
         t12, t21 = t21, t12
     order = range(layout.depth - 1, -1, -1) if backward else range(layout.depth)
+    modes, column_rows = _split_rows(layout)
+    rows = xt[..., modes, :]
+    if idle is not None:
+        idle = idle[..., modes]
     for c in order:
-        top, bot = layout.column_modes(c)
-        a = xt[..., top, :]
-        b = xt[..., bot, :]
-        new_top = _col(t11, layout, c) * a + _col(t12, layout, c) * b
-        xt[..., bot, :] = _col(t21, layout, c) * a + _col(t22, layout, c) * b
-        xt[..., top, :] = new_top
+        top, bot = column_rows[c]
+        # views of rows for slice-indexed modes (updated in place), else copies written back
+        a = rows[..., top, :]
+        b = rows[..., bot, :]
+        new_top = _col(t11, layout, c) * a
+        new_top += _col(t12, layout, c) * b
+        _combine(b, _col(t22, layout, c), b, _col(t21, layout, c), a)
+        a[...] = new_top
+        if not isinstance(top, slice):
+            rows[..., top, :] = a
+            rows[..., bot, :] = b
         if idle is not None:
-            xt *= idle[..., c, :, None]
+            rows *= idle[..., c, :, None]
+    xt[...] = rows[..., np.argsort(modes), :]
 
 
 def transfer_matrix(layout: MeshLayout, theta, phi, errors: DeviceErrors | None = None, gamma=None) -> np.ndarray:
@@ -271,6 +282,28 @@ def _power_sums(fields, paired):
     return flat @ paired
 
 
+def _split_rows(layout: MeshLayout):
+    """Row order of the tap kernel's fields: even modes first, then odd modes.
+
+    Returns ``(modes, rows)``: ``modes[r]`` is the mode held in row ``r``, ``rows[c]`` the
+    row indexers of column ``c``'s top and bottom modes. Evenly spaced top modes (every
+    mesh but a generic one) all have one parity, so both become contiguous row blocks and
+    every MZI update reads and writes contiguous memory.
+    """
+    n = layout.n_ports
+    n_even = (n + 1) // 2
+    modes = np.concatenate([np.arange(0, n, 2), np.arange(1, n, 2)])
+    row_of = np.argsort(modes)
+
+    def rows(index):
+        if isinstance(index, slice):  # step 2
+            start = index.start // 2 + (n_even if index.start % 2 else 0)
+            return slice(start, start + len(range(index.start, index.stop, index.step)))
+        return row_of[index]
+
+    return modes, [tuple(rows(index) for index in layout.column_modes(c)) for c in range(layout.depth)]
+
+
 def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_weights=None):
     """Per-sample field propagation that records the field at every tap (actual phases).
 
@@ -312,10 +345,14 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_weight
     if backward and gamma is not None:
         tap_gamma = xt.copy()
         xt *= np.exp(1j * gamma)[..., :, None]
+    modes, column_rows = _split_rows(layout)
+    xt = xt[..., modes, :]
+    if idle is not None:
+        idle = idle[..., modes]
     for block in blocks:
         lo = _span(layout, block)[0] if power_weights is not None else 0
         for c in block:
-            top, bot = layout.column_modes(c)
+            top, bot = column_rows[c]
             r = layout.column_range(c)
             t_theta = buf_theta[..., r.start - lo:r.stop - lo, :]
             t_phi = buf_phi[..., r.start - lo:r.stop - lo, :]
@@ -343,6 +380,7 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_weight
             hi = _span(layout, block)[1]
             tap_theta[..., lo:hi, :] = _power_sums(buf_theta[..., :hi - lo, :], paired)
             tap_phi[..., lo:hi, :] = _power_sums(buf_phi[..., :hi - lo, :], paired)
+    xt = xt[..., np.argsort(modes), :]
     if not backward and gamma is not None:
         xt *= np.exp(1j * gamma)[..., :, None]
         tap_gamma = xt.copy()

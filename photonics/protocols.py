@@ -242,11 +242,14 @@ def moment_readings(layout, theta, phi, dev, backward, rows, weights, tap_noise,
         w = np.clip(sign * weights, 0.0, None)
         keep = np.flatnonzero(np.any(w > 0, axis=tuple(range(w.ndim - 1))))
         if keep.size == w.shape[-1]:
-            parts.append(sign * _upper_gram(rows * np.sqrt(w)[..., None]))
+            scaled = rows * np.sqrt(w)[..., None]
         elif keep.size:
-            parts.append(sign * _upper_gram(rows[..., keep, :] * np.sqrt(w[..., keep])[..., None]))
-        if keep.size:
-            signs_of.append(sign)
+            scaled = rows[..., keep, :]  # a copy: scaled in place
+            scaled *= np.sqrt(w[..., keep])[..., None]
+        else:
+            continue
+        parts.append(sign * _upper_gram(scaled))
+        signs_of.append(sign)
     if len(parts) == 1:  # one-signed: a semidefinite moment
         probe_rows, signs = _probes(parts[0], signs_of[0])
     else:
