@@ -241,8 +241,9 @@ def _column_coefficients(layout, el: _MZIElements, backward: bool):
     else:
         folded = (el.e_phi, el.phase_top * el.c1 * el.a_in, el.phase_top * 1j * el.s1, el.a_in * a, t12,
                   el.a_in * c, t22)
-    folded = [np.broadcast_to(f, np.shape(el.phase_top)) for f in folded]
-    return [tuple(_col(f, layout, c) for f in folded) for c in range(layout.depth)]
+    # one stacked array (coefficient, ..., MZI, 1): a column's coefficients are one slice of it
+    stacked = np.stack(np.broadcast_arrays(*folded))[..., None]
+    return [tuple(stacked[..., layout.column_range(c), :]) for c in range(layout.depth)]
 
 
 def _combine(out, c1, x1, c2, x2):
