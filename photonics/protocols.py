@@ -236,29 +236,35 @@ def moment_readings(layout, theta, phi, dev, backward, rows, weights, tap_noise,
     Independent detector noise ``w_b s sqrt(p_b) n_b`` of every reading sums to a Gaussian of
     variance ``s^2 a (sum_b w_b^2 u_b u_b^H) a^H``, from ``N`` more probes.
     """
-    # rows of each sign in one Hermitian rank update each (launch sets are usually one-signed)
-    parts, signs_of = [], []
+    # rows of each sign in one Hermitian rank update each (launch sets are usually one-signed);
+    # the same rows scaled once more by sqrt|w| give the noise moment
+    noisy = tap_noise > 0 and rng is not None
+    parts, signs_of, noise_parts = [], [], []
     for sign in (1.0, -1.0):
         w = np.clip(sign * weights, 0.0, None)
         keep = np.flatnonzero(np.any(w > 0, axis=tuple(range(w.ndim - 1))))
         if keep.size == w.shape[-1]:
-            scaled = rows * np.sqrt(w)[..., None]
+            root = np.sqrt(w)[..., None]
+            scaled = rows * root
         elif keep.size:
+            root = np.sqrt(w[..., keep])[..., None]
             scaled = rows[..., keep, :]  # a copy: scaled in place
-            scaled *= np.sqrt(w[..., keep])[..., None]
+            scaled *= root
         else:
             continue
         parts.append(sign * _upper_gram(scaled))
         signs_of.append(sign)
+        if noisy:
+            scaled *= root
+            noise_parts.append(_upper_gram(scaled))
+    zero = np.zeros(rows.shape[:-2] + (rows.shape[-1],) * 2, dtype=complex)
     if len(parts) == 1:  # one-signed: a semidefinite moment
         probe_rows, signs = _probes(parts[0], signs_of[0])
     else:
-        signed = sum(parts) if parts else np.zeros(rows.shape[:-2] + (rows.shape[-1],) * 2, dtype=complex)
-        probe_rows, signs = _probes(signed)
+        probe_rows, signs = _probes(sum(parts) if parts else zero)
     n = probe_rows.shape[-2]
-    noisy = tap_noise > 0 and rng is not None
     if noisy:
-        noise_rows, _ = _probes(_upper_gram(rows * np.abs(weights)[..., None]), 1.0)
+        noise_rows, _ = _probes(sum(noise_parts) if noise_parts else zero, 1.0)
         probe_rows = np.concatenate([probe_rows, noise_rows], axis=-2)
     columns = np.zeros(probe_rows.shape[:-1] + (2 if noisy else 1,))
     columns[..., :n, 0] = signs  # signal: signed sum of the first n probes
