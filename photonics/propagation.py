@@ -25,12 +25,14 @@ the field at that point; the forward and backward tap fields give the gradient
 
 with ``x_adj`` launched at the output as ``g = 2 dL/dy`` (Wirtinger).
 
-Internally fields are stored mode-major, ``(..., ports, batch)``, so that every MZI column
-updates contiguous rows.
+Internally fields are stored mode-major, ``(..., ports, batch)``, with the even modes in
+the first rows and the odd modes after them (:func:`_split_rows`), so that the top and the
+bottom modes of every MZI column are two contiguous blocks of rows.
 """
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -39,6 +41,9 @@ from .errors import DeviceErrors, program_phases
 from .layout import MeshLayout
 
 QUARTER_PI = np.pi / 4
+# Tap fields of this many complex numbers (all devices and launches) are buffered before
+# their powers are summed: large enough for few reductions, small enough to stay in cache.
+_TAP_BLOCK = 1 << 15
 
 
 class TapFields(NamedTuple):
@@ -89,6 +94,18 @@ def _elements(theta, phi, errors: DeviceErrors | None) -> _MZIElements:
     )
 
 
+def _block_factors(el: _MZIElements):
+    """``(A, t12, C, t22)``: the MZI blocks without the input phase, ``t11 = p A``, ``t21 = p C``."""
+    q = el.a_top * el.phase_top
+    b = el.a_bottom
+    return (
+        el.c2 * el.c1 * q - el.s2 * el.s1 * b,
+        1j * (el.c2 * el.s1 * q + el.s2 * el.c1 * b),
+        1j * (el.s2 * el.c1 * q + el.c2 * el.s1 * b),
+        el.c2 * el.c1 * b - el.s2 * el.s1 * q,
+    )
+
+
 def mzi_blocks(theta, phi, errors: DeviceErrors | None = None):
     """The 2x2 transfer blocks ``(t11, t12, t21, t22)`` of every MZI (actual phases).
 
@@ -97,14 +114,8 @@ def mzi_blocks(theta, phi, errors: DeviceErrors | None = None):
     ``t21 = i p (s2 c1 q + c2 s1 b)``, ``t22 = c2 c1 b - s2 s1 q``.
     """
     el = _elements(theta, phi, errors)
-    q = el.a_top * el.phase_top
-    b = el.a_bottom
-    p = el.phase_in
-    t11 = p * (el.c2 * el.c1 * q - el.s2 * el.s1 * b)
-    t12 = 1j * (el.c2 * el.s1 * q + el.s2 * el.c1 * b)
-    t21 = 1j * p * (el.s2 * el.c1 * q + el.c2 * el.s1 * b)
-    t22 = el.c2 * el.c1 * b - el.s2 * el.s1 * q
-    return t11, t12, t21, t22
+    a, t12, c, t22 = _block_factors(el)
+    return el.phase_in * a, t12, el.phase_in * c, t22
 
 
 def _col(arr: np.ndarray, layout: MeshLayout, c: int) -> np.ndarray:
@@ -151,15 +162,25 @@ def _run_blocks(layout: MeshLayout, blocks, xt: np.ndarray, backward: bool, idle
     if backward:
         t12, t21 = t21, t12
     order = range(layout.depth - 1, -1, -1) if backward else range(layout.depth)
+    modes, column_rows = _split_rows(layout)
+    rows = xt[..., modes, :]
+    if idle is not None:
+        idle = idle[..., modes]
     for c in order:
-        top, bot = layout.column_modes(c)
-        a = xt[..., top, :]
-        b = xt[..., bot, :]
-        new_top = _col(t11, layout, c) * a + _col(t12, layout, c) * b
-        xt[..., bot, :] = _col(t21, layout, c) * a + _col(t22, layout, c) * b
-        xt[..., top, :] = new_top
+        top, bot = column_rows[c]
+        # views of rows for slice-indexed modes (updated in place), else copies written back
+        a = rows[..., top, :]
+        b = rows[..., bot, :]
+        new_top = _col(t11, layout, c) * a
+        new_top += _col(t12, layout, c) * b
+        _combine(b, _col(t22, layout, c), b, _col(t21, layout, c), a)
+        a[...] = new_top
+        if not isinstance(top, slice):
+            rows[..., top, :] = a
+            rows[..., bot, :] = b
         if idle is not None:
-            xt *= idle[..., c, :, None]
+            rows *= idle[..., c, :, None]
+    xt[...] = rows[..., np.argsort(modes), :]
 
 
 def transfer_matrix(layout: MeshLayout, theta, phi, errors: DeviceErrors | None = None, gamma=None) -> np.ndarray:
@@ -213,25 +234,75 @@ def propagate(
 
 
 def _column_coefficients(layout, el: _MZIElements, backward: bool):
-    """Per-column folded 2x2 coefficients of the tap kernels (see :func:`_propagate_taps`)."""
+    """Per-column folded coefficients of the tap kernels (see :func:`_propagate_taps`)."""
+    a, t12, c, t22 = _block_factors(el)
     if backward:
-        folded = (
-            el.a_top * el.c2, el.a_top * 1j * el.s2,  # theta tap from (a, b)
-            el.a_bottom * 1j * el.s2, el.a_bottom * el.c2,  # bottom arm from (a, b)
-            el.c1 * el.phase_top, 1j * el.s1,  # a1 from (theta tap, bottom arm)
-            1j * el.s1 * el.phase_top, el.c1,  # bottom output
-            el.a_in, el.e_phi,
-        )
+        folded = (el.a_top * el.c2, el.a_top * 1j * el.s2, el.a_in * a, el.a_in * c, t12, t22, el.e_phi)
     else:
-        folded = (
-            el.e_phi, el.a_in,
-            el.phase_top * el.c1, el.phase_top * 1j * el.s1,  # theta tap from (a1, b)
-            1j * el.s1, el.c1,  # bottom arm from (a1, b)
-            el.c2 * el.a_top, 1j * el.s2 * el.a_bottom,  # top output
-            1j * el.s2 * el.a_top, el.c2 * el.a_bottom,  # bottom output
-        )
-    folded = [np.broadcast_to(f, np.shape(el.phase_top)) for f in folded]
-    return [tuple(_col(f, layout, c) for f in folded) for c in range(layout.depth)]
+        folded = (el.e_phi, el.phase_top * el.c1 * el.a_in, el.phase_top * 1j * el.s1, el.a_in * a, t12,
+                  el.a_in * c, t22)
+    # one stacked array (coefficient, ..., MZI, 1): a column's coefficients are one slice of it
+    stacked = np.stack(np.broadcast_arrays(*folded))[..., None]
+    return [tuple(stacked[..., layout.column_range(c), :]) for c in range(layout.depth)]
+
+
+def _combine(out, c1, x1, c2, x2):
+    """``out = c1 x1 + c2 x2`` in place; ``out`` may be ``x1`` itself, not ``x2``."""
+    second = c2 * x2
+    np.multiply(c1, x1, out=out)
+    out += second
+
+
+def _column_blocks(layout, order, capacity: int):
+    """Consecutive columns of ``order`` grouped so that each group's MZIs (a contiguous
+    range of the flat order) number at most ``capacity`` (at least one column a group)."""
+    blocks, current, size = [], [], 0
+    for c in order:
+        r = layout.column_range(c)
+        if current and size + (r.stop - r.start) > capacity:
+            blocks.append(current)
+            current, size = [], 0
+        current.append(c)
+        size += r.stop - r.start
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _span(layout, columns) -> tuple[int, int]:
+    """The range ``[lo, hi)`` of flat MZI indices that consecutive ``columns`` cover."""
+    ranges = [layout.column_range(c) for c in columns]
+    return min(r.start for r in ranges), max(r.stop for r in ranges)
+
+
+def _power_sums(fields, paired):
+    """``sum_b |t_b|^2 W[b, j]`` of mode-major fields ``(..., T, B)``, overwriting them: the
+    float view holds ``Re t_b, Im t_b`` side by side, ``paired`` every row of ``W`` twice."""
+    flat = fields.view(float)
+    np.square(flat, out=flat)
+    return flat @ paired
+
+
+def _split_rows(layout: MeshLayout):
+    """Row order of the tap kernel's fields: even modes first, then odd modes.
+
+    Returns ``(modes, rows)``: ``modes[r]`` is the mode held in row ``r``, ``rows[c]`` the
+    row indexers of column ``c``'s top and bottom modes. Evenly spaced top modes (every
+    mesh but a generic one) all have one parity, so both become contiguous row blocks and
+    every MZI update reads and writes contiguous memory.
+    """
+    n = layout.n_ports
+    n_even = (n + 1) // 2
+    modes = np.concatenate([np.arange(0, n, 2), np.arange(1, n, 2)])
+    row_of = np.argsort(modes)
+
+    def rows(index):
+        if isinstance(index, slice):  # step 2
+            start = index.start // 2 + (n_even if index.start % 2 else 0)
+            return slice(start, start + len(range(index.start, index.stop, index.step)))
+        return row_of[index]
+
+    return modes, [tuple(rows(index) for index in layout.column_modes(c)) for c in range(layout.depth)]
 
 
 def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_weights=None):
@@ -240,76 +311,83 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_weight
     Forward through one MZI (inputs ``a``, ``b``): ``t_phi = e^{i phi} a``, ``a1 = a_in t_phi``,
     ``t_theta = e^{i theta}(c1 a1 + i s1 b)``, ``v = i s1 a1 + c1 b``, outputs
     ``B(e2) (a_top t_theta, a_bottom v)``; backward applies the transposed elements in reverse.
+    Evaluated with the blocks of :func:`mzi_blocks` (``t11 = p A``, ``t21 = p C``, ``p = a_in
+    e^{i phi}``): forward, outputs ``(a_in A t_phi + t12 b, a_in C t_phi + t22 b)``; backward
+    from outputs ``(a, b)``: ``t_theta = a_top (c2 a + i s2 b)``, ``t_phi = a_in (A a + C b)``,
+    inputs ``(e^{i phi} t_phi, t12 a + t22 b)``.
 
     With ``power_weights = W`` (shape ``(..., B, J)``) the result holds, instead of fields,
     the weighted tap-power sums ``sum_b |t_b|^2 W[b, j]``, shape ``(..., J, M)``: what the
-    measurement needs, without keeping per-example tap fields in memory.
+    measurement needs, without keeping per-example tap fields in memory (they are buffered
+    for a block of columns at a time, at most about :data:`_TAP_BLOCK` numbers).
     """
     el = _elements(theta, phi, errors)
     xt = _to_mode_major(x, layout.n_ports)
     lead = xt.shape[:-2]
     batch = xt.shape[-1]
     m = layout.n_mzis
+    order = range(layout.depth - 1, -1, -1) if backward else range(layout.depth)
     if power_weights is not None:
         weights = np.asarray(power_weights, dtype=float)
-        n_sums = weights.shape[-1]
-
-        def store(target, rng_c, t):
-            target[..., rng_c, :] = (t.real**2 + t.imag**2) @ weights
-
-        tap_theta = np.empty(lead + (m, n_sums))
-        tap_phi = np.empty(lead + (m, n_sums))
+        paired = np.repeat(weights, 2, axis=-2)
+        tap_theta = np.empty(lead + (m, weights.shape[-1]))
+        tap_phi = np.empty_like(tap_theta)
+        blocks = _column_blocks(layout, order, _TAP_BLOCK // max(1, math.prod(lead) * batch))
+        size = max(_span(layout, block)[1] - _span(layout, block)[0] for block in blocks)
+        buf_theta = np.empty(lead + (size, batch), dtype=complex)
+        buf_phi = np.empty_like(buf_theta)
     else:
-
-        def store(target, rng_c, t):
-            target[..., rng_c, :] = t
-
-        tap_theta = np.empty(lead + (m, batch), dtype=complex)
-        tap_phi = np.empty(lead + (m, batch), dtype=complex)
+        blocks = [list(order)]
+        buf_theta = tap_theta = np.empty(lead + (m, batch), dtype=complex)
+        buf_phi = tap_phi = np.empty_like(tap_theta)
     coefficients = _column_coefficients(layout, el, backward)
     idle = _idle(errors)
     tap_gamma = None
-    if backward:
-        if gamma is not None:
-            tap_gamma = xt.copy()
-            xt *= np.exp(1j * gamma)[..., :, None]
-        for c in range(layout.depth - 1, -1, -1):
-            top, bot = layout.column_modes(c)
-            g11, g12, g21, g22, h11, h12, h21, h22, a_in, e_phi = coefficients[c]
+    if backward and gamma is not None:
+        tap_gamma = xt.copy()
+        xt *= np.exp(1j * gamma)[..., :, None]
+    modes, column_rows = _split_rows(layout)
+    xt = xt[..., modes, :]
+    if idle is not None:
+        idle = idle[..., modes]
+    for block in blocks:
+        lo = _span(layout, block)[0] if power_weights is not None else 0
+        for c in block:
+            top, bot = column_rows[c]
+            r = layout.column_range(c)
+            t_theta = buf_theta[..., r.start - lo:r.stop - lo, :]
+            t_phi = buf_phi[..., r.start - lo:r.stop - lo, :]
+            # views of xt for slice-indexed modes (updated in place), else copies written back
             a = xt[..., top, :]
             b = xt[..., bot, :]
-            t_theta = g11 * a + g12 * b
-            v = g21 * a + g22 * b
-            store(tap_theta, layout.column_range(c), t_theta)
-            t_phi = a_in * (h11 * t_theta + h12 * v)
-            xt[..., bot, :] = h21 * t_theta + h22 * v
-            store(tap_phi, layout.column_range(c), t_phi)
-            xt[..., top, :] = e_phi * t_phi
+            if backward:
+                g11, g12, h11, h12, b21, b22, e_phi = coefficients[c]
+                _combine(t_theta, g11, a, g12, b)
+                _combine(t_phi, h11, a, h12, b)
+                _combine(b, b22, b, b21, a)
+                np.multiply(e_phi, t_phi, out=a)
+            else:
+                e_phi, k11, k12, f11, f12, f21, f22 = coefficients[c]
+                np.multiply(e_phi, a, out=t_phi)
+                _combine(t_theta, k11, t_phi, k12, b)
+                _combine(a, f11, t_phi, f12, b)
+                _combine(b, f22, b, f21, t_phi)
+            if not isinstance(top, slice):
+                xt[..., top, :] = a
+                xt[..., bot, :] = b
             if idle is not None:
                 xt *= idle[..., c, :, None]
-    else:
-        for c in range(layout.depth):
-            top, bot = layout.column_modes(c)
-            e_phi, a_in, k11, k12, k21, k22, f11, f12, f21, f22 = coefficients[c]
-            b = xt[..., bot, :]
-            t_phi = e_phi * xt[..., top, :]
-            store(tap_phi, layout.column_range(c), t_phi)
-            a1 = a_in * t_phi
-            t_theta = k11 * a1 + k12 * b
-            v = k21 * a1 + k22 * b
-            store(tap_theta, layout.column_range(c), t_theta)
-            xt[..., top, :] = f11 * t_theta + f12 * v
-            xt[..., bot, :] = f21 * t_theta + f22 * v
-            if idle is not None:
-                xt *= idle[..., c, :, None]
-        if gamma is not None:
-            xt *= np.exp(1j * gamma)[..., :, None]
-            tap_gamma = xt.copy()
+        if power_weights is not None:
+            hi = _span(layout, block)[1]
+            tap_theta[..., lo:hi, :] = _power_sums(buf_theta[..., :hi - lo, :], paired)
+            tap_phi[..., lo:hi, :] = _power_sums(buf_phi[..., :hi - lo, :], paired)
+    xt = xt[..., np.argsort(modes), :]
+    if not backward and gamma is not None:
+        xt *= np.exp(1j * gamma)[..., :, None]
+        tap_gamma = xt.copy()
     out = np.swapaxes(xt, -1, -2)
     if power_weights is not None:
-        gamma_power = None
-        if tap_gamma is not None:
-            gamma_power = np.swapaxes((tap_gamma.real**2 + tap_gamma.imag**2) @ weights, -1, -2)
+        gamma_power = None if tap_gamma is None else np.swapaxes(_power_sums(tap_gamma, paired), -1, -2)
         return out, TapFields(np.swapaxes(tap_theta, -1, -2), np.swapaxes(tap_phi, -1, -2), gamma_power)
     sw = lambda t: None if t is None else np.swapaxes(t, -1, -2)  # noqa: E731
     return out, TapFields(sw(tap_theta), sw(tap_phi), sw(tap_gamma))

@@ -60,6 +60,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 from scipy.linalg.blas import zherk
+from scipy.linalg.lapack import zpstrf
 
 from .errors import DeviceErrors, ErrorModel, generate_io, read_io
 from .propagation import propagate, tap_power_sums
@@ -149,7 +150,9 @@ def sum_pass(x, x_adj, dev=None, rng=None, zeta: float = 0.0, scale=None) -> Lau
     """Sum pass: generate ``x - i e^{i zeta} conj(x_adj)`` from the input side (the
     phase-conjugated adjoint is synthesised by the generator); its taps are read by
     :func:`tap_readings`, nothing at the far side."""
-    w = np.asarray(x) - 1j * np.exp(1j * zeta) * np.conj(x_adj)
+    w = np.conj(np.asarray(x_adj, dtype=complex))
+    w *= -1j * np.exp(1j * zeta)
+    w = np.add(x, w, out=w if w.shape == np.broadcast_shapes(np.shape(x), w.shape) else None)
     return generate(w, device_model(dev), rng, scale)
 
 
@@ -202,12 +205,26 @@ def _upper_gram(rows: np.ndarray) -> np.ndarray:
     return np.stack(grams).reshape(rows.shape[:-2] + (n, n))
 
 
-def _probes(moment: np.ndarray):
+def _probes(moment: np.ndarray, sign: float | None = None):
     """Rows ``v_j`` and signs ``c_j`` with ``sum_j c_j v_j v_j^H = moment`` (Hermitian,
-    upper triangle read)."""
-    values, vectors = np.linalg.eigh(moment, UPLO="U")
-    rows = np.swapaxes(vectors * np.sqrt(np.abs(values))[..., None, :], -1, -2)
-    return rows, np.sign(values)
+    upper triangle read).
+
+    A moment known to be ``sign`` times a positive semidefinite one is factored by pivoted
+    Cholesky, ``P^T (sign moment) P = R^H R``: ``v_j`` the rows of ``conj(R P^T)`` up to its
+    rank, zero rows after; otherwise by eigendecomposition, ``v_j = sqrt|lambda_j| u_j``,
+    ``c_j = sign(lambda_j)``.
+    """
+    if sign is None:
+        values, vectors = np.linalg.eigh(moment, UPLO="U")
+        rows = np.swapaxes(vectors * np.sqrt(np.abs(values))[..., None, :], -1, -2)
+        return rows, np.sign(values)
+    n = moment.shape[-1]
+    flat = moment.reshape((-1, n, n))
+    rows = np.zeros(flat.shape, dtype=complex)
+    for m, out in zip(flat, rows):
+        factor, pivots, rank, _ = zpstrf(sign * m, lower=0)  # info 1: rank below n
+        out[:rank, pivots - 1] = np.conj(np.triu(factor[:rank]))
+    return rows.reshape(moment.shape), np.full(moment.shape[:-1], float(sign))
 
 
 def moment_readings(layout, theta, phi, dev, backward, rows, weights, tap_noise, rng):
@@ -219,21 +236,35 @@ def moment_readings(layout, theta, phi, dev, backward, rows, weights, tap_noise,
     Independent detector noise ``w_b s sqrt(p_b) n_b`` of every reading sums to a Gaussian of
     variance ``s^2 a (sum_b w_b^2 u_b u_b^H) a^H``, from ``N`` more probes.
     """
-    # rows of each sign in one Hermitian rank update each (launch sets are usually one-signed)
-    parts = []
+    # rows of each sign in one Hermitian rank update each (launch sets are usually one-signed);
+    # the same rows scaled once more by sqrt|w| give the noise moment
+    noisy = tap_noise > 0 and rng is not None
+    parts, signs_of, noise_parts = [], [], []
     for sign in (1.0, -1.0):
         w = np.clip(sign * weights, 0.0, None)
         keep = np.flatnonzero(np.any(w > 0, axis=tuple(range(w.ndim - 1))))
         if keep.size == w.shape[-1]:
-            parts.append(sign * _upper_gram(rows * np.sqrt(w)[..., None]))
+            root = np.sqrt(w)[..., None]
+            scaled = rows * root
         elif keep.size:
-            parts.append(sign * _upper_gram(rows[..., keep, :] * np.sqrt(w[..., keep])[..., None]))
-    signed = sum(parts) if parts else np.zeros(rows.shape[:-2] + (rows.shape[-1],) * 2, dtype=complex)
-    probe_rows, signs = _probes(signed)
+            root = np.sqrt(w[..., keep])[..., None]
+            scaled = rows[..., keep, :]  # a copy: scaled in place
+            scaled *= root
+        else:
+            continue
+        parts.append(sign * _upper_gram(scaled))
+        signs_of.append(sign)
+        if noisy:
+            scaled *= root
+            noise_parts.append(_upper_gram(scaled))
+    zero = np.zeros(rows.shape[:-2] + (rows.shape[-1],) * 2, dtype=complex)
+    if len(parts) == 1:  # one-signed: a semidefinite moment
+        probe_rows, signs = _probes(parts[0], signs_of[0])
+    else:
+        probe_rows, signs = _probes(sum(parts) if parts else zero)
     n = probe_rows.shape[-2]
-    noisy = tap_noise > 0 and rng is not None
     if noisy:
-        noise_rows, _ = _probes(_upper_gram(rows * np.abs(weights)[..., None]))
+        noise_rows, _ = _probes(sum(noise_parts) if noise_parts else zero, 1.0)
         probe_rows = np.concatenate([probe_rows, noise_rows], axis=-2)
     columns = np.zeros(probe_rows.shape[:-1] + (2 if noisy else 1,))
     columns[..., :n, 0] = signs  # signal: signed sum of the first n probes

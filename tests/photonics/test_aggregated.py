@@ -65,3 +65,31 @@ def test_automatic_choice_uses_aggregation_for_large_batches(monkeypatch):
     net, params, x, labels, devices = _case(4, 4, 1, 64)
     measure_gradient(net, params, x, labels, devices, "three_pass")
     assert calls
+
+
+def _hermitian(upper):
+    return np.triu(upper) + np.swapaxes(np.triu(upper, 1), -1, -2).conj()
+
+
+@pytest.mark.parametrize("batch", [1, 3, 20])  # rank below and at the port count
+def test_probes_reproduce_moments(batch):
+    from photonics.protocols import _probes, _upper_gram
+
+    rng = np.random.default_rng(4)
+    rows = rng.standard_normal((2, batch, 6)) + 1j * rng.standard_normal((2, batch, 6))
+    w = rng.standard_normal((2, batch))
+
+    def rebuilt(probe_rows, signs):
+        return np.einsum("kj,kja,kjb->kab", signs, probe_rows, probe_rows.conj())
+
+    gram = _upper_gram(rows * np.sqrt(np.abs(w))[..., None])  # semidefinite, rank min(batch, 6)
+    scale = max(1.0, np.abs(gram).max())
+    for sign in (1.0, -1.0):
+        probe_rows, signs = _probes(sign * gram, sign)
+        assert probe_rows.shape == (2, 6, 6)
+        np.testing.assert_allclose(rebuilt(probe_rows, signs), sign * _hermitian(gram), atol=1e-13 * scale)
+    mixed = _upper_gram(rows * np.sqrt(np.clip(w, 0, None))[..., None]) - _upper_gram(
+        rows * np.sqrt(np.clip(-w, 0, None))[..., None])
+    np.testing.assert_allclose(rebuilt(*_probes(mixed)), _hermitian(mixed), atol=1e-13 * scale)
+    zero_rows, _ = _probes(np.zeros((2, 6, 6), dtype=complex), 1.0)  # rank 0: no probe carries power
+    assert not np.any(zero_rows)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
+import photonics.propagation as propagation
 from photonics import (
     ErrorModel,
     from_columns,
@@ -14,6 +15,8 @@ from photonics import (
     transfer_matrix,
     triangular,
 )
+from photonics.errors import DeviceErrors
+from photonics.propagation import tap_power_sums
 
 from .conftest import haar_unitary, random_fields
 
@@ -23,6 +26,8 @@ LAYOUTS = [
     ("rect4_depth9", lambda: rectangular(4, 9)),
     ("tri6", lambda: triangular(6)),
     ("tri5", lambda: triangular(5)),
+    # columns whose top modes are not evenly spaced (fancy-indexed, not sliced, in the kernels)
+    ("generic5", lambda: from_columns(5, [[0, 3], [1], [0, 2], [2], [1, 3], [0, 3], [1]])),
 ]
 
 
@@ -111,6 +116,30 @@ def test_tap_fields_match_partial_meshes(rng):
         rng_c = lay.column_range(c)
         expected = entering[:, lay.columns[c]] * np.exp(1j * (phi + dev.phi_offset)[rng_c])
         np.testing.assert_allclose(taps.phi[:, rng_c], expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("name,make", [LAYOUTS[0], LAYOUTS[3], LAYOUTS[5]])
+@pytest.mark.parametrize("backward", [False, True])
+@pytest.mark.parametrize("block", [1, 42, 1 << 15])
+def test_tap_power_sums_equal_weighted_powers_of_tap_fields(name, make, backward, block, rng, monkeypatch):
+    # sum_b |t_b|^2 W[b, j] at every tap, against the tap fields; small blocks make the
+    # buffered reduction run over several blocks of columns (1: one column a block)
+    monkeypatch.setattr(propagation, "_TAP_BLOCK", block)
+    lay = make()
+    model = ErrorModel(bs_error=0.1, loss_imbalance_db=0.2, phase_error=0.05, idle_loss_db=0.3, loss_std_db=0.1)
+    devs = DeviceErrors.stack([model.sample(lay, np.random.default_rng(s)) for s in range(2)])
+    phases = [init_phases(lay, np.random.default_rng(5 + s)) for s in range(2)]
+    theta, phi = np.stack([p[0] for p in phases]), np.stack([p[1] for p in phases])
+    x = np.stack([random_fields(rng, 7, lay.n_ports) for _ in range(2)])
+    weights = rng.standard_normal((2, 7, 3))
+    sums = tap_power_sums(lay, theta, phi, x, devs, backward, weights)
+    _, taps = propagate(lay, theta, phi, x, devs, backward=backward, taps=True)
+    for got, fields in ((sums.theta, taps.theta), (sums.phi, taps.phi)):
+        expected = np.einsum("kbm,kbj->kjm", np.abs(fields) ** 2, weights)
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-13)
+    plain = tap_power_sums(lay, theta[0], phi[0], x[0], None, backward)
+    _, ideal = propagate(lay, theta[0], phi[0], x[0], backward=backward, taps=True)
+    np.testing.assert_allclose(plain.theta[0], np.sum(np.abs(ideal.theta) ** 2, axis=0), rtol=1e-12)
 
 
 def _real_loss(layout, theta, phi, gamma, dev, x, target):
