@@ -202,12 +202,26 @@ def store_columns(store_dir: str | Path) -> list[str]:
     return list(_unified_schema(files).names) if files else []
 
 
-def _to_expression(filters: Any, names: Sequence[str]) -> ds.Expression | None:
-    """Accept a pyarrow Expression, DNF tuples ``[(col, op, value), ...]`` or ``{col: value(s)}``."""
+def _to_expression(filters: Any, names: Sequence[str],
+                   added: Mapping[str, Any] | None = None) -> ds.Expression | None:
+    """Accept a pyarrow Expression, DNF tuples ``[(col, op, value), ...]`` or ``{col: value(s)}``.
+
+    ``added``: parameters added to the experiment after some parts were written, with their
+    defaults (:func:`_added_params`). Rows of those parts hold null there and read as the
+    default, so a mapping or tuple term on such a column also lets nulls through when the
+    default passes it. A pyarrow Expression is applied to the stored values as given.
+    """
     if filters is None:
         return None
     if isinstance(filters, ds.Expression):
         return filters
+    added = added or {}
+
+    def term_of(column, expr):
+        if column in added and _passes(column, added[column], expr):
+            return expr | ds.field(column).is_null()
+        return expr
+
     if isinstance(filters, Mapping):
         expr = None
         for column, value in filters.items():
@@ -216,13 +230,31 @@ def _to_expression(filters: Any, names: Sequence[str]) -> ds.Expression | None:
                 term = pc.is_in(ds.field(column), value_set=pa.array(list(value)))
             else:
                 term = ds.field(column) == value
+            term = term_of(column, term)
             expr = term if expr is None else expr & term
         return expr
     if isinstance(filters, Sequence) and not isinstance(filters, str):
-        flat = [f for group in filters for f in (group if isinstance(group, list) else [group])]
+        groups = [filters] if filters and not isinstance(filters[0], list) else filters
+        flat = [f for group in groups for f in group]
         _check_names([f[0] for f in flat], names, "filter column")
-        return pq.filters_to_expression(filters)
+        expr = None
+        for group in groups:
+            conj = None
+            for f in group:
+                term = term_of(f[0], pq.filters_to_expression([f]))
+                conj = term if conj is None else conj & term
+            if conj is not None:
+                expr = conj if expr is None else expr | conj
+        return expr
     raise AnalysisInputError(f"unsupported filters of type {type(filters).__name__}")
+
+
+def _passes(column: str, value: Any, expr: ds.Expression) -> bool:
+    """Whether a row holding ``value`` in ``column`` passes the one-column term ``expr``."""
+    try:
+        return pa.table({column: pa.array([value])}).filter(expr).num_rows == 1
+    except (pa.ArrowException, TypeError):
+        return False
 
 
 def _check_names(asked: Sequence[str], names: Sequence[str], what: str) -> None:
@@ -246,17 +278,26 @@ def _apply_param_dtypes(frame: pd.DataFrame, params: Mapping[str, str]) -> pd.Da
     return frame
 
 
-def _fill_added_params(frame: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
-    """Rows written before a parameter was added to the experiment lack its column (or
-    hold null there); they computed its default (``store.json``), which is filled in. A
-    parameter is only added with a default that reproduces the experiment as it was, or
-    with a new experiment version, whose rows would be another spec's."""
+def _added_params(meta: Mapping) -> dict[str, Any]:
+    """The parameters added to the experiment after stores of it were written (``store.json``
+    ``omit_at_default``), with their defaults."""
     defaults = meta.get("defaults") or {}
-    for name in meta.get("params") or {}:
-        if name in defaults and defaults[name] is not None and name in frame.columns:
-            missing = frame[name].isna()
-            if missing.any():
-                frame[name] = frame[name].astype(object).where(~missing, defaults[name])
+    return {name: defaults[name] for name in meta.get("omit_at_default") or ()
+            if name in (meta.get("params") or {}) and defaults.get(name) is not None}
+
+
+def _fill_added_params(frame: pd.DataFrame, meta: Mapping, columns: Sequence[str] | None) -> pd.DataFrame:
+    """Rows written before a parameter was added to the experiment lack its column (or hold
+    null there); they computed its default, which is filled in (and the column created when
+    no part has it yet)."""
+    for name, default in _added_params(meta).items():
+        if name not in frame.columns:
+            if columns is None or name in columns:
+                frame[name] = default
+            continue
+        missing = frame[name].isna()
+        if missing.any():
+            frame[name] = frame[name].astype(object).where(~missing, default)
     return frame
 
 
@@ -296,7 +337,7 @@ def read_store(
         raise AnalysisInputError(f"parts of store {path} have no 'key' column; not a format-1 store")
     if columns is not None:
         _check_names(list(columns), names, "column")
-    expr = _to_expression(filters, names)
+    expr = _to_expression(filters, names, _added_params(meta))
 
     # Page checksums (written by the engine) are verified on every read.
     parquet = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(
@@ -342,7 +383,7 @@ def read_store(
     if "mode" not in frame.columns:
         frame["mode"] = None
     frame = frame.drop(columns=["__filename", "__launch", "_order", *checked]).reset_index(drop=True)
-    frame = _fill_added_params(frame, meta)
+    frame = _fill_added_params(frame, meta, columns)
     frame = _apply_param_dtypes(frame, meta.get("params") or {})
 
     ok = frame["status"] == "ok" if "status" in frame.columns else pd.Series(True, index=frame.index)
@@ -390,6 +431,8 @@ def _of_the_spec(frame: pd.DataFrame, spec: Mapping, meta: Mapping) -> pd.Series
 
 def _row_order(frame: pd.DataFrame, rank: Mapping[str, int], file_index: Mapping[str, int]) -> pd.Series:
     """Precedence of each row: its launch's rank first, then its part's position in name order."""
+    if not len(frame):
+        return pd.Series([], index=frame.index, dtype="int64")
     return frame["__launch"].map(rank) * (len(file_index) + 1) + frame["__filename"].map(file_index)
 
 

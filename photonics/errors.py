@@ -316,14 +316,20 @@ NOISE_DRAWS = ("fresh", "frozen")
 class FrozenNoise:
     """Measurement noise that repeats one pattern every training step (fixed-pattern noise).
 
-    Wraps a stream (a :class:`DeviceNoise` or a Generator). Within a step, the ``k``-th
-    request of a given shape gets the numbers the stream drew for the ``k``-th request of
-    the first step; :meth:`new_step` starts the next step's replay. A request of a shape
-    not seen before (the short last batch of an epoch) draws its own pattern once. This is
-    what a simulation gets that draws its noise inside a function compiled once (numpy
-    random calls in a ``jax.jit``-compiled function run at trace time and become constants:
-    the paper's simulation code, Pai et al. 2023, Fig. 4): every step's tap readings and
-    reads carry the same relative noise, which does not average out over steps.
+    Wraps a stream (a :class:`DeviceNoise`, or a Generator for one device). The draws of a
+    step are numbered in call order; the ``k``-th draw of every step gets the numbers the
+    stream drew for the ``k``-th draw of the first step that asked for that shape there,
+    and :meth:`new_step` starts the next step. A draw of a shape not seen before at its
+    place (the short last batch of an epoch) draws its own pattern once. Patterns are
+    read-only arrays.
+
+    This is how a simulation behaves that draws its noise with numpy inside a function
+    compiled once: numpy random calls in a ``jax.jit``-compiled function run while JAX
+    traces it and become constants, as in the paper's simulation code (Pai et al. 2023,
+    Fig. 4; simphox's ``in_situ_matrix_fn``). There the forward I/O error sits on the read
+    transfer matrix, one pattern for every example and for inference; here it sits on each
+    batch position's read outputs, so an example meets another pattern when the shuffled
+    order moves it, and evaluation is read with fresh noise.
     """
 
     def __init__(self, stream):
@@ -331,10 +337,8 @@ class FrozenNoise:
         self._patterns: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
         self._index = 0
 
-    def __len__(self) -> int:
-        return len(self.stream)
-
     def new_step(self) -> None:
+        """A training step begins: its draws replay those of the first step."""
         self._index = 0
 
     def standard_normal(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -342,7 +346,9 @@ class FrozenNoise:
         self._index += 1
         pattern = self._patterns.get(site)
         if pattern is None:
-            pattern = self._patterns[site] = np.array(self.stream.standard_normal(shape))
+            pattern = np.array(self.stream.standard_normal(shape))
+            pattern.flags.writeable = False
+            self._patterns[site] = pattern
         return pattern
 
 

@@ -97,11 +97,11 @@ def _spsa_gradient(run, params, x, labels):
 
 _REGISTRY = (
     Mode("digital", _ideal_gradient, on_chip_gradient=False),
-    Mode("insitu", lambda run, p, x, y: measured(run, p, x, y, "three_pass"), uses=("launch",)),
-    Mode("analog", lambda run, p, x, y: measured(run, p, x, y, "analog"), uses=("launch",)),
+    Mode("insitu", lambda run, p, x, y: measured(run, p, x, y, "three_pass"), uses=("launch", "noise_draws")),
+    Mode("analog", lambda run, p, x, y: measured(run, p, x, y, "analog"), uses=("launch", "noise_draws")),
     Mode("calibrated", _twin_gradient, uses=("calibration_error",)),
     Mode("corrected", _ideal_gradient, _corrected_program, uses=("calibration_error",), on_chip_gradient=False),
-    Mode("pat", _pat_gradient, uses=("calibration_error",)),
-    Mode("spsa", _spsa_gradient, uses=("spsa_delta", "spsa_samples")),
+    Mode("pat", _pat_gradient, uses=("calibration_error", "noise_draws")),
+    Mode("spsa", _spsa_gradient, uses=("spsa_delta", "spsa_samples", "noise_draws")),
 )
 MODES: dict[str, Mode] = {m.name: m for m in _REGISTRY}

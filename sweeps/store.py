@@ -154,6 +154,7 @@ class Store:
             "experiment_version": experiment.version,
             "params": {p.name: p.type for p in experiment.params},
             "defaults": experiment.defaults(),
+            "omit_at_default": [p.name for p in experiment.params if p.omit_at_default],
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         write_text_atomic(store.paths.store_json, json.dumps(meta, indent=2) + "\n")
@@ -162,16 +163,18 @@ class Store:
 
     # ------------------------------------------------------------------------- metadata
     def declare_params(self, experiment: Experiment) -> None:
-        """Add to ``store.json`` the parameters the experiment declares now and the store
-        does not list yet (declared ``omit_at_default``: rows written before them computed
-        their default, which readers fill in), so analysis groups by them."""
+        """Add to ``store.json`` the parameters declared ``omit_at_default`` that the store
+        does not list yet: rows written before them computed their default, which readers
+        fill in, and analysis groups by them."""
         meta = self.metadata()
         params, defaults = meta.setdefault("params", {}), meta.setdefault("defaults", {})
-        added = [p for p in experiment.params if p.name not in params]
+        omitted = meta.setdefault("omit_at_default", [])
+        added = [p for p in experiment.params if p.omit_at_default and p.name not in params]
         if not added:
             return
         for p in added:
             params[p.name], defaults[p.name] = p.type, p.default
+            omitted.append(p.name)
         write_text_atomic(self.paths.store_json, json.dumps(meta, indent=2) + "\n")
 
     def metadata(self) -> dict:

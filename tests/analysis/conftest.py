@@ -85,7 +85,8 @@ class SyntheticStore:
     """Writes spec.json, spec.toml, store.json, launches.jsonl and Parquet parts."""
 
     def __init__(self, root: Path, experiment: str, params: dict, fixed: dict, grid: dict,
-                 seeds, name: str = "synthetic", version: str = "1", defaults: dict | None = None):
+                 seeds, name: str = "synthetic", version: str = "1", defaults: dict | None = None,
+                 omit_at_default: list | None = None):
         self.root = Path(root)
         self.experiment, self.version = experiment, version
         self.params, self.fixed, self.grid, self.seeds = params, dict(fixed), grid, list(seeds)
@@ -103,6 +104,8 @@ class SyntheticStore:
                  "params": params, "created": "2024-01-01T00:00:00+00:00"}
         if defaults is not None:
             store["defaults"] = defaults
+        if omit_at_default is not None:
+            store["omit_at_default"] = omit_at_default
         (self.root / "store.json").write_text(json.dumps(store))
         self.launches: list[str] = []
 
@@ -206,14 +209,15 @@ def gradient_metrics(rng, params, mode) -> dict:
 def make_store(tmp_path):
     """Factory: ``make_store(name, experiment, grid, seeds, ...)`` -> an empty SyntheticStore."""
     def make(name="store", experiment="classify", grid=None, seeds=(0, 1, 2), fixed=None,
-             params=None, defaults=None):
+             params=None, defaults=None, omit_at_default=None):
         if params is not None:
             fixed = dict(fixed or {})
         elif experiment == "classify":
             params, fixed = CLASSIFY_PARAMS, {**CLASSIFY_FIXED, **(fixed or {})}
         else:
             params, fixed = GRADIENT_PARAMS, {**GRADIENT_FIXED, **(fixed or {})}
-        return SyntheticStore(tmp_path / name, experiment, params, fixed, grid or {}, seeds, defaults=defaults)
+        return SyntheticStore(tmp_path / name, experiment, params, fixed, grid or {}, seeds, defaults=defaults,
+                              omit_at_default=omit_at_default)
     return make
 
 

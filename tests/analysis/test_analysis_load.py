@@ -199,15 +199,43 @@ def test_a_parameter_named_launch_is_kept_and_never_taken_for_the_launch_id(make
     assert set(df["launch_id"]) == {"L1"}
 
 
-def test_rows_written_before_a_parameter_existed_read_as_its_default(make_store):
-    # store.json records the default; the first part predates the parameter's column
+def _added_param_store(make_store, name, later=True):
+    # store.json lists noise_draws as added later; the first part predates its column
     params = {"bs_error": "float", "noise_draws": "str"}
-    store = make_store("added", grid={"noise_draws": ["fresh", "frozen"]}, seeds=(0,), params=params,
-                       fixed={"bs_error": 0.0}, defaults={"bs_error": 0.0, "noise_draws": "fresh"})
+    store = make_store(name, grid={"noise_draws": ["fresh", "frozen"]}, seeds=(0,), params=params,
+                       fixed={"bs_error": 0.0}, defaults={"bs_error": 0.0, "noise_draws": "fresh"},
+                       omit_at_default=["noise_draws"])
     store.write_part([store.row({"bs_error": 0.0}, 0, "digital", {"test_accuracy": 0.9})], "L1", 0)
-    store.write_part([store.row({"bs_error": 0.0, "noise_draws": "frozen"}, 0, "digital",
-                                {"test_accuracy": 0.7})], "L2", 0)
+    if later:
+        store.write_part([store.row({"bs_error": 0.0, "noise_draws": "frozen"}, 0, "digital",
+                                    {"test_accuracy": 0.7})], "L2", 0)
+    return store, list(params)
+
+
+def test_rows_written_before_a_parameter_existed_read_as_its_default(make_store):
+    store, params = _added_param_store(make_store, "added")
     frame = load(store.root).sort_values("test_accuracy")
     assert frame["noise_draws"].tolist() == ["frozen", "fresh"]
-    means = summarize(frame, params=list(params)).set_index("noise_draws")["mean"]
+    means = summarize(frame, params=params).set_index("noise_draws")["mean"]
     assert means.to_dict() == {"fresh": 0.9, "frozen": 0.7}  # grouped, not pooled
+    # no part has the column yet: it is created, at the default
+    only_old, _ = _added_param_store(make_store, "only-old", later=False)
+    assert load(only_old.root)["noise_draws"].tolist() == ["fresh"]
+
+
+@pytest.mark.parametrize("filters", [{"noise_draws": "fresh"}, {"noise_draws": ["fresh"]},
+                                     [("noise_draws", "==", "fresh")], [[("noise_draws", "in", ["fresh"])]]])
+def test_a_filter_on_an_added_parameter_keeps_the_rows_that_read_as_its_default(make_store, filters):
+    store, _ = _added_param_store(make_store, "filtered")
+    assert load(store.root, filters=filters)["test_accuracy"].tolist() == [0.9]
+
+
+def test_a_filter_on_an_added_parameter_drops_the_default_rows_when_it_excludes_the_default(make_store):
+    store, _ = _added_param_store(make_store, "excluded")
+    assert load(store.root, filters={"noise_draws": "frozen"})["test_accuracy"].tolist() == [0.7]
+    assert load(store.root, filters=[("noise_draws", "!=", "fresh")])["test_accuracy"].tolist() == [0.7]
+
+
+def test_a_filter_that_matches_nothing_gives_an_empty_frame(make_store):
+    store, _ = _added_param_store(make_store, "nothing")
+    assert len(load(store.root, filters={"bs_error": 0.5})) == 0

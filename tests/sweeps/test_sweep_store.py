@@ -265,12 +265,16 @@ def test_a_store_written_before_a_parameter_existed_learns_it_on_extension(tmp_p
     spec = parse_spec({"name": "old", "experiment": "classify", "seeds": 1, "fixed": {"task": "moons"}})
     store = Store.create(tmp_path / "old", spec, classify)
     meta = json.loads(store.paths.store_json.read_text())
-    del meta["params"]["noise_draws"], meta["defaults"]["noise_draws"]  # as an older engine wrote it
+    assert meta["omit_at_default"] == ["noise_draws"]
+    # as an older engine wrote it
+    del meta["params"]["noise_draws"], meta["defaults"]["noise_draws"], meta["omit_at_default"]
     store.paths.store_json.write_text(json.dumps(meta))
     store.declare_params(classify)
     after = json.loads(store.paths.store_json.read_text())
     assert after["params"]["noise_draws"] == "str" and after["defaults"]["noise_draws"] == "fresh"
-    assert {k: v for k, v in after.items() if k not in ("params", "defaults")} == \
+    assert after["omit_at_default"] == ["noise_draws"]
+    assert set(after["params"]) == {p.name for p in classify.params}
+    assert {k: v for k, v in after.items() if k not in ("params", "defaults", "omit_at_default")} == \
         {k: v for k, v in meta.items() if k not in ("params", "defaults")}
     stamp = store.paths.store_json.stat().st_mtime_ns
     store.declare_params(classify)  # nothing missing: not rewritten
