@@ -9,6 +9,8 @@ Modules, one concept each:
 * :mod:`analysis.grouping` what a table or figure groups by and pools (nothing silently)
 * :mod:`analysis.summary`  means and Student t intervals over seeds (geometric for gradient
   errors), drop against the error-free cell, paired mode gaps, export
+* :mod:`analysis.differences` unpaired differences between two values of a grid axis (their
+  trials run on other chips), with Welch intervals over seeds
 * :mod:`analysis.tolerance` the error value where a mode loses a given drop, with a paired
   bootstrap interval over seeds
 * :mod:`analysis.figures`  seaborn figures, each a function returning a matplotlib Figure
