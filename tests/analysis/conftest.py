@@ -264,3 +264,23 @@ def gradient_store(make_store) -> SyntheticStore:
                        grid={"loss_imbalance_db": [0.0, 0.1, 0.3, 1.0], "batch_size": [1, 4]},
                        seeds=(0, 1, 2))
     return fill_gradient(store)
+
+
+@pytest.fixture
+def classify_rows(classify_store):
+    """The classify store's rows, as ``analysis.load.load`` reads them."""
+    from analysis.load import load
+    return load(classify_store.root)
+
+
+@pytest.fixture
+def gradient_rows(gradient_store):
+    from analysis.load import load
+    return load(gradient_store.root)
+
+
+@pytest.fixture
+def cp(classify_store):
+    """The declared parameters of the classify store."""
+    from analysis.load import load_params
+    return load_params(classify_store.root)

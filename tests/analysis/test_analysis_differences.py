@@ -8,17 +8,6 @@ from scipy import stats
 
 from analysis.differences import unpaired_difference, welch_interval
 from analysis.exceptions import AnalysisInputError
-from analysis.load import load, load_params
-
-
-@pytest.fixture
-def classify_rows(classify_store):
-    return load(classify_store.root)
-
-
-@pytest.fixture
-def cp(classify_store):
-    return load_params(classify_store.root)
 
 
 def test_welch_interval_agrees_with_scipys_welch_test():

@@ -18,22 +18,6 @@ def _panels(fig):
 
 
 @pytest.fixture
-def classify_rows(classify_store):
-    return load(classify_store.root)
-
-
-@pytest.fixture
-def gradient_rows(gradient_store):
-    return load(gradient_store.root)
-
-
-@pytest.fixture
-def cp(classify_store):
-    """The declared parameters of the classify store."""
-    return load_params(classify_store.root)
-
-
-@pytest.fixture
 def gp(gradient_store):
     """The declared parameters of the gradient store."""
     return load_params(gradient_store.root)
