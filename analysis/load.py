@@ -29,13 +29,14 @@ What :func:`read_store` guarantees, and why:
   :attr:`LoadedStore.errors`; the counts travel with the result.
 * **Proper dtypes.** Parameter columns get the dtype declared in ``store.json``
   (float64, int64, str, bool; the nullable Int64 / boolean when a later-added parameter is
-  missing from old parts).
+  missing from old parts). A parameter ``store.json`` lists in ``omit_at_default`` reads
+  as its default where old parts lack it, and filters on it treat those rows so.
 * **Push-down.** ``columns`` and ``filters`` are handed to :mod:`pyarrow.dataset`, so a large
   store is read only as far as needed. The duplicate check always scans the (small) ``key``
   and ``launch_id`` columns of every row, so a filter never lets a superseded row through.
 
-About 420 lines on purpose: reading the rows, type unification, newest-launch precedence
-and the foreign-row rule are one contract of docs/store.md, kept together (the store's other
+About 480 lines on purpose: reading the rows, type unification, newest-launch precedence,
+the foreign-row rule and added parameters are one contract of docs/store.md, kept together (the store's other
 files are read by :mod:`analysis.store_files`).
 """
 

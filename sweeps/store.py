@@ -20,7 +20,7 @@ its names and columns are in ``sweeps.schema``, the part writer in ``sweeps.part
 manifest in ``sweeps.manifest``, the lock in ``sweeps.lock`` and the file-system helpers
 in ``sweeps.fsutil``.
 
-About 415 lines: ``scan`` (the manifest fast path with its integrity checks) is a
+About 430 lines: ``scan`` (the manifest fast path with its integrity checks) is a
 third of it.
 """
 
