@@ -67,7 +67,8 @@ def _drop_note(table: pd.DataFrame, by: list[str]) -> str:
         return ""
     at = ", ".join(f"{a} = {value_text(error_free_value(a, table[a].unique()))}" for a in errs)
     return (f"; drop = mean loss against the error-free cell ({at}, same mode and other axes) "
-            "with its 95 % t interval over seeds, paired by seed index")
+            "with its 95 % t interval over seeds, paired by seed index (each cell's trials run on "
+            "their own chips: the pairs match replicate numbers, not chips)")
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:

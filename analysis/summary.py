@@ -203,7 +203,10 @@ def summarize(
 
     With ``drop``, linear metrics also get the mean **drop against the error-free cell**
     (every error axis in ``by`` at its error-free end, the other axes as in the row) and its
-    t interval over seeds, paired by seed index: ``drop = metric[error-free] − metric``,
+    t interval over seeds, paired by seed index (every cell's trials have their own keys,
+    hence their own chips: a pair matches replicate numbers, and its interval is that of a
+    difference of independent draws; :mod:`analysis.differences` gives Welch's):
+    ``drop = metric[error-free] − metric``,
     positive when the cell lost. The columns are ``drop, drop_ci_low, drop_ci_high``.
     """
     by, pooled = resolve_grouping(frame, params, by, pool, what="summary")
