@@ -87,3 +87,7 @@ def test_analysis_knows_every_error_axis_and_training_mode():
     assert "calibration_error" in get_experiment("classify").by_name
     assert all(name in LABELS for name in ERROR_AXES)
     assert set(MODES) <= set(MODE_ORDER)
+    # every declared parameter of every experiment a store can hold has a display label
+    for name in ("classify", "gradient"):
+        unlabelled = [p.name for p in get_experiment(name).params if p.name not in LABELS]
+        assert not unlabelled, (name, unlabelled)
