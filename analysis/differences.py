@@ -23,7 +23,7 @@ from scipy import stats
 
 from analysis.exceptions import AnalysisInputError
 from analysis.grouping import check_replicates, per_seed, resolve_grouping
-from analysis.summary import default_metric
+from analysis.summary import _check_columns, default_metric
 
 DIFFERENCE_COLUMNS = ("n", "n_reference", "mean", "mean_reference", "difference", "ci_low", "ci_high", "df")
 
@@ -67,16 +67,14 @@ def unpaired_difference(
     Returns ``*by, mode, metric, n, n_reference, mean, mean_reference, difference, ci_low,
     ci_high, df``.
     """
-    if axis not in frame.columns:
-        raise AnalysisInputError(f"unknown axis {axis!r}")
+    _check_columns(frame, [axis], "axis")
     levels = set(frame[axis].dropna().unique().tolist())
     for name, v in (("value", value), ("reference", reference)):
         if v not in levels:
             raise AnalysisInputError(f"{axis} = {v!r} ({name}) is not in the rows; they hold "
                                      + ", ".join(map(repr, sorted(levels, key=str))))
     metric = metric or default_metric(frame, params)
-    if metric not in frame.columns:
-        raise AnalysisInputError(f"unknown metric {metric!r}")
+    _check_columns(frame, [metric], "metric")
     by, pooled = resolve_grouping(frame, params, None, pool, exclude=[axis], what="this difference")
     keys = [*by, "mode"]
     check_replicates(frame, [*keys, axis], pooled)

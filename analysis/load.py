@@ -36,8 +36,8 @@ What :func:`read_store` guarantees, and why:
   and ``launch_id`` columns of every row, so a filter never lets a superseded row through.
 
 About 480 lines on purpose: reading the rows, type unification, newest-launch precedence,
-the foreign-row rule and added parameters are one contract of docs/store.md, kept together (the store's other
-files are read by :mod:`analysis.store_files`).
+the foreign-row rule and added parameters are one contract of docs/store.md, kept
+together (the store's other files are read by :mod:`analysis.store_files`).
 """
 
 from __future__ import annotations

@@ -333,11 +333,13 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_weight
         tap_theta = np.empty(lead + (m, weights.shape[-1]))
         tap_phi = np.empty_like(tap_theta)
         blocks = _column_blocks(layout, order, _TAP_BLOCK // max(1, math.prod(lead) * batch))
-        size = max(_span(layout, block)[1] - _span(layout, block)[0] for block in blocks)
+        spans = [_span(layout, block) for block in blocks]
+        size = max(hi - lo for lo, hi in spans)
         buf_theta = np.empty(lead + (size, batch), dtype=complex)
         buf_phi = np.empty_like(buf_theta)
     else:
         blocks = [list(order)]
+        spans = [(0, m)]  # the whole mesh is one block, its buffers the result itself
         buf_theta = tap_theta = np.empty(lead + (m, batch), dtype=complex)
         buf_phi = tap_phi = np.empty_like(tap_theta)
     coefficients = _column_coefficients(layout, el, backward)
@@ -350,8 +352,7 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_weight
     xt = xt[..., modes, :]
     if idle is not None:
         idle = idle[..., modes]
-    for block in blocks:
-        lo = _span(layout, block)[0] if power_weights is not None else 0
+    for block, (lo, hi) in zip(blocks, spans):
         for c in block:
             top, bot = column_rows[c]
             r = layout.column_range(c)
@@ -378,7 +379,6 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_weight
             if idle is not None:
                 xt *= idle[..., c, :, None]
         if power_weights is not None:
-            hi = _span(layout, block)[1]
             tap_theta[..., lo:hi, :] = _power_sums(buf_theta[..., :hi - lo, :], paired)
             tap_phi[..., lo:hi, :] = _power_sums(buf_phi[..., :hi - lo, :], paired)
     xt = xt[..., np.argsort(modes), :]

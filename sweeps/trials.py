@@ -7,9 +7,10 @@ partial sweep already covers the whole grid.
 Key. ``sha256`` of the canonical JSON (sorted keys, no spaces, ASCII) of
 ``{"experiment": name, "params": {every declared parameter, and "seed"}, "version": v}``,
 truncated to 16 hex digits; a parameter declared ``omit_at_default`` (added after stores
-were written, its default reproducing them) is left out while it holds its default. It depends on nothing but what the trial computes, so results
-never depend on order, chunking, backend or machine, and a resumed or extended sweep finds
-its finished trials by key.
+were written, its default reproducing them) is left out while it holds its default. It
+depends on nothing but what the trial computes, so results never depend on order,
+chunking, backend or machine, and a resumed or extended sweep finds its finished trials by
+key.
 
 Trial seed. The key's 64 bits with the top bit cleared: a non-negative int64 from which
 every random stream of the trial starts.
