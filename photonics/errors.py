@@ -3,9 +3,9 @@
 :class:`ErrorModel` holds the *statistics* (standard deviations, losses, bit depths).
 :meth:`ErrorModel.sample` draws one device's *static* errors (:class:`DeviceErrors`): a
 splitting error per coupler, an amplitude transmission per arm, a static offset per phase
-shifter. Dynamic errors (tap detector noise, I/O generation and readout error) are drawn
-where a measurement happens, from a generator the caller passes in
-(:func:`read_tap_powers`, :func:`perturb_io`).
+shifter. Dynamic errors are drawn where a measurement happens, from a stream the caller
+passes in: I/O generation and readout error here (:func:`perturb_io`), tap detector noise
+where the tap readings are formed (:func:`insitu.photonics.protocols.tap_readings`).
 
 Units: splitting error and phase errors in radians, losses in dB (power), amplitudes scale
 as ``10**(-dB/20)``. Idle waveguide positions (a mode with no MZI in a column) are lossless
@@ -33,26 +33,10 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from .layout import MeshLayout
+from .settings import check_settings, setting
 
 TWO_PI = 2.0 * np.pi
 IO_PLACEMENTS = ("generate_and_read", "read")
-
-
-def _sweepable(default, doc: str, *, high: float | None = None, choices: tuple | None = None,
-               none_as=None):
-    """An :class:`ErrorModel` field with the metadata of its sweep parameter: ``doc`` (one
-    line, with the unit), the allowed range ``0 .. high`` of a number (inclusive; a sweep's
-    range, which may be narrower than what the model accepts) or the ``choices`` of a
-    string, and ``none_as``, the number a spec writes for a ``None`` default."""
-    metadata = {"doc": doc}
-    if choices is not None:
-        metadata["choices"] = tuple(choices)
-    else:
-        spec_default = none_as if default is None else default
-        metadata.update(low=type(spec_default)(0), high=high)
-    if none_as is not None:
-        metadata["none_as"] = none_as
-    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -86,51 +70,47 @@ class ErrorModel:
         io_placement: where I/O error acts: ``"generate_and_read"`` (every generated vector
             and every read amplitude) or ``"read"`` (read amplitudes only).
 
-    Each field's metadata is what a sweep declares its parameter from (``sweeps.experiments``
-    derives ``ERROR_PARAMS`` from it), so the error parameters are listed here only: ``doc``
-    (one line with the unit), ``low``/``high`` (the sweep's inclusive range of a number) or
-    ``choices`` (of a string), and ``none_as`` (the number a spec writes for ``None``).
+    Every field is a declared setting (:func:`insitu.photonics.settings.setting`): the sweep
+    parameters and the store's labels and units are derived from its metadata.
     """
 
-    bs_error: float = _sweepable(0.0, "coupler splitting error std (rad)", high=0.785)
-    loss_db: float = _sweepable(0.0, "insertion loss per MZI (dB)", high=10.0)
-    loss_imbalance_db: float = _sweepable(0.0, "per-arm extra loss scale (dB)", high=10.0)
-    phase_error: float = _sweepable(0.0, "static phase offset std (rad)", high=6.3)
-    crosstalk: float = _sweepable(
-        0.0, "thermal crosstalk coefficient (<= 0.3: beyond, I + kappa A can turn updates uphill)", high=0.3)
-    dac_bits: int | None = _sweepable(None, "phase DAC bits (0 = continuous)", high=32, none_as=0)
-    tap_noise: float = _sweepable(0.0, "relative tap detector noise", high=10.0)
-    io_amp_error: float = _sweepable(0.0, "I/O amplitude error std", high=1.0)
-    io_phase_error: float = _sweepable(0.0, "I/O phase error std (rad)", high=6.3)
-    tap_fraction: float = _sweepable(0.0, "power share removed by each tap", high=0.5)
-    loss_std_db: float = _sweepable(
-        0.0, "the paper's zero-mean loss variation std (dB) on theta and phi arms", high=10.0)
-    idle_loss_db: float = _sweepable(0.0, "loss of each idle waveguide position (dB)", high=10.0)
-    io_placement: str = _sweepable(
+    bs_error: float = setting(0.0, "coupler splitting error std (rad)", label="splitting error σ",
+                              unit="rad", low=0.0, high=0.785, role="error")
+    loss_db: float = setting(0.0, "insertion loss per MZI (dB)", label="insertion loss",
+                             unit="dB per MZI", low=0.0, high=10.0, role="error")
+    loss_imbalance_db: float = setting(0.0, "per-arm extra loss scale (dB)", label="loss imbalance",
+                                       unit="dB", low=0.0, high=10.0, role="error")
+    phase_error: float = setting(0.0, "static phase offset std (rad)", label="phase error σ",
+                                 unit="rad", low=0.0, high=6.3, role="error")
+    crosstalk: float = setting(
+        0.0, "thermal crosstalk coefficient (<= 0.3: beyond, I + kappa A can turn updates uphill)",
+        label="thermal crosstalk κ", unit="fraction", low=0.0, high=0.3, role="error")
+    dac_bits: int | None = setting(None, "phase DAC bits (0 = continuous)", label="DAC resolution",
+                                   unit="bits", low=0, high=32, none_as=0, role="error",
+                                   error_free="high")
+    tap_noise: float = setting(0.0, "relative tap detector noise s: a reading p + s sqrt(p) n",
+                               label="tap noise s", unit="√(launch power)", low=0.0, high=10.0,
+                               role="error")
+    io_amp_error: float = setting(0.0, "I/O amplitude error std", label="I/O amplitude error s_a",
+                                  unit="relative", low=0.0, high=1.0, role="error")
+    io_phase_error: float = setting(0.0, "I/O phase error std (rad)", label="I/O phase error s_φ",
+                                    unit="rad", low=0.0, high=6.3, role="error")
+    tap_fraction: float = setting(0.0, "power share removed by each tap", label="tap power fraction",
+                                  unit="fraction", low=0.0, high=0.5, role="error")
+    loss_std_db: float = setting(
+        0.0, "the paper's zero-mean loss variation std (dB) on theta and phi arms",
+        label="loss variation σ", unit="dB per arm", low=0.0, high=10.0, role="error")
+    idle_loss_db: float = setting(0.0, "loss of each idle waveguide position (dB)",
+                                  label="idle-position loss", unit="dB", low=0.0, high=10.0,
+                                  role="error")
+    io_placement: str = setting(
         "generate_and_read", "I/O error on generated vectors and reads, or on reads only (the paper's code)",
-        choices=IO_PLACEMENTS)
+        label="I/O error placement", choices=IO_PLACEMENTS)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "io_placement":
-                if value not in IO_PLACEMENTS:
-                    raise ValueError(f"io_placement must be one of {', '.join(IO_PLACEMENTS)}, got {value!r}")
-                continue
-            if f.name == "dac_bits":
-                if value is None:
-                    continue
-                if isinstance(value, bool) or int(value) != value or not 1 <= value <= 32:
-                    raise ValueError(f"dac_bits must be an integer in 1..32 or None, got {value!r}")
-                object.__setattr__(self, f.name, int(value))
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-                raise ValueError(f"{f.name} must be a real number, got {value!r}")
-            if not math.isfinite(value):
-                raise ValueError(f"{f.name} must be finite, got {value!r}")
-            if value < 0:
-                raise ValueError(f"{f.name} must be >= 0, got {value!r}")
-            object.__setattr__(self, f.name, float(value))
+        check_settings(self)
+        if self.dac_bits is not None and self.dac_bits < 1:
+            raise ValueError(f"dac_bits must be an integer in 1..32 or None (0), got {self.dac_bits!r}")
         if self.tap_fraction >= 1:
             raise ValueError(f"tap_fraction must be < 1, got {self.tap_fraction!r}")
 
@@ -251,7 +231,11 @@ def apply_crosstalk(phase: np.ndarray, pairs: np.ndarray, kappa: float) -> np.nd
 
 
 def program_phases(errors: DeviceErrors | None, theta, phi, gamma=None):
-    """Programmed phases -> actual phases of a device (see :meth:`DeviceErrors.program`)."""
+    """Programmed phases -> actual phases of a device.
+
+    Set points are wrapped into ``[0, 2 pi)`` (when crosstalk or a DAC acts on them), rounded
+    by the DAC, spread by thermal crosstalk, then offset by the static phase error.
+    """
     theta = np.asarray(theta, dtype=float)
     phi = np.asarray(phi, dtype=float)
     if errors is None:
@@ -360,16 +344,6 @@ def measurement_noise(stream, noise_draws: str):
     if noise_draws == "frozen":
         return FrozenNoise(stream)
     raise ValueError(f"noise_draws must be one of {', '.join(NOISE_DRAWS)}, got {noise_draws!r}")
-
-
-def read_tap_powers(power: np.ndarray, tap_noise: float, rng) -> np.ndarray:
-    """What a tap detector reads for true power ``p``: ``p + s sqrt(p) n``, n ~ N(0, 1).
-
-    ``p`` is in units of the launch power (vectors are generated at unit power).
-    """
-    if tap_noise == 0 or rng is None:
-        return power
-    return power + tap_noise * np.sqrt(power) * rng.standard_normal(power.shape)
 
 
 def generate_io(field: np.ndarray, model: ErrorModel, rng) -> np.ndarray:

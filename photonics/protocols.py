@@ -11,8 +11,8 @@ The passes of light, each returning one type:
 * :func:`sum_pass` (:class:`Launch`): generate ``x - i e^{i zeta} conj(x_adj)`` from the input
   side; nothing is read at the far side.
 
-Every pass also lights the tap monitors. :func:`tap_powers` gives the true tap powers of a
-set of launches; :func:`tap_readings` what the controller gets from them: the weighted sum,
+Every pass also lights the tap monitors, whose true tap powers are ``|x_eta|^2``;
+:func:`tap_readings` gives what the controller gets from them: the weighted sum,
 over the launches of one or several passes in one direction, of readings
 ``p + s sqrt(p) n`` (units of the launch power, ``s = tap_noise``), each with its own noise.
 Vectors are generated at the power of their :class:`Launch` rows and rescaled digitally.
@@ -154,13 +154,6 @@ def sum_pass(x, x_adj, dev=None, rng=None, zeta: float = 0.0, scale=None) -> Lau
     w *= -1j * np.exp(1j * zeta)
     w = np.add(x, w, out=w if w.shape == np.broadcast_shapes(np.shape(x), w.shape) else None)
     return generate(w, device_model(dev), rng, scale)
-
-
-def tap_powers(layout, theta, phi, rows, dev=None, backward: bool = False) -> np.ndarray:
-    """True tap powers ``|x_eta|^2`` of every launched row, ``(..., K, 2M)`` (theta taps,
-    then phi taps), in units of the launch power."""
-    _, taps = propagate(layout, theta, phi, rows, dev, backward=backward, taps=True)
-    return np.concatenate([taps.theta.real**2 + taps.theta.imag**2, taps.phi.real**2 + taps.phi.imag**2], axis=-1)
 
 
 def tap_readings(layout, theta, phi, dev, backward: bool, terms: Sequence[TapTerm], rng, aggregate: bool = False):

@@ -27,7 +27,7 @@ import numpy as np
 
 from .calibration import calibrated_twin
 from .datasets import Task, boundary_grid, load_task
-from .errors import DeviceErrors, DeviceNoise, ErrorModel, measurement_noise
+from .errors import NOISE_DRAWS, DeviceErrors, DeviceNoise, ErrorModel, measurement_noise
 from .network import (
     PhotonicNetwork,
     build_network,
@@ -41,6 +41,7 @@ from .optim import make_optimizer
 from .insitu import gradient_error
 from .modes import MODES, Run
 from .protocols import LAUNCHES
+from .settings import check_settings, setting
 
 N_STREAMS = 7  # device, init, order, measurement, evaluation, calibration, spsa signs
 
@@ -49,62 +50,64 @@ N_STREAMS = 7  # device, init, order, measurement, evaluation, calibration, spsa
 class TrainConfig:
     """Settings of a training run (every mode of a seed may share one config).
 
-    Args:
-        mode: a name in ``MODES``.
-        optimizer, lr: ``adam`` or ``sgd`` and its learning rate.
-        epochs, batch_size: passes over the training set and examples per step.
-        eval_every: evaluate every this many epochs (and after the last).
-        boundary_size: points per axis of a 2-D decision-boundary grid (0 = none).
-        record_gradient_error: record ``1 - cos(step gradient, exact device gradient)`` of
-            every step (modes that estimate the chip's gradient).
-        launch: how in situ passes are fed (the launch schemes of
-            :mod:`photonics.protocols`); ``per_example`` launches every example on its own.
-        noise_draws: ``"fresh"`` (every reading of every step draws new noise) or
-            ``"frozen"``: the tap noise and I/O error of a step's measurements repeat one
-            pattern every step (:class:`photonics.errors.FrozenNoise`, the paper's jit-compiled
-            simulation). Evaluation readout is drawn fresh in both.
-        calibration_error: std of the calibration of every static error (rad for angles,
-            dB for losses; :mod:`photonics.calibration`) for ``calibrated``, ``corrected``
-            and ``pat``. ``None`` (or ``"none"``): no calibration, the twin is the ideal model.
-        spsa_delta: perturbation of every phase per SPSA estimate (rad).
-        spsa_samples: SPSA estimates averaged per step.
+    Every field is a declared setting (:func:`insitu.photonics.settings.setting`; its ``doc``
+    says what it means): the classify experiment's sweep parameters are these fields, by
+    the same names, with the same defaults. ``mode`` names an entry of ``MODES``; a mode
+    reads the settings its ``uses`` lists beyond the common ones (optimiser, rate, epochs,
+    batch, evaluation). ``calibration_error="none"`` (or ``None``) is kept as a shorthand
+    for ``twin="ideal"``.
     """
 
-    mode: str = "insitu"
-    optimizer: str = "adam"
-    lr: float = 0.02
-    epochs: int = 10
-    batch_size: int = 8
-    eval_every: int = 1
-    boundary_size: int = 0
-    record_gradient_error: bool = True
-    launch: str = "per_example"
-    noise_draws: str = "fresh"
-    calibration_error: float | None = 0.0
-    spsa_delta: float = 0.05
-    spsa_samples: int = 1
+    mode: str = setting("insitu", "training mode", label="training mode", choices=tuple(MODES))
+    optimizer: str = setting("adam", "optimiser of the phases", label="optimizer",
+                             choices=("adam", "sgd"))
+    lr: float = setting(0.02, "learning rate (rad per unit gradient)", label="learning rate",
+                        unit="rad", low=1e-9, high=100.0)
+    sgd_lr: float = setting(
+        0.0, "learning rate when optimizer = sgd (0: lr); lets one grid compare SGD and Adam each at its own rate",
+        label="learning rate with SGD", unit="rad", low=0.0, high=100.0)
+    epochs: int = setting(25, "passes over the training set", label="epochs", low=0, high=100_000)
+    batch_size: int = setting(16, "examples per gradient step", label="batch size M", low=1,
+                              high=1_000_000)
+    eval_every: int = setting(1, "epochs between points of the learning curves",
+                              label="epochs between evaluations", low=1, high=100_000)
+    boundary_grid: int = setting(0, "decision-boundary grid points per axis (2-D tasks)",
+                                 label="decision-boundary grid points per axis", low=0, high=400)
+    record_gradient_error: bool = setting(
+        True, "record 1 - cos of measured vs exact gradients (in situ modes)",
+        label="gradient error recorded")
+    launch: str = setting("per_example", "launch scheme of measured gradients: per_example, balanced, cotangent",
+                          label="launch scheme", choices=LAUNCHES)
+    noise_draws: str = setting(
+        "fresh", "measurement noise of training steps: fresh draws, or one frozen pattern every step (the paper's jit-compiled simulation)",
+        label="measurement noise draws", choices=NOISE_DRAWS)
+    calibration_error: float = setting(
+        0.0, "std of the calibration of every static error (rad, dB): calibrated, corrected, pat",
+        label="calibration error σ", unit="rad, dB", low=0.0, high=1.0, role="error")
+    twin: str = setting("calibrated", "twin of calibrated / corrected / pat: the calibrated chip, or the ideal model",
+                        label="digital twin", choices=("calibrated", "ideal"))
+    spsa_delta: float = setting(0.05, "SPSA perturbation of every phase (rad)",
+                                label="SPSA perturbation", unit="rad", low=1e-6, high=3.2)
+    spsa_samples: int = setting(1, "SPSA estimates averaged per step", label="SPSA estimates per step",
+                                low=1, high=10_000)
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"unknown training mode {self.mode!r}: expected one of {', '.join(MODES)}")
-        make_optimizer(self.optimizer, self.lr)  # names a bad optimizer or learning rate
-        for name in ("epochs", "batch_size", "eval_every", "boundary_size", "spsa_samples"):
-            value = getattr(self, name)
-            low = 0 if name in ("epochs", "boundary_size") else 1
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        if self.launch not in LAUNCHES:
-            raise ValueError(f"unknown launch {self.launch!r}: expected one of {', '.join(LAUNCHES)}")
-        measurement_noise(None, self.noise_draws)  # names a bad choice
         cal = self.calibration_error
-        if isinstance(cal, str) and cal.lower() == "none":
-            object.__setattr__(self, "calibration_error", None)
-        elif cal is not None:
-            if isinstance(cal, (bool, str)) or not np.isfinite(cal) or cal < 0:
-                raise ValueError(f"calibration_error must be a number >= 0 or 'none', got {cal!r}")
-            object.__setattr__(self, "calibration_error", float(cal))
-        if not (isinstance(self.spsa_delta, (int, float)) and np.isfinite(self.spsa_delta) and self.spsa_delta > 0):
-            raise ValueError(f"spsa_delta must be a number > 0, got {self.spsa_delta!r}")
+        if cal is None or (isinstance(cal, str) and cal.lower() == "none"):
+            object.__setattr__(self, "calibration_error", 0.0)
+            object.__setattr__(self, "twin", "ideal")
+        check_settings(self)
+        make_optimizer(self.optimizer, self.effective_lr)  # names a bad optimizer or learning rate
+
+    @property
+    def effective_lr(self) -> float:
+        """The rate the optimiser runs at: ``sgd_lr`` for SGD when set (> 0), else ``lr``."""
+        return self.sgd_lr if self.optimizer == "sgd" and self.sgd_lr > 0 else self.lr
+
+    @property
+    def twin_calibration(self) -> float | None:
+        """The calibration error of the twin, or None when the twin is the ideal model."""
+        return None if self.twin == "ideal" else self.calibration_error
 
     @staticmethod
     def of(config: "TrainConfig | None" = None, **settings) -> "TrainConfig":
@@ -115,6 +118,41 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training setting {unknown[0]!r}: expected one of {', '.join(sorted(known))}")
         return replace(base, **settings) if settings else base
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """The network a task is trained on: its recipe (docs/design.md, section 6), unless a
+    field overrides it. ``0`` means "the recipe" for ``depth`` (the topology's natural
+    depth), ``n_layers`` (3 for 2-D tasks, 2 for images) and ``logit_scale`` (3 for 2-D
+    tasks, 30 for images)."""
+
+    topology: str = setting("rectangular", "mesh layout: rectangular (Clements) or triangular (Reck)",
+                            label="mesh topology", choices=("rectangular", "triangular"))
+    depth: int = setting(0, "mesh columns (0 = N for rectangular)", label="mesh depth",
+                         unit="MZI columns", low=0, high=4096)
+    n_layers: int = setting(0, "layers (0: the task recipe)", label="layers", low=0, high=16)
+    loss: str = setting("cross_entropy", "training loss on the output powers", label="training loss",
+                        choices=("cross_entropy", "mse"))
+    logit_scale: float = setting(0.0, "0 = task recipe (3 for 2-D, 30 for images)", label="logit scale",
+                                 low=0.0, high=1e6)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+    def build(self, task: Task) -> PhotonicNetwork:
+        """The network for ``task``."""
+        recipe = task.default_network()
+        return build_network(
+            task.n_ports,
+            self.n_layers or (3 if task.is_2d else 2),
+            task.n_classes,
+            self.topology,
+            self.depth or None,
+            recipe["readout"],
+            self.logit_scale or recipe["logit_scale"],
+            self.loss,
+        )
 
 
 @dataclass
@@ -190,26 +228,10 @@ class Curves:
         return {name: np.stack(v, axis=-1)[i] for name, v in self.values.items()}
 
 
-def default_network(
-    task: Task,
-    n_layers: int | None = None,
-    topology: str = "rectangular",
-    depth: int | None = None,
-    loss: str = "cross_entropy",
-    logit_scale: float | None = None,
-) -> PhotonicNetwork:
-    """The recipe of docs/design.md section 6 for a task: 3 layers for 2-D tasks, 2 for images."""
-    defaults = task.default_network()
-    return build_network(
-        task.n_ports,
-        n_layers if n_layers is not None else (3 if task.is_2d else 2),
-        task.n_classes,
-        topology,
-        depth,
-        defaults["readout"],
-        defaults["logit_scale"] if logit_scale is None else logit_scale,
-        loss,
-    )
+def default_network(task: Task, **settings) -> PhotonicNetwork:
+    """The recipe of docs/design.md section 6 for a task, with any :class:`NetworkConfig`
+    field overridden (``topology="triangular"``, ``n_layers=3``, ...)."""
+    return NetworkConfig(**settings).build(task)
 
 
 def _streams(seed: int):
@@ -252,7 +274,7 @@ def train_ensemble(
     net = default_network(task) if network is None else network
     _check(task, net, cfg)
     mode = MODES[cfg.mode]
-    opt = make_optimizer(cfg.optimizer, cfg.lr)
+    opt = make_optimizer(cfg.optimizer, cfg.effective_lr)
     seeds = [int(s) for s in seeds]
     k = len(seeds)
     dev_rng, init_rng, order_rng, meas_gens, eval_gens, cal_rng, sign_gens = zip(*(_streams(s) for s in seeds))
@@ -261,8 +283,8 @@ def train_ensemble(
     per_seed = [sample_devices(net, errors, r) for r in dev_rng]
     chip = _stack(per_seed, net.n_layers)
     twin = None
-    if cfg.calibration_error is not None and "calibration_error" in mode.uses:
-        twin = _stack([[calibrated_twin(d, cfg.calibration_error, r) for d in devs]
+    if cfg.twin_calibration is not None and "calibration_error" in mode.uses:
+        twin = _stack([[calibrated_twin(d, cfg.twin_calibration, r) for d in devs]
                        for devs, r in zip(per_seed, cal_rng)], net.n_layers)
     run = Run(net, chip, twin, measurement_noise(DeviceNoise(meas_gens), cfg.noise_draws), DeviceNoise(sign_gens), cfg)
     params = np.stack([net.init_params(r) for r in init_rng])
@@ -303,8 +325,8 @@ def train_ensemble(
     programmed = mode.program(run, params)
     ideal_acc, _ = _evaluate(net, params, task.x_test, task.y_test, None, None)
     boundaries = [{} for _ in range(k)]
-    if cfg.boundary_size and task.is_2d:
-        ax1, ax2, points = boundary_grid(cfg.boundary_size)
+    if cfg.boundary_grid and task.is_2d:
+        ax1, ax2, points = boundary_grid(cfg.boundary_grid)
         grid = task.encode_points(points)
         probs = predict_proba(net, programmed, np.broadcast_to(grid, (k,) + grid.shape), chip)
         for i in range(k):

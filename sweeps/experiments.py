@@ -29,7 +29,7 @@ from photonics.insitu import protocol_gradient_errors
 from photonics.modes import MODES
 from photonics.network import build_network
 from photonics.protocols import LAUNCHES
-from photonics.training import TrainConfig, default_network, train_ensemble
+from photonics.training import NetworkConfig, TrainConfig, train_ensemble
 from sweeps.registry import Param, register
 
 # classify 4: training modes of the baselines (3) and the restructured measurement with
@@ -151,14 +151,7 @@ def _task(params: dict, cache: dict):
 
 def classify_network(params: dict, task):
     """The network a ``classify`` trial trains (task recipe unless overridden)."""
-    return default_network(
-        task,
-        n_layers=params["n_layers"] or None,
-        topology=params["topology"],
-        depth=params["depth"] or None,
-        loss=params["loss"],
-        logit_scale=params["logit_scale"] or None,
-    )
+    return NetworkConfig(**{f.name: params[f.name] for f in fields(NetworkConfig)}).build(task)
 
 
 def classify_rows(params: dict, results, n_ports: int) -> list[dict]:
@@ -204,9 +197,10 @@ def classify_config(params: dict) -> TrainConfig:
         epochs=params["epochs"],
         batch_size=params["batch_size"],
         eval_every=params["eval_every"],
-        boundary_size=params["boundary_grid"],
+        boundary_grid=params["boundary_grid"],
         record_gradient_error=params["record_gradient_error"],
-        calibration_error=None if params["twin"] == "ideal" else params["calibration_error"],
+        calibration_error=params["calibration_error"],
+        twin=params["twin"],
         spsa_delta=params["spsa_delta"],
         spsa_samples=params["spsa_samples"],
         launch=params["launch"],

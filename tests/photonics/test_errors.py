@@ -14,10 +14,15 @@ def test_bad_values_name_the_parameter(name, value):
         ErrorModel(**{name: value})
 
 
-@pytest.mark.parametrize("bits", [0, 2.5, 40, True])
+@pytest.mark.parametrize("bits", [-1, 2.5, 40, True])
 def test_bad_dac_bits(bits):
     with pytest.raises(ValueError, match="dac_bits"):
         ErrorModel(dac_bits=bits)
+
+
+def test_dac_bits_zero_is_a_continuous_dac_as_in_a_spec():
+    assert ErrorModel(dac_bits=0).dac_bits is None
+    assert ErrorModel(dac_bits=6).dac_bits == 6
 
 
 def test_sample_shapes_and_statistics(rng):

@@ -62,7 +62,7 @@ def test_modes_share_device_init_and_order():
 @pytest.mark.parametrize("mode", ["insitu", "calibrated", "corrected", "pat", "spsa"])
 def test_ensemble_equals_one_by_one(mode):
     errors = ErrorModel(bs_error=0.05, loss_imbalance_db=0.1, tap_noise=0.01, io_amp_error=0.01, io_phase_error=0.01)
-    kw = dict(errors=errors, mode=mode, epochs=2, batch_size=4, lr=0.02, boundary_size=5, calibration_error=0.02,
+    kw = dict(errors=errors, mode=mode, epochs=2, batch_size=4, lr=0.02, boundary_grid=5, calibration_error=0.02,
               spsa_samples=2)
     together = train_ensemble("moons", seeds=[4, 9, 2], **kw)
     for r in together:
@@ -74,7 +74,7 @@ def test_ensemble_equals_one_by_one(mode):
 
 
 def test_result_curves_and_boundary_shapes():
-    r = train("moons", mode="analog", epochs=3, batch_size=50, lr=0.02, seed=0, boundary_size=7,
+    r = train("moons", mode="analog", epochs=3, batch_size=50, lr=0.02, seed=0, boundary_grid=7,
               errors=ErrorModel(tap_noise=0.01))
     assert r.epoch.tolist() == [0, 1, 2, 3]
     assert r.test_accuracy.shape == r.grad_error_mean.shape == (4,)
@@ -134,7 +134,7 @@ def test_every_mode_is_a_registry_entry_with_its_settings():
     fields = set(TrainConfig.__dataclass_fields__)
     assert all(set(m.uses) <= fields for m in MODES.values())
     config = TrainConfig(mode="pat", calibration_error="none")
-    assert config.calibration_error is None
+    assert config.twin == "ideal" and config.twin_calibration is None
     with pytest.raises(AttributeError):
         config.lr = 1.0  # frozen
 
