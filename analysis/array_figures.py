@@ -14,23 +14,23 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.exceptions import AnalysisInputError
-from analysis.figure_parts import (
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.figure_parts import (
     MAX_COLUMNS,
-    _facet_lines,
-    _figure,
-    _grouping,
-    _levels,
-    _require,
-    _seed_count,
-    _shown,
-    _styled,
-    _title,
-    _value_text,
+    facet_lines,
+    new_figure,
+    pooled_axes,
+    levels,
+    require_rows,
+    seed_count,
+    shown,
+    styled,
+    set_title,
+    value_text,
     mode_palette,
 )
-from analysis.grouping import has_items
-from analysis.labels import label
+from insitu.analysis.grouping import has_items
+from insitu.analysis.vocabulary import vocabulary
 
 __all__ = ["decision_boundaries", "learning_curves"]
 
@@ -49,7 +49,7 @@ def _explode_curves(frame: pd.DataFrame, metric: str, keep: Sequence[str]) -> pd
     return long
 
 
-@_styled
+@styled
 def learning_curves(
     frame: pd.DataFrame,
     noise_axis: str | None = None,
@@ -68,27 +68,28 @@ def learning_curves(
     (averaged per seed, named in the title). Curves are the list columns ``epoch`` and
     ``metric``, exploded to long form.
     """
-    _require(frame, [noise_axis, row, metric, "epoch", "mode"])
-    pooled = _grouping(frame, params, _shown(noise_axis, row), pool, "this figure")
-    long = _explode_curves(frame, metric, [*_shown(noise_axis, row), *pooled])
+    vocab = vocabulary(params)
+    require_rows(frame, [noise_axis, row, metric, "epoch", "mode"])
+    pooled = pooled_axes(frame, params, shown(noise_axis, row), pool, "this figure")
+    long = _explode_curves(frame, metric, [*shown(noise_axis, row), *pooled])
     if not len(long):
         raise AnalysisInputError(f"no learning curves ({metric!r} with 'epoch') in these rows")
     y = metric
     if as_error:
         y = "test_error" if metric == "curve_test_accuracy" else f"1 - {metric}"
         long[y] = 1.0 - long[metric]
-    fig, axes, stats = _facet_lines(long, "epoch", y, noise_axis, row, markers=False)
+    fig, axes, stats = facet_lines(long, "epoch", y, noise_axis, row, markers=False, params=vocab)
     for ax in axes:
         if as_error and y != "test_error" and ax.get_ylabel():
-            ax.set_ylabel(f"1 − {label(metric)}")
+            ax.set_ylabel(f"1 − {vocab.label(metric)}")
         if log_y:
             ax.set_yscale("log")
-    _title(fig, f"{label(y) if y == 'test_error' else y}: mean and 95 % t interval over "
-                f"{_seed_count(stats)}", frame, pooled)
+    set_title(fig, f"{vocab.label(y) if y == 'test_error' else y}: mean and 95 % t interval over "
+                   f"{seed_count(stats)}", frame, pooled, params=vocab)
     return fig
 
 
-@_styled
+@styled
 def decision_boundaries(
     frame: pd.DataFrame,
     seed: int | None = None,
@@ -105,11 +106,12 @@ def decision_boundaries(
     varies is fixed at its first value. The title names the seed and every value so fixed (the grid point shown). The
     black line is P(class 1) = 0.5; panel titles give the row's test accuracy.
     """
-    _require(frame, ["grid_prob", "grid_x1", "grid_x2", "mode"])
+    vocab = vocabulary(params)
+    require_rows(frame, ["grid_prob", "grid_x1", "grid_x2", "mode"])
     data = frame[frame["grid_prob"].map(has_items)]
     fixed = {}
     for name, value in (where or {}).items():
-        _require(frame, [name])
+        require_rows(frame, [name])
         data = data[data[name] == value]
         fixed[name] = value
     if not len(data):
@@ -120,14 +122,14 @@ def decision_boundaries(
         raise AnalysisInputError(f"no decision-boundary grids for seed {seed}")
     for name in [p for p in params if p in data.columns and p != "task"]:
         if name not in fixed and data[name].nunique(dropna=False) > 1:
-            fixed[name] = _levels(data, name)[0]
+            fixed[name] = levels(data, name)[0]
             data = data[data[name] == fixed[name]]
-    tasks = _levels(data, "task") if "task" in data.columns else [None]
+    tasks = levels(data, "task") if "task" in data.columns else [None]
     present, colors = mode_palette(data["mode"].dropna().unique())
     modes = [m for m in (modes or present) if m in present]
     n_cols = min(len(modes), MAX_COLUMNS)
     per_task = math.ceil(len(modes) / n_cols)
-    fig, axes = _figure(len(tasks) * per_task, n_cols, sharex=False, sharey=False, extra_width=1.0,
+    fig, axes = new_figure(len(tasks) * per_task, n_cols, sharex=False, sharey=False, extra_width=1.0,
                         panel=(3.2, 3.3))
     mappable = None
     used = []
@@ -165,6 +167,6 @@ def decision_boundaries(
             ax.remove()
     if mappable is not None:
         fig.colorbar(mappable, ax=used, label="P(class 1)", shrink=0.8)
-    at = ", ".join(f"{label(k)} = {_value_text(v)}" for k, v in fixed.items())
+    at = ", ".join(f"{vocab.label(k)} = {value_text(v)}" for k, v in fixed.items())
     fig.suptitle(f"decision boundaries, seed {seed}" + (f"\nat {at}" if at else ""))
     return fig

@@ -1,7 +1,7 @@
-"""What the analysis commands (:mod:`analysis.commands`) accept and how they write.
+"""What the analysis commands (:mod:`insitu.analysis.commands`) accept and how they write.
 
 The store with its ``--where`` filter, the checks of a metric, axes, output format and
-output paths (each failure one :class:`analysis.exceptions.AnalysisInputError` line), and
+output paths (each failure one :class:`insitu.analysis.exceptions.AnalysisInputError` line), and
 the writers of text and JSON records.
 """
 
@@ -15,13 +15,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.exceptions import AnalysisInputError
-from analysis.load import LoadedStore, read_store
-from analysis.summary import default_metric, metric_columns
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.load import LoadedStore, read_store
+from insitu.analysis.summary import default_metric, metric_columns
 
 __all__ = ["FORMATS", "apply_where", "check_axes", "check_format", "check_metric", "json_value",
-           "open_store", "query_rows", "read_results", "records", "usable_dir", "usable_file",
-           "write_text"]
+           "open_store", "query_rows", "read_results", "records", "state_of", "usable_dir",
+           "usable_file", "write_text"]
 
 FORMATS = ("text", "csv", "md", "json")
 
@@ -35,6 +35,13 @@ def read_results(store_dir: str) -> LoadedStore:
             else "no rows in parts/"
         raise AnalysisInputError(f"store {store.path} has no results yet ({why})")
     return store
+
+
+def state_of(store: LoadedStore) -> dict:
+    """The state an output is made from (:func:`insitu.sweeps.store.outputs.store_state`):
+    the store's trials (finished and failed) and its last launch, as read unfiltered."""
+    return {"trials": store.n_trials_ok + store.n_trials_error,
+            "last_launch": store.launches[-1] if store.launches else None}
 
 
 def open_store(store_dir: str, where: str | None = None) -> LoadedStore:

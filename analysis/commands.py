@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from analysis.command_io import (
+from insitu.analysis.command_io import (
     FORMATS,
     apply_where,
     check_axes,
@@ -34,26 +34,20 @@ from analysis.command_io import (
     open_store,
     read_results,
     records,
+    state_of,
     usable_dir,
     usable_file,
     write_text,
 )
-from analysis.labels import error_axes, error_free_value, label
-from analysis.exceptions import AnalysisInputError
-from analysis.figures import save_figure, tolerance_vs_axis
-from analysis.grouping import pooled_text, value_text
-from analysis.outputs import record_output, stale_notices, store_state
-from analysis.plan import build_figures
-from analysis.report import render_report
-from analysis.scaling import size_axis
-from analysis.summary import (
-    format_table,
-    gap_summary,
-    is_log_metric,
-    summarize,
-    to_markdown,
-)
-from analysis.tolerance import tolerance, tolerance_axes, tolerance_header, tolerance_text
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.figures import save_figure, tolerance_vs_axis
+from insitu.analysis.grouping import value_text
+from insitu.analysis.plan import Plan
+from insitu.analysis.report import render_report
+from insitu.analysis.scaling import size_axis
+from insitu.analysis.summary import format_table, to_markdown
+from insitu.analysis.tolerance import tolerance, tolerance_axes, tolerance_header, tolerance_text
+from insitu.sweeps.store.outputs import record_output, stale_notices
 
 __all__ = ["FORMATS", "apply_where", "figures_command", "report_command", "summary_command", "tolerance_command"]
 
@@ -61,11 +55,11 @@ __all__ = ["FORMATS", "apply_where", "figures_command", "report_command", "summa
 # summary
 
 
-def _drop_note(table: pd.DataFrame, by: list[str]) -> str:
-    errs = error_axes(by)
+def _drop_note(table: pd.DataFrame, by: list[str], vocab) -> str:
+    errs = vocab.error_axes(by)
     if "drop" not in table.columns or not errs:
         return ""
-    at = ", ".join(f"{a} = {value_text(error_free_value(a, table[a].unique()))}" for a in errs)
+    at = ", ".join(f"{a} = {value_text(vocab.error_free_value(a, table[a].unique()))}" for a in errs)
     return (f"; drop = mean loss against the error-free cell ({at}, same mode and other axes) "
             "with its 95 % t interval over seeds, paired by seed index (each cell's trials run on "
             "their own chips: the pairs match replicate numbers, not chips)")
@@ -111,23 +105,24 @@ def summary_command(
             raise AnalysisInputError(f"store {store.path} has no successful rows to summarise")
         table = gaps = None
         metric_name = None
+        plan = None
     else:
         metric_name = check_metric(store, metric)
-        params = list(store.params)
-        table = summarize(store.rows, by=axes, metrics=[metric_name], pool=pool, drop=True,
-                          params=params).drop(columns="metric")
-        gaps = gap_summary(store.rows, metric_name, by=table.attrs["by"], pool=pool, params=params)
+        plan = Plan.build(store, metric_name, pool, where, by=axes)
+        table = plan.summary_table(axes).drop(columns="metric")
+        gaps = plan.gap_table(table.attrs["by"])
     pooled = table.attrs["pooled"] if table is not None else []
     by_axes = table.attrs["by"] if table is not None else []
-    pooled_line = pooled_text(store.rows, pooled)
+    pooled_line = plan.pooled_line([p for p in pooled if p not in plan.user_pool]) if plan else ""
     if metric_name is not None:
+        label = plan.label
         stat = ("geometric mean over seeds, sd of log10 (decades), 95 % t interval of log10 values "
-                "mapped back; n_exact = seeds with 1 − cos below 1e-12" if is_log_metric(metric_name)
+                "mapped back; n_exact = seeds with 1 − cos below 1e-12" if plan.params.is_log(metric_name)
                 else "mean over seeds, sd, 95 % Student t interval")
         header = (f"{label(metric_name)} ({metric_name}) per "
                   + (", ".join(by_axes + ["mode"])) + f": {stat} (n = seeds)"
                   + (f"; {pooled_line}, averaged per seed" if pooled_line else "")
-                  + _drop_note(table, by_axes))
+                  + _drop_note(table, by_axes, plan.params))
     if fmt == "csv":
         csv = table.assign(metric=metric_name)
         if pooled:
@@ -178,11 +173,11 @@ def summary_command(
 # tolerance
 
 
-def _tolerance_display(table: pd.DataFrame) -> pd.DataFrame:
+def _tolerance_display(table: pd.DataFrame, vocab) -> pd.DataFrame:
     by = tolerance_axes(table)
     texts = [tolerance_text(r) for _, r in table.iterrows()]
     axis = table["axis"].iloc[0]
-    unit = label(axis)
+    unit = vocab.label(axis)
     shown = table[[*by, "mode"]].copy()
     shown[f"value at {value_text(table['error_free'].iloc[0])}"] = [f"{v:.3f}" for v in table["baseline"]]
     shown[f"tolerance: {unit}"] = [t for t, _ in texts]
@@ -222,7 +217,7 @@ def tolerance_command(
     check_axes(store, [axis])
     pool = check_axes(store, pool, "axis to pool")
     metric = check_metric(store, metric)
-    rows, params, sized = store.rows, list(store.params), None
+    rows, params, sized = store.rows, store.params, None
     if figure is not None and against is not None and against not in store.params:
         # a result column standing for an axis: n_ports for task
         rows, params, sized = size_axis(rows, params, against)
@@ -246,7 +241,7 @@ def tolerance_command(
                                      f"two of them: filter the others with --where or --pool them")
         # against a size (n_ports for the task): log-log, the axes of a power law
         log = True if sized is not None and fig_x not in store.params else None
-        fig = tolerance_vs_axis(table, fig_x, facet=facet, log_x=log, log_y=log)
+        fig = tolerance_vs_axis(table, fig_x, facet=facet, log_x=log, log_y=log, params=params)
         written = save_figure(fig, stem)
     header = tolerance_header(table)
     if fmt == "csv":
@@ -256,9 +251,9 @@ def tolerance_command(
                            "pooled_over": table.attrs["pooled"], "rows": records(table)}, indent=1)
     elif fmt == "md":
         text = (f"rows where `{where}`\n\n" if where else "") + f"**{header}**\n\n" \
-            + to_markdown(_tolerance_display(table))
+            + to_markdown(_tolerance_display(table, params))
     else:
-        text = header + "\n" + format_table(_tolerance_display(table))
+        text = header + "\n" + format_table(_tolerance_display(table, params))
         if where:
             text = f"rows where {where}\n" + text
     result = write_text(out, text)
@@ -282,8 +277,8 @@ def figures_command(
     """Write every figure the store supports (PNG and PDF); default ``<store>/figures``.
 
     All figures are drawn in memory first, so an error leaves nothing half-written. The
-    output is recorded (:mod:`analysis.outputs`); notices about other outputs that no
-    longer match the store are appended to ``notices``.
+    output is recorded (:mod:`insitu.sweeps.store.outputs`); notices about other outputs
+    that no longer match the store are appended to ``notices``.
     """
     full = read_results(store_dir)
     if not len(full.rows):
@@ -296,13 +291,13 @@ def figures_command(
     pool = check_axes(store, pool, "axis to pool")
     out = pathlib.Path(out_dir) if out_dir is not None else store.path / "figures"
     usable_dir(out)
-    built, _notes = build_figures(store, metric=metric, pool=pool)
+    built, _notes = Plan.build(store, metric, pool, where).draw()
     if notices is not None:
-        notices += stale_notices(full, skip=("figures", out))
+        notices += stale_notices(full.path, skip=("figures", out))
     paths: list[pathlib.Path] = []
     for plan, fig in built:
         paths += save_figure(fig, out / plan.name)
-    problem = record_output(full, "figures", out, store_state(full), where=where, metric=metric,
+    problem = record_output(full.path, "figures", out, state_of(full), where=where, metric=metric,
                             pool=list(pool))
     if problem and notices is not None:
         notices.append(problem)
@@ -330,13 +325,14 @@ def report_command(
     if out.is_dir():
         out = out / "report.html"
     usable_dir(out.parent)
-    built, notes = build_figures(store, metric=metric, pool=pool)
-    page = render_report(store, built, notes, metric=metric, pool=pool, where=where)
+    plan = Plan.build(store, metric, pool, where)
+    built, notes = plan.draw()
+    page = render_report(plan, built, notes)
     if notices is not None:
-        notices += stale_notices(full, skip=("report", out))
+        notices += stale_notices(full.path, skip=("report", out))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
-    problem = record_output(full, "report", out, store_state(full), where=where, metric=metric,
+    problem = record_output(full.path, "report", out, state_of(full), where=where, metric=metric,
                             pool=list(pool))
     if problem and notices is not None:
         notices.append(problem)

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.exceptions import AnalysisInputError
-from analysis.grouping import check_replicates, per_seed, resolve_grouping
-from analysis.summary import _check_columns, default_metric
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.grouping import check_replicates, per_seed, require_columns, resolve_grouping
+from insitu.analysis.summary import default_metric
 
 DIFFERENCE_COLUMNS = ("n", "n_reference", "mean", "mean_reference", "difference", "ci_low", "ci_high", "df")
 
@@ -67,14 +67,14 @@ def unpaired_difference(
     Returns ``*by, mode, metric, n, n_reference, mean, mean_reference, difference, ci_low,
     ci_high, df``.
     """
-    _check_columns(frame, [axis], "axis")
+    require_columns(frame, [axis], "axis")
     levels = set(frame[axis].dropna().unique().tolist())
     for name, v in (("value", value), ("reference", reference)):
         if v not in levels:
             raise AnalysisInputError(f"{axis} = {v!r} ({name}) is not in the rows; they hold "
                                      + ", ".join(map(repr, sorted(levels, key=str))))
     metric = metric or default_metric(frame, params)
-    _check_columns(frame, [metric], "metric")
+    require_columns(frame, [metric], "metric")
     by, pooled = resolve_grouping(frame, params, None, pool, exclude=[axis], what="this difference")
     keys = [*by, "mode"]
     check_replicates(frame, [*keys, axis], pooled)

@@ -21,10 +21,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from analysis.labels import MODE_ORDER, label
-from analysis.exceptions import AnalysisInputError
-from analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
-from analysis.summary import EXACT_BELOW, is_log_metric, seed_statistics
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.grouping import (check_replicates, per_seed, pooled_text, require_columns,
+                                      resolve_grouping, value_text)
+from insitu.analysis.summary import EXACT_BELOW, seed_statistics
+from insitu.analysis.vocabulary import Vocabulary, vocabulary
 
 # One colour per training mode (classify) and protocol (gradient), Okabe-Ito colour-blind
 # safe. ``analog`` is the analog toggle protocol in both experiments, hence one colour.
@@ -41,15 +42,15 @@ MAX_COLUMNS = 4  # panel grids wrap after this many columns
 MAX_WIDTH_IN = 13.0  # no figure is wider (1950 px at 150 dpi)
 
 
-def mode_palette(modes: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """Modes in canonical order and their colours; unknown modes get spare colours by name."""
-    present = [m for m in dict.fromkeys(str(m) for m in modes)]
-    ordered = [m for m in MODE_ORDER if m in present] + sorted(m for m in present if m not in MODE_ORDER)
+def mode_palette(modes: Sequence[str], params: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
+    """Modes in the store's order (``params``: its vocabulary) and their colours; modes
+    without a colour of their own get spare colours in that order."""
+    ordered = vocabulary(params).mode_order(modes)
     spare = iter(_SPARE_COLORS * 4)
     return ordered, {m: MODE_COLORS.get(m) or next(spare) for m in ordered}
 
 
-def _styled(func):
+def styled(func):
     """Build the figure inside seaborn's whitegrid style without touching global rcParams."""
 
     @functools.wraps(func)
@@ -60,7 +61,7 @@ def _styled(func):
     return wrapper
 
 
-def _figure(n_rows: int, n_cols: int, sharex=True, sharey=True, extra_width=1.3, panel=_PANEL):
+def new_figure(n_rows: int, n_cols: int, sharex=True, sharey=True, extra_width=1.3, panel=_PANEL):
     width = min(panel[0] * n_cols + extra_width, MAX_WIDTH_IN)
     height = panel[1] * n_rows + 0.5  # room for the title that names seeds and pooling
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -69,15 +70,14 @@ def _figure(n_rows: int, n_cols: int, sharex=True, sharey=True, extra_width=1.3,
     return fig, axes
 
 
-def _require(frame: pd.DataFrame, names: Sequence[str | None], what="column") -> None:
-    for name in names:
-        if name is not None and name not in frame.columns:
-            raise AnalysisInputError(f"unknown {what} {name!r} for this figure")
+def require_rows(frame: pd.DataFrame, names: Sequence[str | None], what="column") -> None:
+    """The one column check (:func:`insitu.analysis.grouping.require_columns`), and rows to plot."""
+    require_columns(frame, names, what)
     if not len(frame):
         raise AnalysisInputError("no rows to plot")
 
 
-def _levels(frame: pd.DataFrame, name: str | None) -> list:
+def levels(frame: pd.DataFrame, name: str | None) -> list:
     if name is None:
         return [None]
     values = frame[name].dropna().unique().tolist()
@@ -87,19 +87,16 @@ def _levels(frame: pd.DataFrame, name: str | None) -> list:
         return values
 
 
-_value_text = value_text
-
-
-def _panel_title(facet, fvalue, row, rvalue) -> str:
+def panel_title(vocab: Vocabulary, facet, fvalue, row, rvalue) -> str:
     parts = []
     if row is not None:
-        parts.append(f"{label(row)} = {_value_text(rvalue)}")
+        parts.append(f"{vocab.label(row)} = {value_text(rvalue)}")
     if facet is not None:
-        parts.append(f"{label(facet)} = {_value_text(fvalue)}")
+        parts.append(f"{vocab.label(facet)} = {value_text(fvalue)}")
     return "\n".join(parts)
 
 
-def _seed_count(stats: pd.DataFrame) -> str:
+def seed_count(stats: pd.DataFrame) -> str:
     n = pd.to_numeric(stats["n"], errors="coerce").dropna() if len(stats) else pd.Series([], dtype=float)
     if not len(n):
         return "no seeds"
@@ -107,25 +104,26 @@ def _seed_count(stats: pd.DataFrame) -> str:
     return f"{lo} seed{'s' if hi != 1 else ''}" if lo == hi else f"{lo}-{hi} seeds"
 
 
-def _title(fig: Figure, what: str, frame: pd.DataFrame, pooled: Sequence[str], extra: str = "") -> str:
+def set_title(fig: Figure, what: str, frame: pd.DataFrame, pooled: Sequence[str], extra: str = "",
+              params: Sequence[str] = ()) -> str:
     """Set and return the figure title: what is shown, over what, and what is pooled."""
     parts = [what] + ([extra] if extra else [])
-    pooled_line = pooled_text(frame, pooled)
+    pooled_line = pooled_text(frame, pooled, params)
     if pooled_line:
         parts.append(pooled_line)
     text = "\n".join(parts)
-    _suptitle(fig, text)
+    suptitle(fig, text)
     return text
 
 
-def _suptitle(fig: Figure, text: str) -> None:
+def suptitle(fig: Figure, text: str) -> None:
     """A figure title wrapped to the figure's width (the full text stays in the report)."""
     width = max(30, int(fig.get_figwidth() * 10.5))
     lines = [w for line in text.split("\n") for w in (textwrap.wrap(line, width) or [""])]
     fig.suptitle("\n".join(lines), fontsize="medium")
 
 
-def _set_scale(ax, values, axis: str, name: str | None, log: bool | None = None,
+def set_scale(ax, values, axis: str, name: str | None, log: bool | None = None,
                symlog: bool = False) -> None:
     """Choose a linear, log or symlog scale for one axis from the data it shows.
 
@@ -153,20 +151,21 @@ def _set_scale(ax, values, axis: str, name: str | None, log: bool | None = None,
         setter("log")
 
 
-def _figure_legend(fig, modes: list[str], colors: dict[str, str], title: str) -> None:
+def figure_legend(fig, modes: list[str], colors: dict[str, str], title: str) -> None:
     handles = [Line2D([], [], color=colors[m], marker="o", lw=2) for m in modes]
     fig.legend(handles, modes, title=title, loc="outside right upper", frameon=False)
 
 
-def _mode_title(frame: pd.DataFrame) -> str:
-    """The legend title of the ``mode`` column: gradient rows hold protocols, classify rows
-    training modes (``analog`` is both: a protocol, and the mode training with it)."""
-    if "experiment" in frame.columns and frame["experiment"].notna().any():
+def mode_title(frame: pd.DataFrame, params: Sequence[str] = ()) -> str:
+    """The legend title of the ``mode`` column: "protocol" or "training mode", as the
+    store says (``analog`` is both: a protocol, and the mode training with it)."""
+    vocab = vocabulary(params)
+    if not vocab.experiment and "experiment" in frame.columns and frame["experiment"].notna().any():
         return "protocol" if set(frame["experiment"].dropna()) == {"gradient"} else "training mode"
-    return "protocol" if set(frame["mode"].dropna()) <= {"three_pass", "analog"} else "training mode"
+    return vocab.mode_title(frame["mode"].dropna().unique())
 
 
-def _grid_shape(n_rows: int, n_cols: int) -> tuple[int, int, bool]:
+def grid_shape(n_rows: int, n_cols: int) -> tuple[int, int, bool]:
     """Panel grid for (row, facet) levels: at most :data:`MAX_COLUMNS` columns.
 
     A grid with more facet levels than that is flattened into (row, facet) panels wrapped at
@@ -178,11 +177,11 @@ def _grid_shape(n_rows: int, n_cols: int) -> tuple[int, int, bool]:
     return math.ceil(total / MAX_COLUMNS), MAX_COLUMNS, True
 
 
-def _shown(*names) -> list[str]:
+def shown(*names) -> list[str]:
     return [n for n in dict.fromkeys(names) if n is not None]
 
 
-def _grouping(frame: pd.DataFrame, params: Sequence[str], shown: Sequence[str], pool: Sequence[str], what: str):
+def pooled_axes(frame: pd.DataFrame, params: Sequence[str], shown: Sequence[str], pool: Sequence[str], what: str):
     """The pooled axes of a figure showing ``shown`` (``params``: the declared parameters);
     raises if it would pool silently."""
     by, pooled = resolve_grouping(frame, params, list(shown), pool, what=what)
@@ -190,21 +189,22 @@ def _grouping(frame: pd.DataFrame, params: Sequence[str], shown: Sequence[str], 
     return pooled
 
 
-def _facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False):
+def facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False, params=()):
     """Draw ``y`` against ``x`` per mode, one panel per (row, facet) value.
 
     Statistics are over seeds (pooled axes averaged per seed first): the mean, or the
     geometric mean when ``log``, and its 95 % interval as a band. Returns fig, panels, stats.
     """
-    modes, colors = mode_palette(frame["mode"].dropna().unique())
-    panel_keys = _shown(row, facet)
+    vocab = vocabulary(params)
+    modes, colors = mode_palette(frame["mode"].dropna().unique(), vocab)
+    panel_keys = shown(row, facet)
     keys = [*panel_keys, x, "mode"]
     seeds = per_seed(frame, keys, [y])
     seeds = seeds[np.isfinite(seeds[y])]
     stats = seed_statistics(seeds, keys, y, log=log)
-    rows, cols = _levels(frame, row), _levels(frame, facet)
-    n_rows, n_cols, wrapped = _grid_shape(len(rows), len(cols))
-    fig, axes = _figure(n_rows, n_cols, sharey=sharey)
+    rows, cols = levels(frame, row), levels(frame, facet)
+    n_rows, n_cols, wrapped = grid_shape(len(rows), len(cols))
+    fig, axes = new_figure(n_rows, n_cols, sharey=sharey)
     combos = [(r, f) for r in rows for f in cols]
     panels = []
     for k, (rvalue, fvalue) in enumerate(combos):
@@ -224,7 +224,7 @@ def _facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False):
                 exact = line["mean"].isna() & (line["n_exact"] > 0)
                 if exact.any():
                     exact_at.append(f"{mode} at {x} = "
-                                    + ", ".join(_value_text(v) for v in line.loc[exact, x]))
+                                    + ", ".join(value_text(v) for v in line.loc[exact, x]))
                 line = line[~line["mean"].isna()]
             xs = line[x].to_numpy(dtype=float)
             ax.plot(xs, line["mean"].to_numpy(dtype=float), color=colors[mode],
@@ -235,20 +235,20 @@ def _facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False):
         if exact_at:
             ax.text(0.02, 0.02, f"exact (1 − cos < {EXACT_BELOW:.0e}):\n" + "\n".join(exact_at),
                     transform=ax.transAxes, fontsize="x-small", va="bottom", wrap=True)
-        ax.set_title(_panel_title(facet, fvalue, row, rvalue))
+        ax.set_title(panel_title(vocab, facet, fvalue, row, rvalue))
         below = k + n_cols < len(combos) if wrapped else i < n_rows - 1
-        ax.set_xlabel("" if below else label(x))
+        ax.set_xlabel("" if below else vocab.label(x))
         ax.tick_params(labelbottom=not below)
-        ax.set_ylabel(label(y) if j == 0 else "")
+        ax.set_ylabel(vocab.label(y) if j == 0 else "")
         panels.append(ax)
     for ax in axes.flat:
         if ax not in panels:
             ax.remove()
-    _figure_legend(fig, modes, colors, _mode_title(frame))
+    figure_legend(fig, modes, colors, mode_title(frame, vocab))
     return fig, np.asarray(panels), stats
 
 
-def _data_ticks(ax, values, axis: str = "x") -> None:
+def data_ticks(ax, values, axis: str = "x") -> None:
     """Put ticks at the data values when they are few and far enough apart to be read."""
     v = np.unique(np.asarray(pd.to_numeric(pd.Series(values), errors="coerce"), dtype=float))
     v = v[np.isfinite(v)]
@@ -263,6 +263,6 @@ def _data_ticks(ax, values, axis: str = "x") -> None:
     target.set_minor_locator(NullLocator())
 
 
-def _stat_name(metric: str) -> str:
-    return "geometric mean and 95 % log-scale t interval" if is_log_metric(metric) \
+def stat_name(metric: str, params: Sequence[str] = ()) -> str:
+    return "geometric mean and 95 % log-scale t interval" if vocabulary(params).is_log(metric) \
         else "mean and 95 % t interval"

@@ -11,7 +11,7 @@ interactive backend is needed (a notebook still displays the returned figure).
 Conventions shared by every figure, so that a reader can compare them:
 
 * one fixed colour per training mode / protocol (:data:`MODE_COLORS`), the same everywhere;
-* axis labels with units from :data:`analysis.labels.LABELS` (unknown names stay raw);
+* axis labels with units from the store's description (:mod:`insitu.analysis.vocabulary`);
 * bands and error bars are 95 % Student t intervals over seeds, computed by
   :func:`analysis.summary.seed_statistics`, so a figure shows the numbers of the table;
   gradient errors ``1 − cos`` are geometric means with log-scale intervals, and exact values
@@ -35,44 +35,43 @@ import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from analysis.exceptions import AnalysisInputError
-from analysis.grouping import per_seed
-from analysis.labels import MODE_ORDER, label
-from analysis.summary import EXACT_BELOW, default_metric, gap_summary, is_log_metric, seed_statistics
-from analysis.tolerance import tolerance_axes
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.grouping import per_seed
+from insitu.analysis.vocabulary import vocabulary
+from insitu.analysis.summary import EXACT_BELOW, default_metric, gap_summary, seed_statistics
+from insitu.analysis.tolerance import tolerance_axes
 
 # The parts the figures are built from; MODE_COLORS and mode_palette are public here too.
-from analysis.figure_parts import (
+from insitu.analysis.figure_parts import (
     MODE_COLORS,
     MAX_COLUMNS,
     MAX_WIDTH_IN,
     mode_palette,
-    _styled,
-    _figure,
-    _require,
-    _levels,
-    _value_text,
-    _panel_title,
-    _seed_count,
-    _title,
-    _suptitle,
-    _set_scale,
-    _figure_legend,
-    _mode_title,
-    _grid_shape,
-    _shown,
-    _grouping,
-    _facet_lines,
-    _data_ticks,
-    _stat_name,
+    styled,
+    new_figure,
+    require_rows,
+    levels,
+    value_text,
+    panel_title,
+    seed_count,
+    set_title,
+    suptitle,
+    set_scale,
+    figure_legend,
+    mode_title,
+    grid_shape,
+    shown,
+    pooled_axes,
+    facet_lines,
+    data_ticks,
+    stat_name,
 )
 
 # Figures of the arrays a trial stores (curves, probability grids), public here too.
-from analysis.array_figures import decision_boundaries, learning_curves
+from insitu.analysis.array_figures import decision_boundaries, learning_curves
 
 __all__ = [
     "MODE_COLORS",
-    "MODE_ORDER",
     "decision_boundaries",
     "figure_png",
     "gap_heatmap",
@@ -87,7 +86,7 @@ __all__ = [
 
 
 
-@_styled
+@styled
 def metric_vs_axis(
     frame: pd.DataFrame,
     x: str,
@@ -106,24 +105,26 @@ def metric_vs_axis(
     value of ``row`` (both optional). Every other axis that varies must be named in ``pool``;
     it is then averaged per seed and named in the title.
     """
-    metric = metric or default_metric(frame, params)
-    _require(frame, [x, facet, row, metric, "mode"])
+    vocab = vocabulary(params)
+    metric = metric or default_metric(frame, vocab)
+    require_rows(frame, [x, facet, row, metric, "mode"])
     data = frame[frame[metric].notna()]
     if not len(data):
         raise AnalysisInputError(f"metric {metric!r} has no values to plot")
-    pooled = _grouping(data, params, _shown(x, facet, row), pool, "this figure")
-    log = is_log_metric(metric)
-    fig, axes, stats = _facet_lines(data, x, metric, facet, row, log=log)
+    pooled = pooled_axes(data, params, shown(x, facet, row), pool, "this figure")
+    log = vocab.is_log(metric)
+    fig, axes, stats = facet_lines(data, x, metric, facet, row, log=log, params=vocab)
     for ax in axes:
         if log and (stats["mean"] > 0).any():
             ax.set_yscale("log")
-        _set_scale(ax, data[x], "x", x, log_x, symlog=log)
-        _data_ticks(ax, data[x])
-    _title(fig, f"{label(metric)}: {_stat_name(metric)} over {_seed_count(stats)}", data, pooled)
+        set_scale(ax, data[x], "x", x, log_x, symlog=log)
+        data_ticks(ax, data[x])
+    set_title(fig, f"{vocab.label(metric)}: {stat_name(metric, vocab)} over {seed_count(stats)}", data, pooled,
+              params=vocab)
     return fig
 
 
-@_styled
+@styled
 def metric_by_mode(frame: pd.DataFrame, metric: str | None = None, facet: str | None = None,
                    log_y: bool | None = None, pool: Sequence[str] = (), *,
                    params: Sequence[str]) -> Figure:
@@ -132,20 +133,21 @@ def metric_by_mode(frame: pd.DataFrame, metric: str | None = None, facet: str | 
 
     One dot per seed; gradient errors (or ``log_y``) on a log scale with geometric means.
     """
-    metric = metric or default_metric(frame, params)
-    _require(frame, [metric, facet, "mode"])
+    vocab = vocabulary(params)
+    metric = metric or default_metric(frame, vocab)
+    require_rows(frame, [metric, facet, "mode"])
     data = frame[frame[metric].notna()]
     if not len(data):
         raise AnalysisInputError(f"metric {metric!r} has no values to plot")
-    pooled = _grouping(data, params, _shown(facet), pool, "this figure")
-    log = is_log_metric(metric) if log_y is None else log_y
+    pooled = pooled_axes(data, params, shown(facet), pool, "this figure")
+    log = vocab.is_log(metric) if log_y is None else log_y
     modes, colors = mode_palette(data["mode"].dropna().unique())
-    keys = [*_shown(facet), "mode"]
+    keys = [*shown(facet), "mode"]
     seeds = per_seed(data, keys, [metric])
     stats = seed_statistics(seeds, keys, metric, log=log)
-    cols = _levels(data, facet)
-    n_rows, n_cols, _ = _grid_shape(1, len(cols)) if len(cols) > MAX_COLUMNS else (1, len(cols), False)
-    fig, axes = _figure(n_rows, n_cols, sharex=False)
+    cols = levels(data, facet)
+    n_rows, n_cols, _ = grid_shape(1, len(cols)) if len(cols) > MAX_COLUMNS else (1, len(cols), False)
+    fig, axes = new_figure(n_rows, n_cols, sharex=False)
     for k, fvalue in enumerate(cols):
         ax = axes.flat[k]
         part = stats if facet is None else stats[stats[facet] == fvalue]
@@ -163,19 +165,19 @@ def metric_by_mode(frame: pd.DataFrame, metric: str | None = None, facet: str | 
                 ax.errorbar([i], [m], yerr=err, color=colors[mode], marker="o", capsize=4, lw=1.8)
         ax.set_xticks(range(len(modes)), modes)
         ax.set_xlim(-0.6, len(modes) - 0.4)
-        ax.set_title(_panel_title(facet, fvalue, None, None))
-        ax.set_xlabel(_mode_title(data))
-        ax.set_ylabel(label(metric) if k % n_cols == 0 else "")
+        ax.set_title(panel_title(vocab, facet, fvalue, None, None))
+        ax.set_xlabel(mode_title(data, vocab))
+        ax.set_ylabel(vocab.label(metric) if k % n_cols == 0 else "")
         if log:
             ax.set_yscale("log")
     for ax in list(axes.flat)[len(cols):]:
         ax.remove()
-    _title(fig, f"{label(metric)}: {_stat_name(metric)} over {_seed_count(stats)}, one dot per seed",
-           data, pooled)
+    set_title(fig, f"{vocab.label(metric)}: {stat_name(metric, vocab)} over {seed_count(stats)}, one dot per seed",
+           data, pooled, params=vocab)
     return fig
 
 
-@_styled
+@styled
 def gap_heatmap(
     frame: pd.DataFrame,
     x: str,
@@ -196,21 +198,22 @@ def gap_heatmap(
     :data:`MAX_COLUMNS`). Other varying axes must be in ``pool`` (named in the title).
     Diverging colours centred on zero: blue where ``mode`` wins.
     """
-    metric = metric or default_metric(frame, params)
-    _require(frame, [x, y, facet, metric, "mode"])
-    shown = _shown(x, y, facet)
-    pooled = _grouping(frame, params, shown, pool, "this figure")
-    gaps = gap_summary(frame, metric, by=shown, comparisons=[(mode, reference)], pool=pooled, params=params)
+    vocab = vocabulary(params)
+    metric = metric or default_metric(frame, vocab)
+    require_rows(frame, [x, y, facet, metric, "mode"])
+    drawn = shown(x, y, facet)
+    pooled = pooled_axes(frame, params, drawn, pool, "this figure")
+    gaps = gap_summary(frame, metric, by=drawn, comparisons=[(mode, reference)], pool=pooled, params=params)
     if not len(gaps):
         raise AnalysisInputError(f"no paired {mode}/{reference} trials with {metric!r} to compare")
     y_name = y if y is not None else "_row"
     if y is None:
         gaps = gaps.assign(_row="all")
-    facets = _levels(gaps, facet)
+    facets = levels(gaps, facet)
     limit = float(np.nanmax(np.abs(gaps["mean"].to_numpy(dtype=float)))) or 1.0
     n_x = gaps[x].nunique()
     n_y = gaps[y_name].nunique()
-    n_rows, n_cols, _ = _grid_shape(1, len(facets)) if len(facets) > MAX_COLUMNS else (1, len(facets), False)
+    n_rows, n_cols, _ = grid_shape(1, len(facets)) if len(facets) > MAX_COLUMNS else (1, len(facets), False)
     cell = min(0.9, (MAX_WIDTH_IN - 2.8) / max(1, n_x * n_cols))
     fig = Figure(figsize=(min(MAX_WIDTH_IN, max(4.5, cell * n_x * n_cols + 1.2 * n_cols + 1.6)),
                           max(2.7 if y is None else 3.1, (0.6 * n_y + 1.6) * n_rows + 0.5)),
@@ -225,23 +228,24 @@ def gap_heatmap(
         sns.heatmap(table, ax=ax, cmap="RdBu", vmin=-limit, vmax=limit, annot=cell >= 0.45,
                     fmt=".3f", linewidths=0.5, annot_kws={"fontsize": font},
                     cbar=k == len(facets) - 1,
-                    cbar_kws={"label": f"{label(metric)} gap\n{mode} − {reference}"})
-        ax.set_xlabel(label(x))
-        ax.set_ylabel("" if y is None or k % n_cols else label(y))
-        ax.set_xticklabels([_value_text(v) for v in table.columns],
+                    cbar_kws={"label": f"{vocab.label(metric)} gap\n{mode} − {reference}"})
+        ax.set_xlabel(vocab.label(x))
+        ax.set_ylabel("" if y is None or k % n_cols else vocab.label(y))
+        ax.set_xticklabels([value_text(v) for v in table.columns],
                            rotation=0 if cell >= 0.6 else 90)
         if y is None:
             ax.set_yticks([])
         else:
-            ax.set_yticklabels([_value_text(v) for v in table.index], rotation=0)
-        ax.set_title(_panel_title(facet, fvalue, None, None))
+            ax.set_yticklabels([value_text(v) for v in table.index], rotation=0)
+        ax.set_title(panel_title(vocab, facet, fvalue, None, None))
     for ax in list(axes.flat)[len(facets):]:
         ax.remove()
-    _title(fig, f"paired gap {mode} − {reference}, mean over {_seed_count(gaps)}", frame, pooled)
+    set_title(fig, f"paired gap {mode} − {reference}, mean over {seed_count(gaps)}", frame, pooled,
+              params=vocab)
     return fig
 
 
-@_styled
+@styled
 def gradient_error(
     frame: pd.DataFrame,
     x: str,
@@ -259,25 +263,27 @@ def gradient_error(
     on a log scale; x on a log scale when it spans a decade (symlog when it includes zero),
     linear for quantities already in dB. Exact values are named in the panel.
     """
-    _require(frame, [x, facet, row, metric, "mode"])
+    vocab = vocabulary(params)
+    require_rows(frame, [x, facet, row, metric, "mode"])
     data = frame[np.isfinite(pd.to_numeric(frame[metric], errors="coerce"))]
     if not len(data):
         raise AnalysisInputError(f"metric {metric!r} has no finite values to plot")
-    pooled = _grouping(data, params, _shown(x, facet, row), pool, "this figure")
-    fig, axes, stats = _facet_lines(data, x, metric, facet, row, log=True)
+    pooled = pooled_axes(data, params, shown(x, facet, row), pool, "this figure")
+    fig, axes, stats = facet_lines(data, x, metric, facet, row, log=True, params=vocab)
     for ax in axes:
         if (stats["mean"] > 0).any():
             ax.set_yscale("log")
-        _set_scale(ax, data[x], "x", x, log_x, symlog=True)
-        _data_ticks(ax, data[x])
-    _title(fig, f"{label(metric)}: geometric mean and 95 % log-scale t interval over "
-                f"{_seed_count(stats)}", data, pooled)
+        set_scale(ax, data[x], "x", x, log_x, symlog=True)
+        data_ticks(ax, data[x])
+    set_title(fig, f"{vocab.label(metric)}: geometric mean and 95 % log-scale t interval over "
+                   f"{seed_count(stats)}", data, pooled, params=vocab)
     return fig
 
 
-@_styled
+@styled
 def tolerance_vs_axis(table: pd.DataFrame, x: str, facet: str | None = None,
-                      log_x: bool | None = None, log_y: bool | None = None) -> Figure:
+                      log_x: bool | None = None, log_y: bool | None = None,
+                      params: Sequence[str] = ()) -> Figure:
     """Tolerances (:func:`analysis.tolerance.tolerance`) against a second axis, per mode.
 
     Points are the tolerances with their bootstrap intervals as bars. A tolerance that is
@@ -285,10 +291,12 @@ def tolerance_vs_axis(table: pd.DataFrame, x: str, facet: str | None = None,
     reaching that line means the interval's bound is beyond the grid. Log axes where the
     values span a decade or more (``log_x``/``log_y`` force or forbid). Other grouping axes
     of the table besides ``x`` and ``facet`` must not vary (pass a filtered table).
+    ``params``: the store's vocabulary, which names the axes.
     """
+    vocab = vocabulary(params)
     if not len(table):
         raise AnalysisInputError("no tolerances to plot")
-    for name in _shown(x, facet):
+    for name in shown(x, facet):
         if name not in table.columns:
             raise AnalysisInputError(f"unknown axis {name!r} for the tolerance figure")
     others = [b for b in tolerance_axes(table) if b not in (x, facet) and table[b].nunique() > 1]
@@ -298,9 +306,9 @@ def tolerance_vs_axis(table: pd.DataFrame, x: str, facet: str | None = None,
     r0 = table.iloc[0]
     axis, largest = r0["axis"], float(r0["largest"])
     modes, colors = mode_palette(table["mode"].dropna().unique())
-    cols = _levels(table, facet)
-    n_rows, n_cols, _ = _grid_shape(1, len(cols)) if len(cols) > MAX_COLUMNS else (1, len(cols), False)
-    fig, axes = _figure(n_rows, n_cols, sharey=True, extra_width=2.6)
+    cols = levels(table, facet)
+    n_rows, n_cols, _ = grid_shape(1, len(cols)) if len(cols) > MAX_COLUMNS else (1, len(cols), False)
+    fig, axes = new_figure(n_rows, n_cols, sharey=True, extra_width=2.6)
     offsets = np.linspace(-0.03, 0.03, len(modes)) if len(modes) > 1 else np.zeros(1)
     finite = pd.concat([table["tolerance"], table["ci_low"]]).replace(np.inf, np.nan).dropna()
     values_y = np.append(finite.to_numpy(dtype=float), largest)
@@ -328,25 +336,25 @@ def tolerance_vs_axis(table: pd.DataFrame, x: str, facet: str | None = None,
                     markersize=8)
             ax.plot(xs, y, color=colors[mode], lw=1, alpha=0.5)
         ax.axhline(largest, color="0.4", ls="--", lw=1)
-        ax.set_title(_panel_title(facet, fvalue, None, None))
-        ax.set_xlabel(label(x))
-        ax.set_ylabel(f"tolerance: {label(axis)}" if k % n_cols == 0 else "")
+        ax.set_title(panel_title(vocab, facet, fvalue, None, None))
+        ax.set_xlabel(vocab.label(x))
+        ax.set_ylabel(f"tolerance: {vocab.label(axis)}" if k % n_cols == 0 else "")
         if log_scale_x:
             ax.set_xscale("log")
-        _set_scale(ax, values_y, "y", axis, log_y)
-        _data_ticks(ax, xs_all)
+        set_scale(ax, values_y, "y", axis, log_y)
+        data_ticks(ax, xs_all)
     for ax in list(axes.flat)[len(cols):]:
         ax.remove()
-    _figure_legend(fig, modes, colors, _mode_title(table))
+    figure_legend(fig, modes, colors, mode_title(table, vocab))
     how = f"{r0['drop'] * 100:g} %" if r0["relative"] else f"{r0['drop']:g}"
     seeds = table["n_seeds"]
     n = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
-    text = (f"{label(axis)} at which {label(r0['metric'])} falls {how} below its value at "
-            f"{_value_text(r0['error_free'])}\n95 % bootstrap intervals over {n} seeds; "
+    text = (f"{vocab.label(axis)} at which {vocab.label(r0['metric'])} falls {how} below its value at "
+            f"{value_text(r0['error_free'])}\n95 % bootstrap intervals over {n} seeds; "
             f"△ not reached (dashed: largest value {largest:g})")
     if table.attrs.get("pooled_text"):
         text += "\n" + table.attrs["pooled_text"]
-    _suptitle(fig, text)
+    suptitle(fig, text)
     return fig
 
 

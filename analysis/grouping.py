@@ -15,7 +15,8 @@ where that rule is enforced, once for every summary, figure, tolerance and repor
 * :func:`per_seed` collapses the pooled axes first: per group, mode and seed the mean over
   the pooled values. Every statistic is then over seeds (``n`` = seeds), pooled or not.
 * :func:`pooled_text` names what was pooled, with its values, for titles, captions and
-  table headers.
+  table headers;
+* :func:`require_columns` is the one check that named columns exist.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.labels import label, order_axes
-from analysis.exceptions import AnalysisInputError
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.vocabulary import vocabulary
 
 __all__ = [
     "check_replicates",
+    "require_columns",
     "has_items",
     "has_values",
     "per_seed",
@@ -62,11 +64,21 @@ def value_text(value) -> str:
     return str(value)
 
 
+def require_columns(frame: pd.DataFrame, names: Sequence[str | None], what: str = "column") -> None:
+    """Raise :class:`AnalysisInputError` for the first of ``names`` that is not a column of
+    ``frame``, listing the columns it has (None entries are skipped)."""
+    for name in names:
+        if name is not None and name not in frame.columns:
+            shown = ", ".join(str(c) for c in frame.columns[:40])
+            raise AnalysisInputError(f"unknown {what} {name!r}; the rows have: {shown}")
+
+
 def varying_params(frame: pd.DataFrame, params: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:
     """Declared parameters with more than one value among the rows (error axes first)."""
     skip = set(exclude)
-    return order_axes(p for p in params if p in frame.columns and p not in skip
-                      and frame[p].nunique(dropna=False) > 1)
+    vocab = vocabulary(params)
+    return vocab.order_axes(p for p in vocab if p in frame.columns and p not in skip
+                            and frame[p].nunique(dropna=False) > 1)
 
 
 def _levels(frame: pd.DataFrame, name: str) -> list:
@@ -77,10 +89,12 @@ def _levels(frame: pd.DataFrame, name: str) -> list:
         return values
 
 
-def pooled_text(frame: pd.DataFrame, pooled: Sequence[str]) -> str:
-    """``"pooled over tap noise s (0, 0.02)"``, or ``""`` when nothing is pooled."""
+def pooled_text(frame: pd.DataFrame, pooled: Sequence[str], params: Iterable[str] = ()) -> str:
+    """``"pooled over tap noise s (√(launch power)) (0, 0.02)"``, or ``""`` when nothing is
+    pooled; ``params`` (the store's vocabulary) names the axes."""
     if not pooled:
         return ""
+    label = vocabulary(params).label
     parts = []
     for name in pooled:
         values = _levels(frame, name) if name in frame.columns else []
@@ -106,6 +120,7 @@ def resolve_grouping(
     :class:`AnalysisInputError` naming the axis that would be pooled silently. ``mode`` and
     ``seed`` are never grouping axes here (every table is per mode; seeds are replicates).
     """
+    label = vocabulary(params).label
     params = list(params)
     pool = [p for p in dict.fromkeys(pool or ())]
     for name in [*pool, *(by or ())]:

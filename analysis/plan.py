@@ -1,10 +1,13 @@
-"""Which figures a store supports, with axes chosen from what varies in it.
+"""The plan of a store's analysis, built once: what is shown and how, for every output.
 
-The ``figures`` and ``report`` commands draw the same set of figures; this module decides
-that set once. The choice depends only on the store: its experiment, the grid axes that take
-more than one value among the successful rows, and which metric and curve columns hold data.
+:class:`Plan` decides, from the store alone, the metric (the headline one unless named),
+the size substitution (tasks of one family drawn by their ports), the axes that vary and
+those a user pooled, the figures (:class:`FigurePlan`: a file stem, a caption, a deferred
+builder) and the tables (summary, paired gaps, tolerance). ``insitu figures`` draws its
+figures, ``insitu report`` renders its figures and tables into one page, and ``insitu
+summary`` prints its tables: one plan rendered three ways.
 
-Defaults, per experiment:
+Figures, per experiment:
 
 * ``classify``: test accuracy against each varying numeric axis (error axes first, at most
   :data:`MAX_X_AXES`), faceted by the next varying axis and, in rows, the one after; the
@@ -31,19 +34,19 @@ from dataclasses import dataclass, field
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis import figures
-from analysis.labels import ERROR_AXES, label, order_axes
-from analysis.exceptions import AnalysisInputError
-from analysis.load import LoadedStore
-from analysis.grouping import has_items, has_values, pooled_text, value_text
-from analysis.scaling import SIZE_COLUMN, size_axis
-from analysis.summary import DEFAULT_METRICS, default_comparisons, default_metric, is_log_metric
-from analysis.tolerance import tolerance
+from insitu.analysis import figures
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.grouping import has_items, has_values, pooled_text, value_text
+from insitu.analysis.load import LoadedStore
+from insitu.analysis.scaling import SIZE_COLUMN, size_axis
+from insitu.analysis.summary import default_metric, gap_summary, summarize
+from insitu.analysis.tolerance import tolerance
+from insitu.analysis.vocabulary import Vocabulary
 
-# The drop (in the metric's units) of the tolerance figure: 5 points of accuracy.
+# The drop (in the metric's units) of the tolerance figure and table: 5 points of accuracy.
 TOLERANCE_DROP = 0.05
 
-__all__ = ["FigurePlan", "MAX_FACET_LEVELS", "MAX_X_AXES", "build_figures", "plan_figures"]
+__all__ = ["FigurePlan", "MAX_FACET_LEVELS", "MAX_X_AXES", "Plan", "TOLERANCE_DROP"]
 
 MAX_X_AXES = 4
 MAX_FACET_LEVELS = 12  # an axis with more levels is pooled rather than given a panel each
@@ -65,11 +68,6 @@ def _numeric(frame: pd.DataFrame, name: str) -> bool:
     return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
 
 
-def _pooled_note(rows: pd.DataFrame, axes: list[str]) -> str:
-    text = pooled_text(rows, axes)
-    return f" {text[0].upper()}{text[1:]}, averaged per seed." if text else ""
-
-
 def _split(facetable: list[str], axes: list[str], shown: list[str], n: int) -> tuple[list[str], list[str]]:
     """The next ``n`` panel axes after ``shown``, and the axes left to pool (named)."""
     panels = [a for a in facetable if a not in shown][:n]
@@ -78,80 +76,122 @@ def _split(facetable: list[str], axes: list[str], shown: list[str], n: int) -> t
 
 
 @dataclass
-class _Choice:
-    """What the planners of one store's figures share: the rows, the axes that vary and how
-    they may be shown, the headline metric, and the notes on what is skipped."""
+class Plan:
+    """What every output of one store shows (module docstring); :meth:`build` makes it."""
 
     store: LoadedStore
-    rows: pd.DataFrame
-    params: list[str]  # the store's declared parameters
+    rows: pd.DataFrame  # the store's successful rows, tasks replaced by their size if one-to-one
+    params: Vocabulary  # the declared parameters (and their description), likewise
+    replaced: str | None  # the parameter the size column stands for (``task``), if any
     experiment: str
     axes: list[str]  # varying axes, not pooled by the user, in display order
     xs: list[str]  # the numeric ones used as x axes
     categorical: list[str]
     facetable: list[str]  # axes with few enough values for a panel each
     user_pool: list[str]
-    metric: str
-    notes: list[str]
+    metric: str | None  # None: no successful rows
+    where: str | None = None
+    notes: list[str] = field(default_factory=list)
+    figures: list[FigurePlan] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, store: LoadedStore, metric: str | None = None, pool: Sequence[str] = (),
+              where: str | None = None, by: Sequence[str] | None = None) -> "Plan":
+        """The plan of ``store`` (already filtered by ``where``, which is only recorded).
+
+        ``metric`` replaces the headline metric; ``pool`` names axes to average over (per
+        seed) everywhere; ``by`` (a table's explicit grouping) keeps a parameter it names
+        instead of substituting its size. Never raises for data: what cannot be drawn is a
+        note.
+        """
+        rows, params = store.rows, store.params
+        experiment = str(store.meta.get("experiment") or store.spec.get("experiment") or "")
+        notes: list[str] = []
+        if not len(rows):
+            return cls(store, rows, params, None, experiment, [], [], [], [], [], None, where,
+                       ["no successful rows: nothing to plot"])
+        user_pool = [a for a in dict.fromkeys(pool) if a in rows.columns and rows[a].nunique(dropna=False) > 1]
+        axes = [a for a in params.order_axes(store.varying_axes()) if a not in user_pool]
+        # tasks of different sizes (digits4 ... digits64): shown by their ports, a numeric
+        # axis put first, so outputs order them by size and draw the tolerance against it
+        replaced = None
+        try:
+            sized, sized_params, replaced = size_axis(rows, params)
+        except AnalysisInputError as exc:
+            notes.append(f"tasks are not drawn by size: {exc}")
+        if replaced is not None and replaced in axes and replaced not in (by or ()):
+            rows, params = sized, sized_params
+            axes = [SIZE_COLUMN, *(a for a in axes if a != replaced)]
+        else:
+            replaced = None
+        numeric = [a for a in axes if _numeric(rows, a)]
+        categorical = [a for a in axes if a not in numeric]
+        if experiment == "gradient":
+            numeric = [a for a in _GRADIENT_X if a in numeric] + [a for a in numeric if a not in _GRADIENT_X]
+        xs = numeric[:MAX_X_AXES]
+        if len(numeric) > MAX_X_AXES:
+            notes.append(f"only the first {MAX_X_AXES} varying numeric axes are used as x axes")
+        facetable = [a for a in axes if rows[a].nunique(dropna=False) <= MAX_FACET_LEVELS]
+        plan = cls(store, rows, params, replaced, experiment, axes, xs, categorical, facetable,
+                   user_pool, metric or default_metric(rows, params, experiment), where, notes)
+        for planner in FIGURES.get(experiment, FIGURES["classify"]):
+            plan.figures += planner(plan)
+        return plan
+
+    # --------------------------------------------------------------------------- words
+    def label(self, name: str) -> str:
+        return self.params.label(name)
+
+    def pooled_line(self, pooled: Sequence[str]) -> str:
+        """``"pooled over ..."`` for the user's pooled axes and ``pooled``, or ``""``."""
+        return pooled_text(self.rows, [*self.user_pool, *pooled], self.params)
 
     def pooled_note(self, pooled: Sequence[str]) -> str:
-        return _pooled_note(self.rows, [*self.user_pool, *pooled])
+        text = self.pooled_line(pooled)
+        return f" {text[0].upper()}{text[1:]}, averaged per seed." if text else ""
 
     @property
     def gap_metric(self) -> str | None:
         """The metric of paired gaps and tolerances: the headline, or, when that is a log
-        metric, classify's headline (accuracy) if the rows hold it."""
-        if not is_log_metric(self.metric):
+        metric, the test accuracy if the rows hold it."""
+        if self.metric is None or not self.params.is_log(self.metric):
             return self.metric
-        accuracy = DEFAULT_METRICS["classify"]
-        return accuracy if accuracy in self.rows.columns else None
+        return "test_accuracy" if "test_accuracy" in self.rows.columns else None
+
+    # -------------------------------------------------------------------------- tables
+    def summary_table(self, by: Sequence[str] | None = None) -> pd.DataFrame:
+        """Per grid point and mode, the metric over seeds with its drop against the
+        error-free cell (:func:`insitu.analysis.summary.summarize`)."""
+        return summarize(self.rows, by=by, metrics=[self.metric], pool=self.user_pool, drop=True,
+                         params=self.params)
+
+    def gap_table(self, by: Sequence[str] | None = None) -> pd.DataFrame:
+        """The paired gaps of every mode against its reference, on the same chips."""
+        return gap_summary(self.rows, self.metric, by=by, pool=self.user_pool, params=self.params)
+
+    def tolerance_axis(self) -> str | None:
+        """The error axis of the tolerance table: the first numeric error axis that varies."""
+        errs = [a for a in self.params.error_axes(self.axes) if _numeric(self.rows, a)]
+        return errs[0] if errs and self.metric is not None and not self.params.is_log(self.metric) else None
+
+    def tolerance_table(self) -> pd.DataFrame:
+        """The tolerance of every mode along :meth:`tolerance_axis`."""
+        return tolerance(self.rows, self.tolerance_axis(), TOLERANCE_DROP, self.metric,
+                         pool=self.user_pool, params=self.params)
+
+    # ------------------------------------------------------------------------- figures
+    def draw(self) -> tuple[list[tuple[FigurePlan, Figure]], list[str]]:
+        """Draw every planned figure in memory; one the data cannot support becomes a note."""
+        built, notes = [], list(self.notes)
+        for plan in self.figures:
+            try:
+                built.append((plan, plan.build()))
+            except AnalysisInputError as exc:
+                notes.append(f"skipped {plan.name}: {exc}")
+        return built, notes
 
 
-def plan_figures(store: LoadedStore, metric: str | None = None,
-                 pool: Sequence[str] = ()) -> tuple[list[FigurePlan], list[str]]:
-    """The figures this store supports and notes on the ones skipped (never raises for data).
-
-    ``metric`` replaces the experiment's headline metric; ``pool`` names axes to average
-    over (per seed) in every figure. Axes a figure cannot show (more than two panel axes, or
-    an axis with more than :data:`MAX_FACET_LEVELS` values) are pooled too, and every
-    pooled axis is named in the figure's title and caption. Which figures an experiment
-    gets is the table :data:`FIGURES`.
-    """
-    rows = store.rows
-    notes: list[str] = []
-    if not len(rows):
-        return [], ["no successful rows: nothing to plot"]
-    experiment = str(store.meta.get("experiment") or store.spec.get("experiment") or "")
-    user_pool = [a for a in dict.fromkeys(pool) if a in rows.columns and rows[a].nunique(dropna=False) > 1]
-    axes = [a for a in order_axes(store.varying_axes()) if a not in user_pool]
-    # tasks of different sizes (digits4 ... digits64): shown by their ports, a numeric axis
-    # put first, so figures order them by size and the tolerance is drawn against it
-    params = list(store.params)
-    try:
-        sized, sized_params, replaced = size_axis(rows, params)
-    except AnalysisInputError as exc:
-        sized, sized_params, replaced = rows, params, None
-        notes.append(f"tasks are not drawn by size: {exc}")
-    if replaced in axes:
-        rows, params = sized, sized_params
-        axes = [SIZE_COLUMN, *(a for a in axes if a != replaced)]
-    numeric = [a for a in axes if _numeric(rows, a)]
-    categorical = [a for a in axes if a not in numeric]
-    if experiment == "gradient":
-        numeric = [a for a in _GRADIENT_X if a in numeric] + [a for a in numeric if a not in _GRADIENT_X]
-    xs = numeric[:MAX_X_AXES]
-    if len(numeric) > MAX_X_AXES:
-        notes.append(f"only the first {MAX_X_AXES} varying numeric axes are used as x axes")
-    facetable = [a for a in axes if rows[a].nunique(dropna=False) <= MAX_FACET_LEVELS]
-    choice = _Choice(store, rows, params, experiment, axes, xs, categorical, facetable, user_pool,
-                     metric or default_metric(rows, params, experiment), notes)
-    plans: list[FigurePlan] = []
-    for planner in FIGURES.get(experiment, FIGURES["classify"]):
-        plans += planner(choice)
-    return plans, notes
-
-
-def _headline(c: _Choice) -> list[FigurePlan]:
+def _headline(c: Plan) -> list[FigurePlan]:
     """The headline metric against each varying axis (or per mode when nothing numeric varies)."""
     rows, metric, plans = c.rows, c.metric, []
     for x in c.xs:
@@ -159,31 +199,31 @@ def _headline(c: _Choice) -> list[FigurePlan]:
         facet = panels[0] if panels else None
         row = panels[1] if len(panels) > 1 else None
         stem = f"{metric}_vs_{x}" + (f"_by_{facet}" if facet else "") + (f"_{row}" if row else "")
-        if is_log_metric(metric):
+        if c.params.is_log(metric):
             build = _bind(figures.gradient_error, rows, x, facet=facet, row=row, metric=metric,
                           pool=[*c.user_pool, *pooled], params=c.params)
-            what = (f"{label(metric)} against {label(x)} per {'protocol' if c.experiment == 'gradient' else 'mode'}: "
+            what = (f"{c.label(metric)} against {c.label(x)} per {'protocol' if c.experiment == 'gradient' else 'mode'}: "
                     "geometric mean over seeds with 95 % log-scale t bands")
         else:
             build = _bind(figures.metric_vs_axis, rows, x, facet=facet, row=row, metric=metric,
                           pool=[*c.user_pool, *pooled], params=c.params)
-            what = f"{label(metric)} against {label(x)} per training mode; mean over seeds with 95 % t bands"
+            what = f"{c.label(metric)} against {c.label(x)} per training mode; mean over seeds with 95 % t bands"
         plans.append(FigurePlan(stem, f"{what}.{c.pooled_note(pooled)}", build))
     if not c.xs:
         facet = next((a for a in c.categorical if a in c.facetable), None)
         pooled = [*c.user_pool, *[a for a in c.axes if a != facet]]
         plans.append(FigurePlan(
             f"{metric}_by_mode" + (f"_by_{facet}" if facet else ""),
-            f"{label(metric)} per mode: mean over seeds with 95 % t interval, one dot per seed."
-            + _pooled_note(rows, pooled),
+            f"{c.label(metric)} per mode: mean over seeds with 95 % t interval, one dot per seed."
+            + c.pooled_note([a for a in pooled if a not in c.user_pool]),
             _bind(figures.metric_by_mode, rows, metric, facet=facet, pool=pooled, params=c.params)))
     return plans
 
 
-def _gap_heatmaps(c: _Choice) -> list[FigurePlan]:
+def _gap_heatmaps(c: Plan) -> list[FigurePlan]:
     """Paired gaps over two axes, one heatmap per value of a third."""
     rows, gap_metric, plans = c.rows, c.gap_metric, []
-    comparisons = default_comparisons(rows["mode"].dropna().unique())
+    comparisons = c.params.default_comparisons(rows["mode"].dropna().unique())
     if not comparisons or gap_metric is None:
         return plans
     # with only categorical axes varying (e.g. task) the heatmap is drawn over them
@@ -197,20 +237,20 @@ def _gap_heatmaps(c: _Choice) -> list[FigurePlan]:
     for mode, reference in comparisons:
         stem = (f"gap_{mode}_minus_{reference}_{hx}" + (f"_x_{hy}" if hy else "")
                 + (f"_by_{hf}" if hf else ""))
-        over = label(hx) + (f" × {label(hy)}" if hy else "") + (f", one panel per {label(hf)}" if hf else "")
+        over = c.label(hx) + (f" × {c.label(hy)}" if hy else "") + (f", one panel per {c.label(hf)}" if hf else "")
         plans.append(FigurePlan(
             stem,
-            f"Paired {label(gap_metric)} gap {mode} − {reference} (same device and seed), "
+            f"Paired {c.label(gap_metric)} gap {mode} − {reference} (same device and seed), "
             f"mean over seeds, over {over}.{c.pooled_note(pooled)}",
             _bind(figures.gap_heatmap, rows, hx, hy, metric=gap_metric, mode=mode,
                   reference=reference, facet=hf, pool=[*c.user_pool, *pooled], params=c.params)))
     return plans
 
 
-def _tolerance_figure(c: _Choice) -> list[FigurePlan]:
+def _tolerance_figure(c: Plan) -> list[FigurePlan]:
     """Tolerance along the first error axis, against a second axis."""
     rows, gap_metric = c.rows, c.gap_metric
-    err = next((a for a in c.xs if a in ERROR_AXES), None)
+    err = next((a for a in c.xs if c.params.is_error(a)), None)
     if err is None or gap_metric is None:
         return []
     (panels, pooled) = _split(c.facetable, c.axes, [err], 2)
@@ -219,22 +259,22 @@ def _tolerance_figure(c: _Choice) -> list[FigurePlan]:
         return []
     tx = numeric_panels[0]
     if not _numeric(rows, tx):  # its x axis is drawn to scale (a task is not a number)
-        c.notes.append(f"no tolerance figure: the tolerance varies with {label(tx)} only, not a number")
+        c.notes.append(f"no tolerance figure: the tolerance varies with {c.label(tx)} only, not a number")
         return []
     tf = numeric_panels[1] if len(numeric_panels) > 1 else None
     pool_t = [*c.user_pool, *pooled]
     return [FigurePlan(
         f"tolerance_{err}_vs_{tx}" + (f"_by_{tf}" if tf else ""),
-        f"{label(err)} at which {label(gap_metric)} falls {TOLERANCE_DROP:g} below its value "
-        f"at the error-free end, per training mode, against {label(tx)}; 95 % bootstrap "
+        f"{c.label(err)} at which {c.label(gap_metric)} falls {TOLERANCE_DROP:g} below its value "
+        f"at the error-free end, per training mode, against {c.label(tx)}; 95 % bootstrap "
         f"intervals over seeds (resampled jointly for all modes); △ not reached."
-        + _pooled_note(rows, pool_t),
+        + c.pooled_note(pooled),
         lambda: figures.tolerance_vs_axis(
-            tolerance(rows, err, TOLERANCE_DROP, gap_metric, by=_shown(tx, tf), pool=pool_t, params=c.params),
-            tx, facet=tf))]
+            tolerance(rows, err, TOLERANCE_DROP, gap_metric, by=shown(tx, tf), pool=pool_t, params=c.params),
+            tx, facet=tf, params=c.params))]
 
 
-def _training_gradient_error(c: _Choice) -> list[FigurePlan]:
+def _training_gradient_error(c: Plan) -> list[FigurePlan]:
     """Gradient error measured during training (in situ modes only)."""
     rows = c.rows
     x = c.xs[0] if c.xs else None
@@ -246,40 +286,40 @@ def _training_gradient_error(c: _Choice) -> list[FigurePlan]:
     row = panels[1] if len(panels) > 1 else None
     return [FigurePlan(
         f"training_grad_error_vs_{x}" + (f"_by_{facet}" if facet else "") + (f"_{row}" if row else ""),
-        f"Mean gradient error 1 − cos over the training steps against {label(x)}, per in situ "
+        f"Mean gradient error 1 − cos over the training steps against {c.label(x)}, per in situ "
         "mode: geometric mean over seeds with 95 % log-scale t bands; exact values named."
         + c.pooled_note(pooled),
         _bind(figures.gradient_error, measured, x, facet=facet, row=row, metric="grad_error_mean",
               pool=[*c.user_pool, *pooled], params=c.params))]
 
 
-def _learning_curves(c: _Choice) -> list[FigurePlan]:
+def _learning_curves(c: Plan) -> list[FigurePlan]:
     """Learning curves, grouped by the first numeric axis, else by a categorical one (a task)."""
     rows = c.rows
     if not (has_values(rows, "epoch") and has_values(rows, "curve_test_accuracy")):
         c.notes.append("no learning curves stored (columns epoch / curve_test_accuracy)")
         return []
     group = c.xs[0] if c.xs else next(iter(c.facetable), None)
-    (panels, pooled) = _split(c.facetable, c.axes, _shown(group), 1)
+    (panels, pooled) = _split(c.facetable, c.axes, shown(group), 1)
     row = panels[0] if panels else None
     stem = "learning_curves" + (f"_by_{group}" if group else "") + (f"_{row}" if row else "")
     return [FigurePlan(
         stem,
         "Test error (1 − accuracy) against epoch per training mode"
-        + (f", one panel per {label(group)}" if group else "")
-        + (f" and row per {label(row)}" if row else "")
+        + (f", one panel per {c.label(group)}" if group else "")
+        + (f" and row per {c.label(row)}" if row else "")
         + "; mean over seeds with 95 % t bands." + c.pooled_note(pooled),
         _bind(figures.learning_curves, rows, group, row=row, pool=[*c.user_pool, *pooled], params=c.params))]
 
 
-def _decision_boundaries(c: _Choice) -> list[FigurePlan]:
+def _decision_boundaries(c: Plan) -> list[FigurePlan]:
     """Decision boundaries for 2-D tasks, one seed, at one setting of the other axes."""
     rows = c.rows
     if not has_values(rows, "grid_prob"):
         return []
     grids = rows[rows["grid_prob"].map(has_items)]
     where = {}
-    first_error = next((a for a in c.axes if a in ERROR_AXES), None)
+    first_error = next((a for a in c.axes if c.params.is_error(a)), None)
     for a in [*c.axes, *c.user_pool]:
         if a == "task":
             continue
@@ -287,7 +327,7 @@ def _decision_boundaries(c: _Choice) -> list[FigurePlan]:
         if values:
             where[a] = values[-1] if a == first_error else values[0]
     seed = int(grids["seed"].min())
-    at = ", ".join(f"{label(k)} = {value_text(v)}" for k, v in where.items())
+    at = ", ".join(f"{c.label(k)} = {value_text(v)}" for k, v in where.items())
     return [FigurePlan(
         f"decision_boundaries_seed{seed}",
         f"Decision boundaries (P(class 1), black line at 0.5) and test points of one device, "
@@ -296,29 +336,16 @@ def _decision_boundaries(c: _Choice) -> list[FigurePlan]:
 
 
 # The figures of each experiment, in order; an experiment not listed gets classify's.
-FIGURES: dict[str, tuple[Callable[[_Choice], list[FigurePlan]], ...]] = {
+FIGURES: dict[str, tuple[Callable[[Plan], list[FigurePlan]], ...]] = {
     "classify": (_headline, _gap_heatmaps, _tolerance_figure, _training_gradient_error,
                  _learning_curves, _decision_boundaries),
     "gradient": (_headline,),
 }
 
 
-def _shown(*names):
+def shown(*names):
     return [n for n in dict.fromkeys(names) if n is not None]
 
 
 def _bind(func, *args, **kwargs) -> Callable[[], Figure]:
     return lambda: func(*args, **kwargs)
-
-
-def build_figures(store: LoadedStore, metric: str | None = None,
-                  pool: Sequence[str] = ()) -> tuple[list[tuple[FigurePlan, Figure]], list[str]]:
-    """Draw every planned figure in memory; a figure the data cannot support becomes a note."""
-    plans, notes = plan_figures(store, metric=metric, pool=pool)
-    built = []
-    for plan in plans:
-        try:
-            built.append((plan, plan.build()))
-        except AnalysisInputError as exc:
-            notes.append(f"skipped {plan.name}: {exc}")
-    return built, notes

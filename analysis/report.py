@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.labels import error_axes, label, mode_rank, spec_seeds
-from analysis.exceptions import AnalysisInputError
-from analysis.figures import figure_png
-from analysis.grouping import pooled_text, value_text
-from analysis.load import LoadedStore
-from analysis.plan import TOLERANCE_DROP, FigurePlan
-from analysis.scaling import size_axis
-from analysis.summary import default_metric, gap_summary, is_log_metric, summarize
-from analysis.tolerance import tolerance, tolerance_axes, tolerance_header, tolerance_text
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.figures import figure_png
+from insitu.analysis.grouping import value_text
+from insitu.analysis.load import LoadedStore
+from insitu.analysis.plan import FigurePlan, Plan
+from insitu.analysis.tolerance import tolerance_axes, tolerance_header, tolerance_text
+from insitu.analysis.vocabulary import spec_seeds
+from insitu.sweeps.store.metadata import spec_toml
 
 __all__ = ["render_report"]
 
@@ -67,6 +65,7 @@ def _figure_html(plan: FigurePlan, fig: Figure) -> str:
 def _overview(store: LoadedStore) -> pd.DataFrame:
     spec, meta = store.spec, store.meta
     axes = store.varying_axes()
+    label = store.params.label
     items = [
         ("store", str(store.path)),
         ("experiment", f"{meta.get('experiment', '')} (version {meta.get('experiment_version', '')})"),
@@ -114,7 +113,7 @@ def _stat_text(row, log: bool, signed: bool = False) -> str:
     return f"{row['mean']:{sign}.3f}" + (f" ± {half:.3f}" if half == half else " (one seed)")
 
 
-def _wide(table: pd.DataFrame, by: list[str], column: str, cell) -> pd.DataFrame:
+def _wide(table: pd.DataFrame, by: list[str], column: str, cell, label) -> pd.DataFrame:
     """Grid points in rows, one column per value of ``column`` (modes, comparisons)."""
     values = list(dict.fromkeys(table[column]))
     rows = table[by].drop_duplicates() if by else pd.DataFrame(index=[0])
@@ -155,7 +154,7 @@ def _setup_line(store: LoadedStore) -> str:
              f"batch {value('batch_size')}" if value("batch_size") else None]
     if any(train):
         parts.append(" ".join(t for t in train if t))
-    modes = sorted(rows["mode"].dropna().unique(), key=mode_rank) if "mode" in rows else []
+    modes = store.params.mode_order(rows["mode"].dropna().unique()) if "mode" in rows else []
     if modes:
         parts.append("modes " + ", ".join(modes))
     parts.append(f"{len(spec_seeds(store.spec))} seeds")
@@ -164,45 +163,20 @@ def _setup_line(store: LoadedStore) -> str:
 
 def _spec_toml(store: LoadedStore) -> str:
     path = store.path / "spec.toml"
-    if path.is_file():
-        return path.read_text(encoding="utf-8")
-    spec = store.spec
-
-    def toml(v):
-        return json.dumps(v) if not isinstance(v, bool) else ("true" if v else "false")
-
-    lines = [f"{k} = {toml(spec[k])}" for k in ("name", "experiment", "seeds") if k in spec]
-    for table in ("fixed", "grid", "ray"):
-        if spec.get(table):
-            lines += ["", f"[{table}]"] + [f"{k} = {toml(v)}" for k, v in spec[table].items()]
-    return "\n".join(lines) + "\n"
+    return path.read_text(encoding="utf-8") if path.is_file() else spec_toml(store.spec)
 
 
-def _tolerance_table(rows: pd.DataFrame, params: list[str], axis: str, metric: str, pool) -> tuple[str, pd.DataFrame]:
-    table = tolerance(rows, axis, TOLERANCE_DROP, metric, pool=pool, params=params)
-    by = tolerance_axes(table)
-
-    def cell(r):
-        tol, ci = tolerance_text(r)
-        return tol if not r["reached"] and ci.startswith("(>") else f"{tol} {ci}"
-
-    return tolerance_header(table), _wide(table, by, "mode", cell)
-
-
-def render_report(
-    store: LoadedStore,
-    built: Sequence[tuple[FigurePlan, Figure]],
-    notes: Sequence[str] = (),
-    metric: str | None = None,
-    pool: Sequence[str] = (),
-    where: str | None = None,
-) -> str:
-    """The report page as one HTML string (figures drawn by :func:`analysis.plan.build_figures`).
+def render_report(plan: Plan, built: Sequence[tuple[FigurePlan, Figure]],
+                  notes: Sequence[str] = ()) -> str:
+    """The report page of a :class:`~insitu.analysis.plan.Plan` as one HTML string (its
+    figures drawn by :meth:`~insitu.analysis.plan.Plan.draw`).
 
     The answer comes first: the headline figure, the paired-gap table, the tolerances, a
     one-line setup; then the other figures, the per-mode summary, bookkeeping and the spec.
     """
+    store, where = plan.store, plan.where
     spec = store.spec
+    label = plan.label
     title = f"{spec.get('name') or store.path.name}: {store.meta.get('experiment', '')}"
     parts = [
         "<!DOCTYPE html>",
@@ -213,11 +187,7 @@ def render_report(
         f"{datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
         + (f"; rows where <code>{html.escape(where)}</code>" if where else "") + "</p>",
     ]
-    rows, params = store.rows, list(store.params)
-    try:  # tasks of one family of sizes: tabled by their ports, in size order, as the figures are
-        rows, params, _ = size_axis(rows, params)
-    except AnalysisInputError:
-        pass  # some rows lack the size: tabled by task (the figures' notes say why)
+    rows, metric = plan.rows, plan.metric
     built = list(built)
     if built:
         parts.append(_figure_html(*built[0]))
@@ -225,12 +195,10 @@ def render_report(
         parts.append('<p class="muted">No figure could be drawn from this store.</p>')
 
     if len(rows):
-        metric = metric or default_metric(rows, params, store.meta.get("experiment"))
-        log = is_log_metric(metric)
-        user_pool = [p for p in pool if p in rows.columns]
-        gaps = gap_summary(rows, metric, pool=user_pool, params=params)
+        log = plan.params.is_log(metric)
+        gaps = plan.gap_table()
         by = gaps.attrs.get("by", [])
-        pooled_line = pooled_text(rows, gaps.attrs.get("pooled", []))
+        pooled_line = plan.pooled_line(gaps.attrs.get("pooled", []))
         if len(gaps):
             parts.append(f"<h2>Paired gaps: {html.escape(label(metric))}</h2>")
             parts.append('<p class="muted">Per trial (same grid point, seed and sampled device), '
@@ -246,34 +214,33 @@ def render_report(
 
             gaps = gaps.assign(comparison=gaps["comparison"].str.replace(" - ", " − ")
                                + f": {label(metric)} gap")
-            parts.append(_table(_wide(gaps, by, "comparison", gap_cell)))
-        errs = [a for a in error_axes(store.varying_axes()) if a not in user_pool
-                and pd.api.types.is_numeric_dtype(rows[a])]
-        if errs and not log:
+            parts.append(_table(_wide(gaps, by, "comparison", gap_cell, label)))
+        if plan.tolerance_axis() is not None:
             try:
-                header, table = _tolerance_table(rows, params, errs[0], metric, user_pool)
+                table = plan.tolerance_table()
             except AnalysisInputError as exc:
                 parts.append(f'<h2>Tolerances</h2><p class="muted">{html.escape(str(exc))}</p>')
             else:
+                def tolerance_cell(r):
+                    tol, ci = tolerance_text(r)
+                    return tol if not r["reached"] and ci.startswith("(>") else f"{tol} {ci}"
+
                 parts.append("<h2>Tolerances</h2>")
-                parts.append(f'<p class="muted">{html.escape(header)}.</p>')
-                parts.append(_table(table))
-        parts.append(f"<p><b>Setup:</b> {html.escape(_setup_line(store))}.</p>")
-    else:
-        parts.append(f"<p><b>Setup:</b> {html.escape(_setup_line(store))}.</p>")
+                parts.append(f'<p class="muted">{html.escape(tolerance_header(table))}.</p>')
+                parts.append(_table(_wide(table, tolerance_axes(table), "mode", tolerance_cell, label)))
+    parts.append(f"<p><b>Setup:</b> {html.escape(_setup_line(store))}.</p>")
 
     if len(built) > 1:
         parts.append("<h2>Figures</h2>")
-        for plan, fig in built[1:]:
-            parts.append(_figure_html(plan, fig))
+        for figure_plan, fig in built[1:]:
+            parts.append(_figure_html(figure_plan, fig))
     if notes:
         parts.append("<ul>" + "".join(f'<li class="muted">{html.escape(n)}</li>' for n in notes) + "</ul>")
 
     if len(rows):
-        table = summarize(rows, metrics=[metric], pool=[p for p in pool if p in rows.columns],
-                          drop=True, params=params)
+        table = plan.summary_table()
         by = table.attrs["by"]
-        pooled_line = pooled_text(rows, table.attrs["pooled"])
+        pooled_line = plan.pooled_line(table.attrs["pooled"])
         parts.append(f"<h2>Summary: {html.escape(label(metric))}</h2>")
         parts.append('<p class="muted">'
                      + ("Per grid point and mode: geometric mean over seeds and the 95 % t interval "
@@ -285,11 +252,11 @@ def render_report(
                         "seed index." if "drop" in table.columns else "")
                      + (f" {html.escape(pooled_line)}, averaged per seed." if pooled_line else "")
                      + "</p>")
-        wide = _wide(table, by, "mode", lambda r: _stat_text(r, log))
+        wide = _wide(table, by, "mode", lambda r: _stat_text(r, log), label)
         if "drop" in table.columns:
             drops = table.assign(mean=table["drop"], ci_half_width=(table["drop_ci_high"] - table["drop_ci_low"]) / 2)
             drops = drops.assign(mode="drop " + drops["mode"].astype(str))
-            extra = _wide(drops, by, "mode", lambda r: _stat_text(r, False, signed=True))
+            extra = _wide(drops, by, "mode", lambda r: _stat_text(r, False, signed=True), label)
             wide = pd.concat([wide, extra.drop(columns=[label(b) for b in by])], axis=1)
         parts.append(_table(wide))
 

@@ -29,10 +29,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.exceptions import AnalysisInputError
-from analysis.labels import error_order
-from analysis.summary import gap_summary
-from analysis.tolerance import tolerance, tolerance_axes
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.summary import gap_summary
+from insitu.analysis.tolerance import tolerance, tolerance_axes
+from insitu.analysis.vocabulary import vocabulary
 
 __all__ = ["EXPONENT_COLUMNS", "SIZE_COLUMN", "advantage_onset", "fit_exponents", "size_axis",
            "tolerance_vs_size"]
@@ -55,9 +55,10 @@ def size_axis(rows: pd.DataFrame, params: Sequence[str],
     disagree on it only in part (some rows of a task without a size: stored before the
     column existed), naming the value.
     """
+    vocab = params
     params = list(params)
     if size in params or size not in rows.columns or not len(rows):
-        return rows, params, None
+        return rows, vocab, None
     values = pd.to_numeric(rows[size], errors="coerce")
     for name in params:
         if name not in rows.columns or rows[name].nunique(dropna=False) < 2:
@@ -76,8 +77,8 @@ def size_axis(rows: pd.DataFrame, params: Sequence[str],
             continue
         out = rows.copy()
         out[size] = values.astype("int64")
-        return out, [size if p == name else p for p in params], name
-    return rows, params, None
+        return out, vocabulary(vocab).replaced(name, size), name
+    return rows, vocab, None
 
 
 def _require_size(rows: pd.DataFrame, params: Sequence[str], size: str) -> tuple[pd.DataFrame, list[str]]:
@@ -199,7 +200,7 @@ def advantage_onset(rows: pd.DataFrame, axis: str = "bs_error", mode: str = "ins
     records = []
     for key, part in gaps.groupby([*groups, "comparison"], sort=True, dropna=False):
         key = key if isinstance(key, tuple) else (key,)
-        order = error_order(axis, part[axis].unique())
+        order = vocabulary(sized_params).error_order(axis, part[axis].unique())
         part = part.set_index(axis).loc[order]
         above = part[part["ci_low"] > 0]
         first = above.iloc[0] if len(above) else None

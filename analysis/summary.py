@@ -32,13 +32,12 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.labels import error_axes, error_free_value, mode_rank
-from analysis.exceptions import AnalysisInputError
-from analysis.grouping import check_replicates, per_seed, resolve_grouping
-from analysis.load import IDENTITY_COLUMNS
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.grouping import check_replicates, per_seed, require_columns, resolve_grouping
+from insitu.analysis.load import IDENTITY_COLUMNS
+from insitu.analysis.vocabulary import vocabulary
 
 __all__ = [
-    "DEFAULT_METRICS",
     "EXACT_BELOW",
     "is_log_metric",
     "log_interval",
@@ -55,8 +54,6 @@ __all__ = [
     "write_table",
 ]
 
-# The metric a study of each experiment is about, used when a caller names none.
-DEFAULT_METRICS = {"classify": "test_accuracy", "gradient": "grad_error_mean"}
 STAT_COLUMNS = ["n", "mean", "sd", "ci_low", "ci_high", "ci_half_width"]
 LOG_COLUMNS = ["scale", "n_exact"]
 DROP_COLUMNS = ["drop", "drop_ci_low", "drop_ci_high"]
@@ -64,9 +61,9 @@ DROP_COLUMNS = ["drop", "drop_ci_low", "drop_ci_high"]
 EXACT_BELOW = 1e-12
 
 
-def is_log_metric(name: str) -> bool:
-    """True for the gradient errors ``1 − cos`` (``grad_error_*``), summarised on a log scale."""
-    return str(name).startswith("grad_error")
+def is_log_metric(name: str, params: Iterable[str] = ()) -> bool:
+    """True for metrics the store declares on a log scale (the gradient errors ``1 − cos``)."""
+    return vocabulary(params).is_log(name)
 
 
 def t_quantile(n: int, confidence: float = 0.95) -> float:
@@ -110,18 +107,15 @@ def log_interval(values: Iterable[float], confidence: float = 0.95) -> dict[str,
             "ci_half_width": stats_["ci_half_width"]}
 
 
-# Result columns that describe the trial rather than measure it: the chip's ports, set by
-# its task (docs/store.md, "classify metrics"), stand for an axis, never for a metric.
-DESCRIPTIVE_COLUMNS: tuple[str, ...] = ("n_ports",)
-
-
 def metric_columns(frame: pd.DataFrame, params: Iterable[str]) -> list[str]:
-    """Scalar numeric columns that are neither identity columns, descriptive columns
-    (:data:`DESCRIPTIVE_COLUMNS`) nor the declared ``params``."""
-    skip = set(IDENTITY_COLUMNS) | set(DESCRIPTIVE_COLUMNS) | set(params)
+    """Scalar numeric columns that are neither identity columns, the declared ``params``,
+    nor columns the store declares descriptive (the chip's ports, set by its task, stand
+    for an axis, never for a metric)."""
+    vocab = vocabulary(params)
+    skip = set(IDENTITY_COLUMNS) | set(vocab)
     out = []
     for name in frame.columns:
-        if name in skip:
+        if name in skip or vocab.is_descriptive(name):
             continue
         if pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name]):
             out.append(name)
@@ -131,27 +125,22 @@ def metric_columns(frame: pd.DataFrame, params: Iterable[str]) -> list[str]:
 def default_metric(frame: pd.DataFrame, params: Iterable[str], experiment: str | None = None) -> str:
     """The headline metric of the rows, chosen here for every table, figure and report.
 
-    The experiment's entry of :data:`DEFAULT_METRICS` when its column is present
-    (``experiment`` defaults to the rows' ``experiment`` column), else the first entry of
-    that table present, else the first metric column (:func:`metric_columns`).
+    The store's headline metric (``params``: its vocabulary) when its column is present,
+    else the experiment's in the fallback table (``experiment`` defaults to the rows'
+    ``experiment`` column), else the first metric column (:func:`metric_columns`).
     """
+    from insitu.analysis.vocabulary import FALLBACK_HEADLINE
+
     if experiment is None and "experiment" in frame.columns and len(frame):
         experiment = str(frame["experiment"].iloc[0])
-    preferred = DEFAULT_METRICS.get(experiment or "")
-    for name in (preferred, *DEFAULT_METRICS.values()):
+    for name in (vocabulary(params).headline, FALLBACK_HEADLINE.get(experiment or ""),
+                 *FALLBACK_HEADLINE.values()):
         if name and name in frame.columns:
             return name
     metrics = metric_columns(frame, params)
     if not metrics:
         raise AnalysisInputError("the rows hold no numeric metric column to summarise")
     return metrics[0]
-
-
-def _check_columns(frame: pd.DataFrame, names: Sequence[str], what: str) -> None:
-    for name in names:
-        if name not in frame.columns:
-            shown = ", ".join(str(c) for c in frame.columns[:40])
-            raise AnalysisInputError(f"unknown {what} {name!r}; the rows have: {shown}")
 
 
 def seed_statistics(
@@ -209,42 +198,43 @@ def summarize(
     ``drop = metric[error-free] − metric``,
     positive when the cell lost. The columns are ``drop, drop_ci_low, drop_ci_high``.
     """
-    by, pooled = resolve_grouping(frame, params, by, pool, what="summary")
-    _check_columns(frame, by, "axis")
-    metrics = list(metrics) if metrics is not None else metric_columns(frame, [*params, *by])
-    _check_columns(frame, metrics, "metric")
+    vocab = vocabulary(params)
+    by, pooled = resolve_grouping(frame, vocab, by, pool, what="summary")
+    require_columns(frame, by, "axis")
+    metrics = list(metrics) if metrics is not None else metric_columns(frame, vocab)
+    require_columns(frame, metrics, "metric")
     keys = [*by, "mode"]
     check_replicates(frame, keys, pooled)
-    errs = error_axes(by)
+    errs = vocab.error_axes(by)
     tables = []
     for metric in metrics:
         seeds = per_seed(frame, keys, [metric])
         seeds = seeds[np.isfinite(seeds[metric])] if len(seeds) else seeds
-        table = seed_statistics(seeds, keys, metric, confidence)
+        table = seed_statistics(seeds, keys, metric, confidence, log=vocab.is_log(metric))
         table.insert(len(keys), "metric", metric)
-        if drop and errs and not is_log_metric(metric):
-            table = table.merge(_drops(seeds, by, errs, metric, confidence), on=keys, how="left")
+        if drop and errs and not vocab.is_log(metric):
+            table = table.merge(_drops(seeds, by, errs, metric, confidence, vocab), on=keys, how="left")
         tables.append(table)
     columns = [*keys, "metric", *STAT_COLUMNS]
-    if any(is_log_metric(m) for m in metrics):
+    if any(vocab.is_log(m) for m in metrics):
         columns += LOG_COLUMNS
-    if drop and errs and any(not is_log_metric(m) for m in metrics):
+    if drop and errs and any(not vocab.is_log(m) for m in metrics):
         columns += DROP_COLUMNS
     table = pd.concat([t.reindex(columns=columns) for t in tables], ignore_index=True) if tables \
         else pd.DataFrame(columns=columns)
-    table = _sort_modes(table, [*by, "metric"] if len(metrics) > 1 else by, "mode")
+    table = _sort_modes(table, [*by, "metric"] if len(metrics) > 1 else by, "mode", vocab)
     table.attrs["pooled"] = list(pooled)
     table.attrs["by"] = list(by)
     return table
 
 
 def _drops(seeds: pd.DataFrame, by: list[str], errs: list[str], metric: str,
-           confidence: float) -> pd.DataFrame:
+           confidence: float, vocab) -> pd.DataFrame:
     """Per group: mean drop against the error-free cell and its t interval over seeds."""
     keys = [*by, "mode"]
     ref = seeds
     for axis in errs:
-        ref = ref[ref[axis] == error_free_value(axis, seeds[axis].unique())]
+        ref = ref[ref[axis] == vocab.error_free_value(axis, seeds[axis].unique())]
     on = [k for k in keys if k not in errs] + ["seed"]
     paired = seeds.merge(ref[[*on, metric]], on=on, suffixes=("", "_ref"))
     paired["drop"] = paired[f"{metric}_ref"] - paired[metric]
@@ -253,29 +243,21 @@ def _drops(seeds: pd.DataFrame, by: list[str], errs: list[str], metric: str,
         columns={"mean": "drop", "ci_low": "drop_ci_low", "ci_high": "drop_ci_high"})
 
 
-def _sort_modes(table: pd.DataFrame, by: list[str], mode_col: str) -> pd.DataFrame:
-    """Keep the group order, with modes in the canonical order within each group."""
+def _sort_modes(table: pd.DataFrame, by: list[str], mode_col: str, vocab) -> pd.DataFrame:
+    """Keep the group order, with modes in the store's order within each group."""
     if not len(table):
         return table
-    rank = table[mode_col].map(lambda m: mode_rank(m)[0])
+    rank = table[mode_col].map(lambda m: vocab.mode_rank(m)[0])
     order = table.assign(_g=table.groupby(by, sort=False, dropna=False).ngroup() if by else 0,
                          _r=rank, _m=table[mode_col].astype(str))
     order = order.sort_values(["_g", "_r", "_m"], kind="stable")
     return table.loc[order.index].reset_index(drop=True)
 
 
-def default_comparisons(modes: Iterable[str]) -> list[tuple[str, str]]:
-    """Which paired gaps make sense for the modes present: (mode, reference) pairs.
-
-    The modes come from the store: with ``digital`` present every other mode is compared
-    with it (classify); otherwise, with ``three_pass`` present, every other protocol with it
-    (gradient). Modes are taken in the canonical order of :func:`analysis.labels.mode_rank`.
-    """
-    present = sorted({str(m) for m in modes}, key=mode_rank)
-    for reference in ("digital", "three_pass"):
-        if reference in present:
-            return [(m, reference) for m in present if m != reference]
-    return []
+def default_comparisons(modes: Iterable[str], params: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """Which paired gaps make sense for the modes present: (mode, reference) pairs
+    (:meth:`insitu.analysis.vocabulary.Vocabulary.default_comparisons`)."""
+    return vocabulary(params).default_comparisons(modes)
 
 
 def paired_differences(
@@ -293,7 +275,7 @@ def paired_differences(
     gap (a grouping is chosen by :func:`gap_summary`).
     """
     by = list(by)
-    _check_columns(frame, [*by, metric, "key", "mode"], "column")
+    require_columns(frame, [*by, metric, "key", "mode"], "column")
     cols = list(dict.fromkeys(["key", "seed", *by]))
     cols = [c for c in cols if c in frame.columns]
     left = frame.loc[frame["mode"] == mode, [*cols, metric]]
@@ -325,7 +307,8 @@ def gap_summary(
     """
     by, pooled = resolve_grouping(frame, params, by, pool, what="the paired-gap table")
     if comparisons is None:
-        comparisons = default_comparisons(frame["mode"].dropna().unique() if "mode" in frame else [])
+        comparisons = default_comparisons(frame["mode"].dropna().unique() if "mode" in frame else [],
+                                          params)
     check_replicates(frame, [*by, "mode"], pooled)
     tables = []
     for mode, reference in comparisons:

@@ -2,7 +2,7 @@
 
 docs/design.md, section 7. For a mode and one combination of the other varying axes, let ``m(x)`` be
 the mean over seeds of the metric at value ``x`` of the error axis, and ``x_0`` the axis's
-error-free end (its smallest value; see :func:`analysis.labels.error_order` for DAC bits),
+error-free end (its smallest value; see :meth:`insitu.analysis.vocabulary.Vocabulary.error_order` for DAC bits),
 grid values taken in that order. The tolerance is the first ``x`` at which
 
     m(x) <= m(x_0) − drop            (absolute drop, in the metric's units), or
@@ -28,17 +28,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.labels import LARGER_IS_BETTER, error_order, label, mode_rank
-from analysis.exceptions import AnalysisInputError
-from analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
-from analysis.summary import default_metric
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
+from insitu.analysis.summary import default_metric
+from insitu.analysis.vocabulary import vocabulary
 
 __all__ = ["TOLERANCE_COLUMNS", "crossing", "tolerance", "tolerance_axes", "tolerance_header", "tolerance_text"]
 
 DRAWS_COLUMN = "draws"  # keep_draws: each row's bootstrap tolerances
 TOLERANCE_COLUMNS = [
     "mode", "metric", "axis", "drop", "relative", "baseline", "threshold", "tolerance",
-    "reached", "ci_low", "ci_high", "error_free", "largest", "n_seeds", "n_resamples",
+    "reached", "ci_low", "ci_high", "error_free", "largest", "descending", "n_seeds",
+    "n_resamples",
 ]
 
 
@@ -135,10 +136,11 @@ def tolerance(
         raise AnalysisInputError(f"drop must be positive{' and below 1 when relative' if relative else ''}, got {drop}")
     if n_resamples < 1:
         raise AnalysisInputError(f"n_resamples must be positive, got {n_resamples}")
-    metric = metric or default_metric(frame, params)
+    vocab = vocabulary(params)
+    metric = metric or default_metric(frame, vocab)
     if metric not in frame.columns:
         raise AnalysisInputError(f"unknown metric {metric!r} for the tolerance")
-    by, pooled = resolve_grouping(frame, params, by, pool, exclude=[axis], what="the tolerance table")
+    by, pooled = resolve_grouping(frame, vocab, by, pool, exclude=[axis], what="the tolerance table")
     keys = [*by, axis, "mode"]
     check_replicates(frame, keys, pooled)
     seeds_table = per_seed(frame, keys, [metric])
@@ -148,8 +150,8 @@ def tolerance(
     groups = seeds_table.groupby(by, sort=True, dropna=False) if by else [((), seeds_table)]
     for group, part in groups:
         group = group if isinstance(group, tuple) else (group,)
-        xs = np.array(error_order(axis, part[axis].unique()), dtype=float)
-        modes = sorted(part["mode"].dropna().unique(), key=mode_rank)
+        xs = np.array(vocab.error_order(axis, part[axis].unique()), dtype=float)
+        modes = vocab.mode_order(part["mode"].dropna().unique())
         seeds = np.array(sorted(part["seed"].unique())) if "seed" in part else np.array([0])
         cube = np.full((len(modes), len(xs), len(seeds)), np.nan)
         m_index = {m: i for i, m in enumerate(modes)}
@@ -178,6 +180,7 @@ def tolerance(
                 "tolerance": float(point[i]) if reached else math.nan, "reached": reached,
                 "ci_low": _quantile(boot_tol[i], alpha), "ci_high": _quantile(boot_tol[i], 1 - alpha),
                 "error_free": float(xs[0]), "largest": float(xs[-1]),
+                "descending": vocab.larger_is_better(axis),
                 "n_seeds": int(np.isfinite(cube[i]).any(axis=0).sum()), "n_resamples": int(n_resamples),
                 **({DRAWS_COLUMN: boot_tol[i]} if keep_draws else {}),
             })
@@ -185,8 +188,9 @@ def tolerance(
     table = pd.DataFrame.from_records(records, columns=columns)
     table.attrs["pooled"] = list(pooled)
     table.attrs["by"] = list(by)
-    table.attrs["pooled_text"] = pooled_text(frame, pooled)
+    table.attrs["pooled_text"] = pooled_text(frame, pooled, vocab)
     table.attrs["confidence"] = confidence
+    table.attrs["labels"] = {axis: vocab.label(axis), metric: vocab.label(metric)}
     return table
 
 
@@ -205,7 +209,7 @@ class _quiet:
 
 
 def _beyond(row) -> str:
-    sign = "<" if row["axis"] in LARGER_IS_BETTER else ">"
+    sign = "<" if row.get("descending", False) else ">"
     return f"{sign} {value_text(row['largest'])}"
 
 
@@ -234,6 +238,8 @@ def tolerance_header(table: pd.DataFrame) -> str:
     conf = table.attrs.get("confidence", 0.95)
     seeds = table["n_seeds"]
     n = f"{seeds.min()}" if seeds.min() == seeds.max() else f"{seeds.min()}-{seeds.max()}"
+    labels = table.attrs.get("labels") or {}
+    label = lambda name: labels.get(name, name)  # noqa: E731
     text = (f"tolerance of {label(r['metric'])} ({r['metric']}) along {label(r['axis'])}: the value where "
             f"the mean over seeds falls {how} below its value at {r['axis']} = "
             f"{value_text(r['error_free'])} (linear interpolation); {conf * 100:g} % bootstrap interval "

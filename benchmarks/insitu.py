@@ -39,13 +39,13 @@ from mesh import (  # noqa: E402
     print_table,
 )
 
-from photonics import ErrorModel  # noqa: E402
-from photonics.datasets import Task, load_task  # noqa: E402
-from photonics.insitu import measure_gradient  # noqa: E402
-from photonics.network import build_network, exact_gradient, sample_devices  # noqa: E402
-from photonics.optim import make_optimizer  # noqa: E402
-from photonics.protocols import LAUNCHES  # noqa: E402
-from photonics.training import default_network, train_ensemble  # noqa: E402
+from insitu.photonics import ErrorModel  # noqa: E402
+from insitu.photonics.datasets import Task, load_task  # noqa: E402
+from insitu.photonics.insitu import measure_gradient  # noqa: E402
+from insitu.photonics.network import build_network, exact_gradient, sample_devices  # noqa: E402
+from insitu.photonics.optim import make_optimizer  # noqa: E402
+from insitu.photonics.protocols import LAUNCHES  # noqa: E402
+from insitu.photonics.training import default_network, train_ensemble  # noqa: E402
 
 SEED = 7
 NOISY = ErrorModel(bs_error=0.02, loss_imbalance_db=0.02, tap_noise=0.01, io_amp_error=0.01, io_phase_error=0.01)

@@ -69,7 +69,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere, installed or not
     sys.path.insert(0, str(ROOT))
 
-from photonics import ErrorModel, ideal_gradient, init_phases, propagate, rectangular, transfer_matrix  # noqa: E402
+from insitu.photonics import ErrorModel, ideal_gradient, init_phases, propagate, rectangular, transfer_matrix  # noqa: E402
 
 SEED = 20240611
 # Small static errors: splitting error per coupler, insertion loss and arm imbalance.

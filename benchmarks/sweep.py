@@ -27,16 +27,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from sweeps.cli import main as insitu
-from sweeps.registry import get_experiment
-from sweeps.backends import make_backend
-from sweeps.chunker import Chunker
-from sweeps.runner import run_chunk
-from sweeps.spec import parse_spec
-from sweeps.schema import MANIFEST_NAME as MANIFEST
-from sweeps.parts import PartWriter
-from sweeps.store import Store, new_launch_id
-from sweeps.trials import enumerate_trials
+# The selftest experiment is the tests' (tests/selftest_experiment.py), not the product's:
+# the repository root goes on the path (and into the environment, for Ray's workers).
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ["INSITU_EXPERIMENT_MODULES"] = "tests.selftest_experiment"
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+
+import tests.selftest_experiment  # noqa: E402,F401 (registers selftest)
+from insitu.cli import main as insitu  # noqa: E402
+from insitu.sweeps.engine.registry import get_experiment  # noqa: E402
+from insitu.sweeps.engine.backends import make_backend
+from insitu.sweeps.engine.chunker import Chunker
+from insitu.sweeps.engine.runner import run_chunk
+from insitu.sweeps.engine.spec import parse_spec
+from insitu.sweeps.store.paths import MANIFEST_NAME as MANIFEST
+from insitu.sweeps.store.parts import PartWriter
+from insitu.sweeps.store import Store, new_launch_id
+from insitu.sweeps.store.metadata import new_meta
+from insitu.sweeps.engine.trials import enumerate_trials
 
 SELFTEST = get_experiment("selftest")
 
@@ -51,8 +60,8 @@ def timed_sweep(spec, backend_name: str, workers: int) -> tuple[float, float]:
     """(seconds to run and store every trial, seconds to start the backend)."""
     trials = enumerate_trials(spec, SELFTEST)
     with tempfile.TemporaryDirectory() as directory:
-        store = Store.create(directory, spec, SELFTEST)
-        writer = PartWriter(store, new_launch_id(), SELFTEST)
+        store = Store.create(directory, spec.to_json(), new_meta(SELFTEST.description()))
+        writer = PartWriter(store, new_launch_id(), store.metadata()["params"])
         backend = make_backend(backend_name, SELFTEST, workers=workers)
         start = time.perf_counter()
         backend.start()
@@ -72,8 +81,8 @@ def build_store(path: Path, trials: int, parts: int) -> Path:
     spec = selftest_spec(trials, 0.0, busy=False)
     spec_path = path / "spec.toml"
     spec_path.write_text(spec.to_toml())
-    store = Store.create(path / "store", spec, SELFTEST)
-    writer = PartWriter(store, new_launch_id(), SELFTEST)
+    store = Store.create(path / "store", spec.to_json(), new_meta(SELFTEST.description()))
+    writer = PartWriter(store, new_launch_id(), store.metadata()["params"])
     everything = enumerate_trials(spec, SELFTEST)
     size = -(-trials // parts)
     cache: dict = {}

@@ -17,14 +17,22 @@ programs onto the chip for evaluation (:mod:`photonics.training` runs them). The
   chip's measured activations (:mod:`photonics.pat`; Wright et al., Nature 601, 549 (2022));
 * ``spsa``: forward-only zeroth-order training on the chip (:mod:`photonics.spsa`).
 
-A new mode is one gradient function (and, if it programs something else than the trained
-phases, one program function) plus one registry line.
+A new mode is its gradient function (and, if it programs something else than the trained
+phases, a program function), its registry line (:func:`register_mode`) and, if it has
+settings of its own, their declaration: a frozen dataclass of
+:func:`insitu.photonics.settings.setting` fields named as the mode's ``settings``
+(:class:`insitu.photonics.spsa.SpsaSettings` is one). Its settings are then accepted by
+:func:`insitu.photonics.training.train` and become parameters of the ``classify`` sweep
+experiment, documented, range-checked and refused where no chosen mode uses them.
+Settings several modes share (the launch scheme, the calibration) are
+:class:`insitu.photonics.training.TrainConfig` fields, listed in each mode's ``uses``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+import sys
+from dataclasses import dataclass, fields
+from typing import Any, Callable
 
 import numpy as np
 
@@ -33,12 +41,9 @@ from .errors import DeviceErrors, DeviceNoise, FrozenNoise
 from .insitu import measure_gradient
 from .network import PhotonicNetwork, exact_gradient
 from .pat import pat_gradient
-from .spsa import spsa_gradient
+from .spsa import SpsaSettings, spsa_gradient
 
-if TYPE_CHECKING:  # training imports this module
-    from .training import TrainConfig
-
-__all__ = ["MODES", "Mode", "Run", "measured"]
+__all__ = ["MODES", "Mode", "Run", "measured", "mode_settings", "register_mode", "unregister_mode"]
 
 
 @dataclass
@@ -50,7 +55,8 @@ class Run:
     twin: list[DeviceErrors] | None  # None: the ideal model (no calibration)
     noise: DeviceNoise | FrozenNoise  # measurement noise (tap, I/O) of training steps
     signs: DeviceNoise  # SPSA perturbation signs
-    config: TrainConfig
+    config: Any  # the run's TrainConfig (insitu.photonics.training imports this module)
+    settings: Any = None  # the mode's own settings (an instance of ``Mode.settings``)
 
 
 def measured(run: Run, params, x, labels, protocol: str) -> np.ndarray:
@@ -59,18 +65,28 @@ def measured(run: Run, params, x, labels, protocol: str) -> np.ndarray:
                             launch=run.config.launch).grad
 
 
+def _trained_phases(run, params):
+    return params
+
+
 @dataclass(frozen=True)
 class Mode:
     """A training mode: ``gradient(run, params, x, labels)`` is the step direction;
     ``program(run, params)`` the phases written to the chip for evaluation; ``uses`` the
-    :class:`TrainConfig` settings it reads beyond the common ones; ``on_chip_gradient``
-    whether its step gradient estimates the chip's (and its error is recorded)."""
+    shared :class:`TrainConfig` settings it reads beyond the common ones; ``settings`` a
+    frozen dataclass of its own declared settings (or None); ``on_chip_gradient`` whether
+    its step gradient estimates the chip's (and its error is recorded); ``label`` its name
+    in words; ``protocol`` the measurement protocol of its gradient (None: it measures
+    none)."""
 
     name: str
     gradient: Callable
-    program: Callable = lambda run, params: params
+    program: Callable = _trained_phases
     uses: tuple[str, ...] = ()
+    settings: type | None = None
     on_chip_gradient: bool = True
+    label: str = ""
+    protocol: str | None = None
 
 
 def _ideal_gradient(run, params, x, labels):
@@ -90,18 +106,65 @@ def _pat_gradient(run, params, x, labels):
 
 
 def _spsa_gradient(run, params, x, labels):
-    cfg = run.config
-    return spsa_gradient(run.net, params, x, labels, run.chip, cfg.spsa_delta, cfg.spsa_samples, run.signs,
+    s = run.settings
+    return spsa_gradient(run.net, params, x, labels, run.chip, s.spsa_delta, s.spsa_samples, run.signs,
                          run.noise)[1]
 
 
-_REGISTRY = (
-    Mode("digital", _ideal_gradient, on_chip_gradient=False),
-    Mode("insitu", lambda run, p, x, y: measured(run, p, x, y, "three_pass"), uses=("launch", "noise_draws")),
-    Mode("analog", lambda run, p, x, y: measured(run, p, x, y, "analog"), uses=("launch", "noise_draws")),
-    Mode("calibrated", _twin_gradient, uses=("calibration_error",)),
-    Mode("corrected", _ideal_gradient, _corrected_program, uses=("calibration_error",), on_chip_gradient=False),
-    Mode("pat", _pat_gradient, uses=("calibration_error", "noise_draws")),
-    Mode("spsa", _spsa_gradient, uses=("spsa_delta", "spsa_samples", "noise_draws")),
-)
-MODES: dict[str, Mode] = {m.name: m for m in _REGISTRY}
+def _three_pass_gradient(run, params, x, labels):
+    return measured(run, params, x, labels, "three_pass")
+
+
+def _analog_gradient(run, params, x, labels):
+    return measured(run, params, x, labels, "analog")
+
+
+# The registry, in the order tables and legends show the modes: offline and hybrid
+# baselines first, then the in situ modes.
+MODES: dict[str, Mode] = {}
+
+
+def register_mode(mode: Mode) -> Mode:
+    """Add a training mode (a name registered twice is an error). Its own settings must
+    not collide with another mode's or with :class:`TrainConfig`'s fields."""
+    if mode.name in MODES:
+        raise ValueError(f"training mode {mode.name!r} is already registered")
+    # training imports this module: its config is known once it has been imported
+    training = sys.modules.get(__name__.rsplit(".", 1)[0] + ".training")
+    config = getattr(training, "TrainConfig", None)
+    taken = set(mode_settings()) | ({f.name for f in fields(config)} if config else set())
+    for f in fields(mode.settings) if mode.settings is not None else ():
+        if f.name in taken:
+            raise ValueError(f"mode {mode.name!r}: setting {f.name!r} is already declared")
+    MODES[mode.name] = mode
+    return mode
+
+
+def unregister_mode(name: str) -> None:
+    """Remove a registered mode (a test's)."""
+    MODES.pop(name, None)
+
+
+def mode_settings() -> dict[str, tuple[Any, tuple[str, ...]]]:
+    """Every mode's own settings: name -> (its dataclass field, the modes declaring it)."""
+    found: dict[str, tuple[Any, tuple[str, ...]]] = {}
+    for mode in MODES.values():
+        for f in fields(mode.settings) if mode.settings is not None else ():
+            found[f.name] = (f, found.get(f.name, (None, ()))[1] + (mode.name,))
+    return found
+
+
+register_mode(Mode("digital", _ideal_gradient, on_chip_gradient=False,
+                   label="digital training, then programmed"))
+register_mode(Mode("calibrated", _twin_gradient, uses=("calibration_error", "twin"),
+                   label="digital training on a calibrated twin"))
+register_mode(Mode("corrected", _ideal_gradient, _corrected_program, uses=("calibration_error", "twin"),
+                   on_chip_gradient=False, label="digital training, hardware error correction"))
+register_mode(Mode("pat", _pat_gradient, uses=("calibration_error", "twin", "noise_draws"),
+                   label="physics-aware training"))
+register_mode(Mode("spsa", _spsa_gradient, uses=("noise_draws",), settings=SpsaSettings,
+                   label="forward-only SPSA training"))
+register_mode(Mode("insitu", _three_pass_gradient, uses=("launch", "noise_draws"),
+                   label="in situ training, three-pass protocol", protocol="three_pass"))
+register_mode(Mode("analog", _analog_gradient, uses=("launch", "noise_draws"),
+                   label="in situ training, analog toggle protocol", protocol="analog"))

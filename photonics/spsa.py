@@ -17,13 +17,27 @@ step (``2 samples`` forward passes of the batch).
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from .errors import DeviceErrors
 from .network import loss_and_seed
 from .pat import chip_forward
+from .settings import check_settings, setting
+
+
+@dataclass(frozen=True)
+class SpsaSettings:
+    """The ``spsa`` mode's own settings."""
+
+    spsa_delta: float = setting(0.05, "SPSA perturbation of every phase (rad)",
+                                label="SPSA perturbation", unit="rad", low=1e-6, high=3.2)
+    spsa_samples: int = setting(1, "SPSA estimates averaged per step", label="SPSA estimates per step",
+                                low=1, high=10_000)
+
+    def __post_init__(self) -> None:
+        check_settings(self)
 
 
 def _with_sample_axis(dev: DeviceErrors) -> DeviceErrors:

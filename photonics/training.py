@@ -39,7 +39,7 @@ from .network import (
 )
 from .optim import make_optimizer
 from .insitu import gradient_error
-from .modes import MODES, Run
+from .modes import MODES, Run, mode_settings
 from .protocols import LAUNCHES
 from .settings import check_settings, setting
 
@@ -50,15 +50,18 @@ N_STREAMS = 7  # device, init, order, measurement, evaluation, calibration, spsa
 class TrainConfig:
     """Settings of a training run (every mode of a seed may share one config).
 
-    Every field is a declared setting (:func:`insitu.photonics.settings.setting`; its ``doc``
-    says what it means): the classify experiment's sweep parameters are these fields, by
-    the same names, with the same defaults. ``mode`` names an entry of ``MODES``; a mode
-    reads the settings its ``uses`` lists beyond the common ones (optimiser, rate, epochs,
-    batch, evaluation). ``calibration_error="none"`` (or ``None``) is kept as a shorthand
-    for ``twin="ideal"``.
+    Every field but ``mode_settings`` is a declared setting
+    (:func:`insitu.photonics.settings.setting`; its ``doc`` says what it means): the
+    classify experiment's sweep parameters are these fields, by the same names, with the
+    same defaults. ``mode`` names an entry of ``MODES``; a mode reads the settings its
+    ``uses`` lists beyond the common ones (optimiser, rate, epochs, batch, evaluation).
+    ``mode_settings`` holds values of the modes' own settings (``spsa_delta``, ...; see
+    :mod:`insitu.photonics.modes`) as sorted ``(name, value)`` pairs; :meth:`of` and
+    :func:`train` accept them by name like any other setting. ``calibration_error="none"``
+    (or ``None``) is kept as a shorthand for ``twin="ideal"``.
     """
 
-    mode: str = setting("insitu", "training mode", label="training mode", choices=tuple(MODES))
+    mode: str = setting("insitu", "training mode (a name in MODES)", label="training mode")
     optimizer: str = setting("adam", "optimiser of the phases", label="optimizer",
                              choices=("adam", "sgd"))
     lr: float = setting(0.02, "learning rate (rad per unit gradient)", label="learning rate",
@@ -86,18 +89,37 @@ class TrainConfig:
         label="calibration error σ", unit="rad, dB", low=0.0, high=1.0, role="error")
     twin: str = setting("calibrated", "twin of calibrated / corrected / pat: the calibrated chip, or the ideal model",
                         label="digital twin", choices=("calibrated", "ideal"))
-    spsa_delta: float = setting(0.05, "SPSA perturbation of every phase (rad)",
-                                label="SPSA perturbation", unit="rad", low=1e-6, high=3.2)
-    spsa_samples: int = setting(1, "SPSA estimates averaged per step", label="SPSA estimates per step",
-                                low=1, high=10_000)
+    mode_settings: tuple = ()
 
     def __post_init__(self) -> None:
         cal = self.calibration_error
         if cal is None or (isinstance(cal, str) and cal.lower() == "none"):
             object.__setattr__(self, "calibration_error", 0.0)
             object.__setattr__(self, "twin", "ideal")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown training mode {self.mode!r}: expected one of {', '.join(MODES)}")
         check_settings(self)
         make_optimizer(self.optimizer, self.effective_lr)  # names a bad optimizer or learning rate
+        declared = mode_settings()
+        values = dict(self.mode_settings)
+        for name in values:
+            if name not in declared:
+                raise ValueError(f"unknown training setting {name!r}: expected one of "
+                                 f"{', '.join(sorted(_setting_names()))}")
+        for mode in {m for name in values for m in declared[name][1]}:
+            settings = MODES[mode].settings(**{f.name: values[f.name] for f in fields(MODES[mode].settings)
+                                               if f.name in values})
+            values.update({f.name: getattr(settings, f.name) for f in fields(settings) if f.name in values})
+        object.__setattr__(self, "mode_settings", tuple(sorted(values.items())))
+
+    def settings_of(self, mode: str | None = None):
+        """The own settings of ``mode`` (default: this config's mode), an instance of its
+        ``settings`` dataclass, or None for a mode without settings."""
+        cls = MODES[mode or self.mode].settings
+        if cls is None:
+            return None
+        values = dict(self.mode_settings)
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     @property
     def effective_lr(self) -> float:
@@ -111,13 +133,25 @@ class TrainConfig:
 
     @staticmethod
     def of(config: "TrainConfig | None" = None, **settings) -> "TrainConfig":
-        """``config`` (default: the defaults) with ``settings`` replaced; names a bad key."""
+        """``config`` (default: the defaults) with ``settings`` replaced, the modes' own
+        settings among them; names a bad key."""
         base = TrainConfig() if config is None else config
-        known = {f.name for f in fields(TrainConfig)}
-        unknown = sorted(set(settings) - known)
+        if not settings:
+            return base
+        own = {f.name for f in fields(TrainConfig)} - {"mode_settings"}
+        unknown = sorted(set(settings) - own - set(mode_settings()))
         if unknown:
-            raise ValueError(f"unknown training setting {unknown[0]!r}: expected one of {', '.join(sorted(known))}")
-        return replace(base, **settings) if settings else base
+            raise ValueError(f"unknown training setting {unknown[0]!r}: expected one of "
+                             f"{', '.join(sorted(_setting_names()))}")
+        moded = {k: v for k, v in settings.items() if k not in own}
+        common = {k: v for k, v in settings.items() if k in own}
+        if moded:
+            common["mode_settings"] = tuple(sorted({**dict(base.mode_settings), **moded}.items()))
+        return replace(base, **common)
+
+
+def _setting_names() -> set[str]:
+    return ({f.name for f in fields(TrainConfig)} - {"mode_settings"}) | set(mode_settings())
 
 
 @dataclass(frozen=True)
@@ -286,7 +320,8 @@ def train_ensemble(
     if cfg.twin_calibration is not None and "calibration_error" in mode.uses:
         twin = _stack([[calibrated_twin(d, cfg.twin_calibration, r) for d in devs]
                        for devs, r in zip(per_seed, cal_rng)], net.n_layers)
-    run = Run(net, chip, twin, measurement_noise(DeviceNoise(meas_gens), cfg.noise_draws), DeviceNoise(sign_gens), cfg)
+    run = Run(net, chip, twin, measurement_noise(DeviceNoise(meas_gens), cfg.noise_draws), DeviceNoise(sign_gens), cfg,
+              cfg.settings_of())
     params = np.stack([net.init_params(r) for r in init_rng])
     state = opt.init(params)
     record_errors = cfg.record_gradient_error and mode.on_chip_gradient

@@ -23,8 +23,8 @@ import sys
 
 import numpy as np
 
-from analysis.load import load
-from analysis.summary import interval
+from insitu.analysis.load import load
+from insitu.analysis.summary import interval
 
 OFFLINE = ("calibrated", "corrected", "pat")
 

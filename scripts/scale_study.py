@@ -30,15 +30,15 @@ import sys
 
 import pandas as pd
 
-from analysis.commands import apply_where
-from analysis.exceptions import AnalysisInputError
-from analysis.figures import metric_vs_axis, save_figure, tolerance_vs_axis
-from analysis.grouping import value_text
-from analysis.labels import error_order, label
-from analysis.load import read_store
-from analysis.scaling import SIZE_COLUMN, advantage_onset, fit_exponents, size_axis, tolerance_vs_size
-from analysis.summary import format_table, summarize
-from analysis.tolerance import tolerance_axes, tolerance_header, tolerance_text
+from insitu.analysis.commands import apply_where
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.figures import metric_vs_axis, save_figure, tolerance_vs_axis
+from insitu.analysis.grouping import value_text
+from insitu.analysis.vocabulary import vocabulary
+from insitu.analysis.load import read_store
+from insitu.analysis.scaling import SIZE_COLUMN, advantage_onset, fit_exponents, size_axis, tolerance_vs_size
+from insitu.analysis.summary import format_table, summarize
+from insitu.analysis.tolerance import tolerance_axes, tolerance_header, tolerance_text
 
 METRIC = "test_accuracy"
 IN_SITU = ("insitu", "analog")  # the modes that train on the chip; the others are offline
@@ -50,7 +50,7 @@ def _interval(row) -> str:
 
 def error_free_table(rows: pd.DataFrame, axis: str, params) -> pd.DataFrame:
     """Mean test accuracy per size, mode and other axis at the error-free end of ``axis``."""
-    x0 = error_order(axis, rows[axis].unique())[0]
+    x0 = vocabulary(params).error_order(axis, rows[axis].unique())[0]
     at0 = rows[rows[axis] == x0]
     table = summarize(at0, metrics=[METRIC], params=params)
     by = table.attrs["by"]
@@ -105,9 +105,9 @@ def write_figures(rows: pd.DataFrame, table: pd.DataFrame, axis: str, out: str, 
         for name, value in combo.items():
             tpart, rpart = tpart[tpart[name] == value], rpart[rpart[name] == value]
         suffix = "".join(f"_{name}{value_text(value)}" for name, value in combo.items())
-        at = ", ".join(f"{label(k)} = {value_text(v)}" for k, v in combo.items())
+        at = ", ".join(f"{vocabulary(params).label(k)} = {value_text(v)}" for k, v in combo.items())
         figs = {"scale_tolerance_vs_ports": tolerance_vs_axis(tpart, SIZE_COLUMN, facet=facet,
-                                                              log_x=True, log_y=True),
+                                                              log_x=True, log_y=True, params=params),
                 f"scale_accuracy_vs_{axis}": metric_vs_axis(rpart, axis, facet=SIZE_COLUMN, row=facet,
                                                             metric=METRIC, pool=rest, params=params)}
         for stem, fig in figs.items():
@@ -133,7 +133,7 @@ def main(argv=None) -> int:
         rows = store.rows
         if not len(rows):
             raise AnalysisInputError(f"store {args.store} has no successful rows")
-        params = list(store.params)
+        params = store.params
         sized, sized_params, replaced = size_axis(rows, params)
         if replaced is None:
             raise AnalysisInputError("no axis of this store varies in n_ports (a task family of several sizes)")
@@ -143,7 +143,7 @@ def main(argv=None) -> int:
         offline = [m for m in rows["mode"].dropna().unique() if m not in IN_SITU]
         onsets = advantage_onset(rows, args.axis, references=offline, params=params)
         print(f"error-free accuracy ({METRIC} at {args.axis} = "
-              f"{value_text(error_order(args.axis, rows[args.axis].unique())[0])}): mean over "
+              f"{value_text(vocabulary(params).error_order(args.axis, rows[args.axis].unique())[0])}): mean over "
               f"seeds (95 % t interval); n_ports stands for {replaced}")
         print(format_table(error_free_table(sized, args.axis, sized_params)))
         print()

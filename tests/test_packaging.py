@@ -1,6 +1,7 @@
 """The distribution: a clean build prints no setuptools warning, and the wheel installed into a
 fresh virtual environment outside the repository carries the specs, the cluster examples,
-the type markers and the licence.
+the type markers and the licence, installs one top-level name (``insitu``), and keeps
+working beside another distribution that owns a top-level ``sweeps`` or ``analysis``.
 
 Offline: the wheel is built without build isolation by this environment's setuptools (the
 test extras require a recent one), then installed without dependencies and without an index.
@@ -46,12 +47,14 @@ def test_clean_install_ships_specs_cluster_examples_and_markers(tmp_path):
     site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                capture_output=True, text=True, check=True).stdout.strip())
 
-    cluster = sorted(p.name for p in (site / "sweeps" / "cluster").iterdir())
+    cluster = sorted(p.name for p in (site / "insitu" / "sweeps" / "cluster").iterdir())
     assert cluster == sorted(p.name for p in (ROOT / "sweeps" / "cluster").iterdir())
-    specs = sorted(p.name for p in (site / "sweeps" / "specs").glob("*.toml"))
+    specs = sorted(p.name for p in (site / "insitu" / "sweeps" / "specs").glob("*.toml"))
     assert specs == sorted(p.name for p in (ROOT / "sweeps" / "specs").glob("*.toml"))
     for package in ("photonics", "sweeps", "analysis"):
-        assert (site / package / "py.typed").is_file()
+        assert (site / "insitu" / package / "py.typed").is_file()
+    for room in ("store", "engine", "experiments", "app"):
+        assert (site / "insitu" / "sweeps" / room / "__init__.py").is_file(), room
     assert (env_dir / "bin" / "insitu").is_file()
 
     (dist_info,) = site.glob("insitu-*.dist-info")
@@ -61,6 +64,22 @@ def test_clean_install_ships_specs_cluster_examples_and_markers(tmp_path):
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     assert any(url.startswith("Homepage, ") for url in meta.get_all("Project-URL"))
     assert "Typing :: Typed" in meta.get_all("Classifier")
-    # nothing of the repository beyond the three packages
-    top = {p.name for p in site.iterdir() if not p.name.endswith((".dist-info", ".pth"))}
-    assert {"photonics", "sweeps", "analysis"} <= top and not top & {"tests", "benchmarks", "scripts"}
+    # one top-level name: nothing of the repository beyond the insitu package
+    ours = {p.name for p in site.iterdir() if p.name.startswith("insitu")}
+    assert ours == {"insitu", dist_info.name}
+    assert not {p.name for p in site.iterdir()} & {"photonics", "sweeps", "analysis", "tests", "benchmarks"}
+
+    # another distribution owning a top-level sweeps (W&B's, say) and analysis changes nothing;
+    # the dependencies come from this environment (a path entry: its own .pth files, the
+    # editable install of the repository among them, are not processed)
+    deps = [p for p in sys.path if p.endswith("site-packages")]
+    (site / "deps-of-the-test.pth").write_text("\n".join(deps) + "\n")
+    for name in ("sweeps", "analysis"):
+        (site / name).mkdir()
+        (site / name / "__init__.py").write_text("raise ImportError('not insitu')\n")
+    version = subprocess.run([str(env_dir / "bin" / "insitu"), "--version"], capture_output=True,
+                             text=True, timeout=120)
+    assert version.returncode == 0 and version.stdout.startswith("insitu "), version.stderr
+    module = subprocess.run([str(python), "-m", "insitu", "--version"], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path)
+    assert module.returncode == 0 and module.stdout.startswith("insitu "), module.stderr

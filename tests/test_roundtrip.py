@@ -10,10 +10,10 @@ import textwrap
 
 import pandas as pd
 
-from analysis.load import read_store
-from sweeps.cli import main
-from sweeps.registry import get_experiment
-from sweeps.store import Store
+from insitu.analysis.load import read_store
+from insitu.cli import main
+from insitu.sweeps.engine.registry import get_experiment
+from insitu.sweeps.store import Store
 
 SPEC = """
 name = "roundtrip"

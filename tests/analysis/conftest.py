@@ -107,6 +107,7 @@ class SyntheticStore:
         if omit_at_default is not None:
             store["omit_at_default"] = omit_at_default
         (self.root / "store.json").write_text(json.dumps(store))
+        self.defaults, self.omitted = dict(defaults or {}), set(omit_at_default or ())
         self.launches: list[str] = []
 
     def points(self):
@@ -117,8 +118,16 @@ class SyntheticStore:
                 yield {**self.fixed, **dict(zip(axes, values))}, seed
 
     def key(self, params: dict, seed: int) -> str:
-        canon = json.dumps({**params, "seed": seed, "v": self.version}, sort_keys=True)
-        return hashlib.sha256(canon.encode()).hexdigest()[:16]
+        """The trial key as docs/store.md defines it: the first 16 hex digits of the sha256
+        of the canonical JSON of experiment, every parameter with the seed, and version
+        (a parameter listed in omit_at_default left out at its default)."""
+        every = {**self.defaults, **params}
+        hashed = {k: v for k, v in every.items()
+                  if not (k in self.omitted and k in self.defaults and v == self.defaults[k])}
+        canon = json.dumps({"experiment": self.experiment, "params": {**hashed, "seed": seed},
+                            "version": self.version}, sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=True)
+        return hashlib.sha256(canon.encode("ascii")).hexdigest()[:16]
 
     def row(self, params, seed, mode, metrics=None, status="ok", error=None) -> dict:
         key = self.key(params, seed)
@@ -239,6 +248,21 @@ def fill_gradient(store: SyntheticStore, seed=0, launch="L1") -> SyntheticStore:
     return store
 
 
+def plan_figures(store, **options):
+    """The figures a store's plan holds, and its notes."""
+    from insitu.analysis.plan import Plan
+
+    plan = Plan.build(store, **options)
+    return plan.figures, plan.notes
+
+
+def build_figures(store, **options):
+    """The figures of a store's plan, drawn, and the notes."""
+    from insitu.analysis.plan import Plan
+
+    return Plan.build(store, **options).draw()
+
+
 @pytest.fixture
 def fill():
     """The row writers, as a fixture so tests never import this module by name
@@ -269,18 +293,18 @@ def gradient_store(make_store) -> SyntheticStore:
 @pytest.fixture
 def classify_rows(classify_store):
     """The classify store's rows, as ``analysis.load.load`` reads them."""
-    from analysis.load import load
+    from insitu.analysis.load import load
     return load(classify_store.root)
 
 
 @pytest.fixture
 def gradient_rows(gradient_store):
-    from analysis.load import load
+    from insitu.analysis.load import load
     return load(gradient_store.root)
 
 
 @pytest.fixture
 def cp(classify_store):
     """The declared parameters of the classify store."""
-    from analysis.load import load_params
+    from insitu.analysis.load import load_params
     return load_params(classify_store.root)

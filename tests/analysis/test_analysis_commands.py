@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from analysis.commands import figures_command, report_command, summary_command
-from analysis.exceptions import AnalysisInputError
-from analysis.load import read_store
-from analysis.plan import plan_figures
+from insitu.analysis.commands import figures_command, report_command, summary_command
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.load import read_store
+from tests.analysis.conftest import plan_figures
 
 
 def _one_line(exc_info) -> str:

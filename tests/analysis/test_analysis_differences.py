@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.differences import unpaired_difference, welch_interval
-from analysis.exceptions import AnalysisInputError
+from insitu.analysis.differences import unpaired_difference, welch_interval
+from insitu.analysis.exceptions import AnalysisInputError
 
 
 def test_welch_interval_agrees_with_scipys_welch_test():

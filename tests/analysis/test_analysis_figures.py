@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_hex
 
-from analysis import figures as F
-from analysis.labels import label
-from analysis.exceptions import AnalysisInputError
-from analysis.load import load, load_params
-from analysis.summary import gap_summary
+from insitu.analysis import figures as F
+from insitu.analysis.vocabulary import Vocabulary
+
+label = Vocabulary().label  # these synthetic stores do not describe themselves
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.load import load, load_params
+from insitu.analysis.summary import gap_summary
 
 
 def _panels(fig):
@@ -105,7 +107,7 @@ def test_gradient_error_symlog_when_zero_included(make_store):
     fig = F.gradient_error(load(store.root), "tap_noise", params=load_params(store.root))
     ax = _panels(fig)[0]
     assert ax.get_xscale() == "symlog" and ax.get_yscale() == "log"
-    assert ax.get_xlabel() == "tap noise s"
+    assert ax.get_xlabel() == "tap noise s (√(launch power))"
 
 
 def test_learning_curves_explode_to_long_form(classify_rows, cp):

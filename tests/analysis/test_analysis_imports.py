@@ -5,9 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import analysis
-
-
+from insitu import analysis
 def test_analysis_imports_neither_photonics_nor_sweeps():
     root = Path(analysis.__file__).parent
     sources = sorted(root.glob("*.py"))

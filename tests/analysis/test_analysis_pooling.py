@@ -9,14 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import figures as F
-from analysis.labels import label
-from analysis.commands import apply_where, figures_command, report_command, summary_command
-from analysis.exceptions import AnalysisInputError
-from analysis.load import load, load_params, read_store
-from analysis.outputs import stale_notices
-from analysis.plan import build_figures, plan_figures
-from analysis.summary import interval, log_interval, summarize
+from insitu.analysis import figures as F
+from insitu.analysis.vocabulary import Vocabulary
+
+label = Vocabulary().label  # these synthetic stores do not describe themselves
+from insitu.analysis.commands import apply_where, figures_command, report_command, summary_command
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.load import load, load_params, read_store
+from insitu.sweeps.store.outputs import stale_notices
+from tests.analysis.conftest import build_figures, plan_figures
+from insitu.analysis.summary import interval, log_interval, summarize
 
 THREE = {"bs_error": [0.0, 0.05, 0.1], "depth": [2, 4], "tap_noise": [0.0, 0.02]}
 
@@ -256,14 +258,15 @@ def test_the_declared_parameters_are_passed_not_carried_by_the_frame(three_axes)
 
 
 def test_one_headline_metric_for_tables_figures_and_reports(three_axes, make_store):
-    from analysis.summary import DEFAULT_METRICS, default_metric
+    from insitu.analysis.summary import default_metric
+    from insitu.analysis.vocabulary import FALLBACK_HEADLINE
 
     rows, params = load(three_axes.root), load_params(three_axes.root)
-    assert default_metric(rows, params) == DEFAULT_METRICS["classify"] == "test_accuracy"
+    assert default_metric(rows, params) == FALLBACK_HEADLINE["classify"] == "test_accuracy"
     fig = F.metric_vs_axis(rows, "bs_error", facet="tap_noise", pool=["depth"], params=params)
     assert fig.axes[0].get_ylabel() == label("test_accuracy")
     # no headline column: the first metric column, never a parameter (lr is numeric too)
-    bare = rows.drop(columns=[c for c in rows.columns if c in DEFAULT_METRICS.values()])
+    bare = rows.drop(columns=[c for c in rows.columns if c in FALLBACK_HEADLINE.values()])
     chosen = default_metric(bare, params)
     assert chosen not in params and chosen == "train_accuracy"
     # the gradient experiment's headline, chosen from the experiment column

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.commands import report_command, tolerance_command
-from analysis.exceptions import AnalysisInputError
-from analysis.load import load, load_params, read_store
-from analysis.plan import plan_figures
-from analysis.summary import metric_columns
-from analysis.scaling import advantage_onset, fit_exponents, size_axis, tolerance_vs_size
+from insitu.analysis.commands import report_command, tolerance_command
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.load import load, load_params, read_store
+from tests.analysis.conftest import plan_figures
+from insitu.analysis.summary import metric_columns
+from insitu.analysis.scaling import advantage_onset, fit_exponents, size_axis, tolerance_vs_size
 
 SIZES = [4, 8, 16, 32, 64]
 TASKS = [f"digits{n}" for n in SIZES]

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.exceptions import AnalysisInputError
-from analysis.load import load, load_params
-from analysis.summary import (
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.load import load, load_params
+from insitu.analysis.summary import (
     default_comparisons,
     gap_summary,
     interval,

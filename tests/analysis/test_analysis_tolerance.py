@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.commands import tolerance_command
-from analysis.exceptions import AnalysisInputError
-from analysis.figures import tolerance_vs_axis
-from analysis.load import load, load_params
-from analysis.tolerance import crossing, tolerance
+from insitu.analysis.commands import tolerance_command
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.figures import tolerance_vs_axis
+from insitu.analysis.load import load, load_params
+from insitu.analysis.tolerance import crossing, tolerance
 
 GRID = [0.0, 0.04, 0.08, 0.12, 0.16]
 
@@ -150,7 +150,7 @@ def test_tolerance_command_formats_and_figure(make_store, tmp_path):
     assert doc["rows"][1]["tolerance"] is None and doc["rows"][1]["ci_high"] == "inf"
     back = pd.read_csv(tmp_path / "t.csv") if tolerance_command(
         root, "bs_error", 0.05, fmt="csv", out=str(tmp_path / "t.csv")) else None
-    assert back.shape == (4, 16) and set(back["mode"]) == {"digital", "insitu"}
+    assert back.shape == (4, 17) and set(back["mode"]) == {"digital", "insitu"}
     out = tolerance_command(root, "bs_error", 0.05, figure=str(tmp_path / "fig" / "tol"))
     assert (tmp_path / "fig" / "tol.png").stat().st_size > 1000
     assert out.splitlines()[-1].endswith("tol.pdf")

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from photonics import ErrorModel
-from photonics.network import build_network, sample_devices
-from photonics.insitu import measure_gradient
+from insitu.photonics import ErrorModel
+from insitu.photonics.network import build_network, sample_devices
+from insitu.photonics.insitu import measure_gradient
 
 
 def _case(seed, n_ports=4, n_layers=2, batch=40, **errors):
@@ -54,8 +54,7 @@ def test_tap_noise_statistics_agree(protocol):
 
 
 def test_automatic_choice_uses_aggregation_for_large_batches(monkeypatch):
-    import photonics.protocols as protocols
-
+    import insitu.photonics.protocols as protocols
     calls = []
     original = protocols.moment_readings
     monkeypatch.setattr(protocols, "moment_readings", lambda *a, **k: calls.append(1) or original(*a, **k))
@@ -73,7 +72,7 @@ def _hermitian(upper):
 
 @pytest.mark.parametrize("batch", [1, 3, 20])  # rank below and at the port count
 def test_probes_reproduce_moments(batch):
-    from photonics.protocols import _probes, _upper_gram
+    from insitu.photonics.protocols import _probes, _upper_gram
 
     rng = np.random.default_rng(4)
     rows = rng.standard_normal((2, batch, 6)) + 1j * rng.standard_normal((2, batch, 6))

@@ -4,14 +4,14 @@ training and SPSA, each against the physics it claims."""
 import numpy as np
 import pytest
 
-from photonics import DeviceErrors, ErrorModel, init_phases, rectangular, transfer_matrix
-from photonics.calibration import CALIBRATED_FIELDS, calibrated_twin, static_fields
-from photonics.correction import correct_mesh, corrected_theta
-from photonics.network import build_network, exact_gradient, sample_devices
-from photonics.pat import pat_gradient
-from photonics.propagation import mzi_blocks
-from photonics.insitu import gradient_error
-from photonics.spsa import spsa_gradient
+from insitu.photonics import DeviceErrors, ErrorModel, init_phases, rectangular, transfer_matrix
+from insitu.photonics.calibration import CALIBRATED_FIELDS, calibrated_twin, static_fields
+from insitu.photonics.correction import correct_mesh, corrected_theta
+from insitu.photonics.network import build_network, exact_gradient, sample_devices
+from insitu.photonics.pat import pat_gradient
+from insitu.photonics.propagation import mzi_blocks
+from insitu.photonics.insitu import gradient_error
+from insitu.photonics.spsa import spsa_gradient
 
 
 # --- calibration -------------------------------------------------------------------------
@@ -195,7 +195,7 @@ def test_spsa_is_unbiased_on_a_small_network():
 def test_spsa_ensemble_draws_each_device_alone():
     errors = ErrorModel(bs_error=0.05, io_amp_error=0.02)
     net, chip, params, x, labels = _small_problem(14, errors)
-    from photonics.errors import DeviceNoise
+    from insitu.photonics.errors import DeviceNoise
 
     k = 3
     chips = [DeviceErrors.stack([d] * k) for d in chip]

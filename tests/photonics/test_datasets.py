@@ -3,7 +3,7 @@ import gzip
 import numpy as np
 import pytest
 
-from photonics.datasets import fourier_features, load_task, read_idx
+from insitu.photonics.datasets import fourier_features, load_task, read_idx
 
 
 @pytest.mark.parametrize("name,n_train,n_test", [("circle", 200, 50), ("moons", 400, 100), ("ring", 400, 100)])
@@ -160,8 +160,8 @@ def test_bad_sizes_are_named(name, message):
 
 
 def test_a_bad_size_in_a_spec_is_named(tmp_path):
-    from sweeps.exceptions import SpecError
-    from sweeps.spec import load_spec
+    from insitu.sweeps.engine.spec import SpecError
+    from insitu.sweeps.engine.spec import load_spec
 
     spec = tmp_path / "bad.toml"
     spec.write_text('name = "bad"\nexperiment = "classify"\nseeds = 1\n[grid]\ntask = ["digits64", "digits128"]\n')

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from photonics import ErrorModel, program_phases, quantize_phase, rectangular, triangular
+from insitu.photonics import ErrorModel, program_phases, quantize_phase, rectangular, triangular
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def _explicit_matrix(lay, theta, phi, dev):
 
 @pytest.mark.parametrize("make", [lambda: rectangular(5), lambda: triangular(4)])
 def test_loss_std_sits_on_theta_and_phi_arms_as_explicit_blocks(make, rng):
-    from photonics import transfer_matrix
+    from insitu.photonics import transfer_matrix
 
     lay = make()
     dev = ErrorModel(bs_error=0.05, loss_std_db=0.4).sample(lay, rng)
@@ -145,7 +145,7 @@ def test_loss_std_draws_have_the_stated_distribution():
 def test_loss_std_keeps_mean_power_transmission_lossless():
     """Zero-mean dB draws: mean transmitted power over devices equals 1 within its
     statistical error; the half-normal imbalance model at the same scale loses power."""
-    from photonics import transfer_matrix
+    from insitu.photonics import transfer_matrix
 
     lay = triangular(8)
     rng = np.random.default_rng(17)
@@ -167,7 +167,7 @@ def test_loss_std_keeps_mean_power_transmission_lossless():
 
 @pytest.mark.parametrize("make", [lambda: rectangular(4), lambda: rectangular(5, 3), lambda: triangular(5)])
 def test_idle_loss_lowers_exactly_the_idle_positions(make, rng):
-    from photonics import transfer_matrix
+    from insitu.photonics import transfer_matrix
 
     lay = make()
     dev = ErrorModel(bs_error=0.05, idle_loss_db=0.7).sample(lay, rng)
@@ -183,7 +183,7 @@ def test_idle_loss_lowers_exactly_the_idle_positions(make, rng):
 
 
 def test_idle_loss_on_a_mesh_without_idle_positions_changes_nothing(rng):
-    from photonics import from_columns, transfer_matrix
+    from insitu.photonics import from_columns, transfer_matrix
 
     lay = from_columns(4, [[0, 2], [0, 2]])  # every mode in every column is inside an MZI
     theta, phi = rng.uniform(0, 2 * np.pi, (2, lay.n_mzis))
@@ -193,7 +193,7 @@ def test_idle_loss_on_a_mesh_without_idle_positions_changes_nothing(rng):
 
 
 def test_io_placement_is_checked_and_read_only_leaves_generation_exact(rng):
-    from photonics.errors import generate_io, read_io
+    from insitu.photonics.errors import generate_io, read_io
 
     with pytest.raises(ValueError, match="io_placement"):
         ErrorModel(io_placement="inputs")

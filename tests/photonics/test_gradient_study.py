@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from photonics import ErrorModel
-from photonics.insitu import protocol_gradient_errors, random_inputs
-from photonics.network import build_network
+from insitu.photonics import ErrorModel
+from insitu.photonics.insitu import protocol_gradient_errors, random_inputs
+from insitu.photonics.network import build_network
 
 
 def test_random_inputs_have_the_asked_shape_power_and_labels():

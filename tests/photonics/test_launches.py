@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from photonics import ErrorModel
-from photonics.insitu import gradient_error, measure_gradient
-from photonics.network import build_network, exact_gradient, sample_devices
+from insitu.photonics import ErrorModel
+from insitu.photonics.insitu import gradient_error, measure_gradient
+from insitu.photonics.network import build_network, exact_gradient, sample_devices
 
 
 def _case(seed, n_ports, topology, batch, n_layers=2, **errors):
@@ -80,7 +80,7 @@ def test_read_only_io_error_spares_the_generated_vectors():
     _, true_grad, _ = exact_gradient(net, params, x, labels, devices)
     noisy = measure_gradient(net, params, x, labels, devices, "three_pass", np.random.default_rng(2)).grad
     assert gradient_error(noisy, true_grad) > 1e-6
-    from photonics.network import network_forward
+    from insitu.photonics.network import network_forward
 
     a = network_forward(net, params, x, devices, np.random.default_rng(3)).inputs[0]
     np.testing.assert_array_equal(a, x)  # generation is exact: the first launch is x itself
@@ -91,9 +91,9 @@ def test_loss_equal_on_every_path_biases_three_pass_but_not_analog():
     same loss (harmless for inference), the true gradient of this seed is zero, yet
     per-example three-pass reads a bias (|c|^2 - |b|^2)/2; the analog toggle and the
     cotangent scheme (adjoint tap powers from the forward launch of conj(x_adj)) read 0."""
-    from photonics import from_columns, init_phases, propagate
-    from photonics.propagation import ideal_gradient
-    from photonics.protocols import adjoint_pass, forward_pass, layer_gradient
+    from insitu.photonics import from_columns, init_phases, propagate
+    from insitu.photonics.propagation import ideal_gradient
+    from insitu.photonics.protocols import adjoint_pass, forward_pass, layer_gradient
 
     rng = np.random.default_rng(0)
     lay = from_columns(8, [[0, 2, 4, 6]] * 8)
@@ -117,7 +117,7 @@ def test_loss_equal_on_every_path_biases_three_pass_but_not_analog():
 
 @pytest.mark.parametrize("launch,mode", [("cotangent", "analog"), ("cotangent", "insitu"), ("balanced", "insitu")])
 def test_ensemble_equals_one_by_one_for_every_launch_scheme(launch, mode):
-    from photonics.training import train, train_ensemble
+    from insitu.photonics.training import train, train_ensemble
 
     errors = ErrorModel(loss_std_db=0.1, tap_noise=0.01, io_amp_error=0.02, io_phase_error=0.05, io_placement="read")
     kw = dict(errors=errors, mode=mode, epochs=1, batch_size=16, lr=0.02, launch=launch)

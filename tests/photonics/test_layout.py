@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from photonics import from_columns, make_layout, rectangular, triangular
+from insitu.photonics import from_columns, make_layout, rectangular, triangular
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 7, 8])

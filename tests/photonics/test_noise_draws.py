@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from photonics import ErrorModel
-from photonics.errors import DeviceNoise, FrozenNoise, measurement_noise
-from photonics.insitu import gradient_error, measure_gradient
-from photonics.network import build_network, exact_gradient, sample_devices
-from photonics.training import train, train_ensemble
+from insitu.photonics import ErrorModel
+from insitu.photonics.errors import DeviceNoise, FrozenNoise, measurement_noise
+from insitu.photonics.insitu import gradient_error, measure_gradient
+from insitu.photonics.network import build_network, exact_gradient, sample_devices
+from insitu.photonics.training import train, train_ensemble
 
 
 def _streams(seeds):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-import photonics.propagation as propagation
-from photonics import (
+import insitu.photonics.propagation as propagation
+from insitu.photonics import (
     ErrorModel,
     from_columns,
     ideal_gradient,
@@ -15,8 +15,8 @@ from photonics import (
     transfer_matrix,
     triangular,
 )
-from photonics.errors import DeviceErrors
-from photonics.propagation import tap_power_sums
+from insitu.photonics.errors import DeviceErrors
+from insitu.photonics.propagation import tap_power_sums
 
 from .conftest import haar_unitary, random_fields
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from photonics import ErrorModel
-from photonics.network import build_network, exact_gradient, loss_and_seed, network_forward, sample_devices
-from photonics.insitu import gradient_error, measure_gradient
+from insitu.photonics import ErrorModel
+from insitu.photonics.network import build_network, exact_gradient, loss_and_seed, network_forward, sample_devices
+from insitu.photonics.insitu import gradient_error, measure_gradient
 
 
 def _setup(rng, n_ports=4, n_layers=3, topology="rectangular", depth=None, batch=6, n_classes=2):

@@ -4,9 +4,9 @@ baselines against it, ensembles, bad input."""
 import numpy as np
 import pytest
 
-from photonics import ErrorModel
-from photonics.optim import SGD, Adam, make_optimizer
-from photonics.training import MODES, TrainConfig, train, train_ensemble
+from insitu.photonics import ErrorModel
+from insitu.photonics.optim import SGD, Adam, make_optimizer
+from insitu.photonics.training import MODES, TrainConfig, train, train_ensemble
 
 
 @pytest.mark.parametrize("mode", ["digital", "insitu"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.cli import main
+from insitu.cli import main
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sweeps.store import Store
+from insitu.sweeps.store import Store
 
 # A small selftest sweep: 4 grid points x 3 seeds, one trial per chunk.
 SMALL_SELFTEST_SPEC = """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sweeps.registry import get_experiment
+from insitu.sweeps.engine.registry import get_experiment
 
 
 def _run(seed: int = 3, **overrides) -> dict[str, dict]:

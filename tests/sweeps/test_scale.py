@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.exceptions import AnalysisInputError
-from analysis.load import load, load_params
-from analysis.scaling import size_axis
-from sweeps.cli import main
-from sweeps.registry import get_experiment
+from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.load import load, load_params
+from insitu.analysis.scaling import size_axis
+from insitu.cli import main
+from insitu.sweeps.engine.registry import get_experiment
 from tests.sweeps.helpers import stored_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,14 +115,14 @@ def test_store_mixing_parts_with_and_without_n_ports(tmp_path, monkeypatch, caps
     spec.write_text(base)
     store = tmp_path / "mixed"
     module = sys.modules[get_experiment("classify").run_group.__module__]
-    original = module.classify_rows
+    original = module.rows
 
     def without_size(*args, **kwargs):
         return [{k: v for k, v in row.items() if k != "n_ports"} for row in original(*args, **kwargs)]
 
-    monkeypatch.setattr(module, "classify_rows", without_size)
+    monkeypatch.setattr(module, "rows", without_size)
     assert main(["run", str(spec), "--backend", "serial", "--out", str(store), "-q"]) == 0
-    monkeypatch.setattr(module, "classify_rows", original)
+    monkeypatch.setattr(module, "rows", original)
     spec.write_text(base.replace("seeds = 1", "seeds = 2"))
     assert main(["run", str(spec), "--backend", "serial", "--out", str(store), "-q"]) == 0
     rows = load(store)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.cli import main
+from insitu.cli import main
 
 SPECS = sorted((Path(__file__).resolve().parents[2] / "sweeps" / "specs").glob("*.toml"))
 

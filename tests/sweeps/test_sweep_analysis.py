@@ -30,7 +30,7 @@ bs_error = [0.0, 0.15, 0.3]
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    from sweeps.cli import main
+    from insitu.cli import main
 
     root = tmp_path_factory.mktemp("analysis")
     spec = root / "tol.toml"

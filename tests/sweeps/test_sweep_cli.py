@@ -10,8 +10,8 @@ import types
 import pytest
 
 from tests.sweeps.helpers import all_keys, stored_rows
-from sweeps import backends
-from sweeps.store import Store
+from insitu.sweeps.engine import backends
+from insitu.sweeps.store import Store
 
 SPEC = """
 name = "cli"
@@ -91,13 +91,12 @@ def test_ctrl_c_leaves_whole_parts_and_resume_completes(cli, write_spec, tmp_pat
     assert stored_rows(out) == stored_rows(fresh)
 
 
-class AnalysisInputError(Exception):
-    pass
+from insitu.analysis.exceptions import AnalysisInputError  # noqa: E402 (the real one-line error)
 
 
 @pytest.fixture
 def fake_analysis(monkeypatch):
-    """Stand-in ``analysis.commands`` / ``analysis.exceptions`` recording their calls."""
+    """A stand-in ``insitu.analysis.commands`` recording its calls."""
     calls = []
 
     def summary_command(store_dir, by, **options):
@@ -119,15 +118,12 @@ def fake_analysis(monkeypatch):
         calls.append(("report", store_dir, out_path, options))
         return "report.html"
 
-    commands = types.ModuleType("analysis.commands")
+    commands = types.ModuleType("insitu.analysis.commands")
     commands.summary_command = summary_command
     commands.tolerance_command = tolerance_command
     commands.figures_command = figures_command
     commands.report_command = report_command
-    errors = types.ModuleType("analysis.exceptions")
-    errors.AnalysisInputError = AnalysisInputError
-    monkeypatch.setitem(sys.modules, "analysis.commands", commands)
-    monkeypatch.setitem(sys.modules, "analysis.exceptions", errors)
+    monkeypatch.setitem(sys.modules, "insitu.analysis.commands", commands)
     return calls
 
 

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.sweeps.helpers import all_keys, stored_rows
-from sweeps import catalog, launch, ray_backend
-from sweeps.registry import get_experiment
+from insitu.sweeps.app import catalog, launch
+from insitu.sweeps.engine import ray_backend
+from insitu.sweeps.engine.registry import get_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
-INSITU = [sys.executable, "-m", "sweeps.cli"]
+INSITU = [sys.executable, "-m", "insitu"]
 
 SELFTEST = """
 name = "grow"
@@ -186,7 +187,7 @@ def test_a_closed_pipe_exits_quietly(tmp_path):
 def test_help_has_examples_and_no_rest_markup(cli):
     code, stdout, _ = cli("--help")
     assert code == 0 and "examples:" in stdout and "insitu run quick --dry-run" in stdout
-    from sweeps.cli import build_parser
+    from insitu.cli import build_parser
 
     parser = build_parser()
     texts = [parser.format_help()]
@@ -222,7 +223,8 @@ def test_params_prints_every_declared_parameter(cli):
     for name in ("classify", "gradient"):
         code, stdout, _ = cli("params", name)
         assert code == 0
-        lines = {line.split()[0]: line for line in stdout.splitlines()[3:] if line.strip()}
+        table = stdout.split("\n\nset them in")[0]
+        lines = {line.split()[0]: line for line in table.splitlines()[3:] if line.strip()}
         for param in get_experiment(name).params:
             line = lines[param.name]
             assert line.split()[1] == param.type and param.doc and line.endswith(param.doc)
@@ -231,13 +233,17 @@ def test_params_prints_every_declared_parameter(cli):
     assert re.search(r"^bs_error\s+float\s+0 \.\. 0\.785\s+0\s+coupler", stdout, re.M)
 
 
-def test_selftest_is_hidden_from_listings_but_runnable(cli, write_spec):
-    code, stdout, _ = cli("params")
-    assert code == 0 and "classify" in stdout and "selftest" not in stdout
+def test_the_product_registers_no_test_experiment(cli, write_spec):
+    """selftest (with its crash switch) is the tests': a fresh ``insitu`` knows only the
+    built-in experiments; the tests register theirs through INSITU_EXPERIMENT_MODULES."""
+    env = {k: v for k, v in os.environ.items() if k != "INSITU_EXPERIMENT_MODULES"}
+    done = subprocess.run([*INSITU, "params"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and "classify" in done.stdout and "selftest" not in done.stdout
     spec = write_spec('name = "s"\nexperiment = "nope"\n')
-    code, _, err = cli("run", spec, "--dry-run")
-    assert code == 2 and err.rstrip().endswith("(known: classify, gradient)")
-    code, stdout, _ = cli("params", "selftest")
+    done = subprocess.run([*INSITU, "run", str(spec), "--dry-run"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 2 and done.stderr.rstrip().endswith("(known: classify, gradient)")
+    code, stdout, _ = cli("params", "selftest")  # registered in this session
     assert code == 0 and "crash_marker" in stdout
     code, _, _ = cli("run", write_spec(SELFTEST), "--dry-run", "--no-pilot")
     assert code == 0
@@ -297,7 +303,7 @@ def test_an_embedded_ray_run_prints_no_alarming_notice(write_spec, tmp_path):
 
 
 def test_shipped_specs_state_their_run_time_for_their_trial_count():
-    from sweeps.spec import load_spec
+    from insitu.sweeps.engine.spec import load_spec
 
     stated = {}
     for name, path in catalog.shipped_specs().items():

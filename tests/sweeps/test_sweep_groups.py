@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
-from sweeps.registry import get_experiment
-from sweeps.chunker import Chunker
-from sweeps.runner import group_key, run_chunk, run_one
-from sweeps.spec import load_spec
-from sweeps.trials import enumerate_trials
+from insitu.sweeps.engine.registry import get_experiment
+from insitu.sweeps.engine.chunker import Chunker
+from insitu.sweeps.engine.runner import group_key, run_chunk, run_one
+from insitu.sweeps.engine.spec import load_spec
+from insitu.sweeps.engine.trials import enumerate_trials
 
 from .helpers import stored_rows
 

@@ -15,13 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analysis.load import read_store
-from sweeps import backends, ray_backend
-from sweeps.chunker import Chunker
-from sweeps import store as store_module
-from sweeps.registry import get_experiment
-from sweeps.maintenance import _read_part
-from sweeps.store import Store
+from insitu.analysis.load import read_store
+from insitu.sweeps.engine import backends, ray_backend
+from insitu.sweeps.engine.chunker import Chunker
+from insitu.sweeps.store import store as store_module
+from insitu.sweeps.engine.registry import get_experiment
+from insitu.sweeps.store.maintenance import _read_part
+from insitu.sweeps.store import Store
 from tests.sweeps.helpers import SMALL_SELFTEST_SPEC as SPEC, all_keys, stored_rows
 
 OLD_LAUNCH = "00000000T000000000000-aaaaaa"
@@ -309,7 +309,7 @@ def test_a_read_only_file_system_is_one_line(spec_file, tmp_path):
     mount = tmp_path / "ro"
     mount.mkdir()
     script = (f"mount -t tmpfs -o ro,size=64k none {mount} && exec {sys.executable} -m "
-              f"sweeps.cli run {spec_file} --out {mount}/store --backend serial")
+              f"insitu run {spec_file} --out {mount}/store --backend serial")
     try:
         done = subprocess.run(["unshare", "--mount", "sh", "-c", script], capture_output=True,
                               text=True, timeout=120)
@@ -404,7 +404,7 @@ def test_overlapping_ray_and_serial_launches_compute_each_trial_once(write_spec,
     out = tmp_path / "store"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["RAY_AUTH_MODE"] = "disabled"
-    command = [sys.executable, "-m", "sweeps.cli", "run", str(spec), "--out", str(out)]
+    command = [sys.executable, "-m", "insitu", "run", str(spec), "--out", str(out)]
     ray_launch = subprocess.Popen([*command, "--workers", "2"], stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True, env=env)
     try:
@@ -436,8 +436,8 @@ def test_a_driver_without_workers_says_it_is_waiting(monkeypatch, caplog, write_
     import types
 
     ray = pytest.importorskip("ray")
-    from sweeps.spec import load_spec
-    from sweeps.trials import enumerate_trials
+    from insitu.sweeps.engine.spec import load_spec
+    from insitu.sweeps.engine.trials import enumerate_trials
 
     experiment = get_experiment("selftest")
     backend = ray_backend.RayBackend(experiment, workers=1)
@@ -456,7 +456,7 @@ def test_a_driver_without_workers_says_it_is_waiting(monkeypatch, caplog, write_
 
     monkeypatch.setattr(ray, "wait", wait)
     chunker = Chunker(enumerate_trials(load_spec(write_spec(SPEC)), experiment), 1.0, 1)
-    with caplog.at_level(logging.WARNING, logger="sweeps.ray_backend"):
+    with caplog.at_level(logging.WARNING, logger="insitu.sweeps.engine.ray_backend"):
         with pytest.raises(KeyboardInterrupt):
             list(backend.run(chunker))
     notices = [r.getMessage() for r in caplog.records if "no Ray worker is running" in r.getMessage()]

@@ -10,9 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.sweeps.helpers import SMALL_SELFTEST_SPEC as SPEC, all_keys, stored_rows
-from sweeps.schema import MANIFEST_NAME as MANIFEST
-from sweeps.parts import PartWriter
-from sweeps.store import Store
+from insitu.sweeps.store.paths import MANIFEST_NAME as MANIFEST
+from insitu.sweeps.store.parts import PartWriter
+from insitu.sweeps.store import Store
+from insitu.sweeps.store.metadata import new_meta
 
 
 
@@ -178,13 +179,14 @@ def test_retry_failed_after_resume_from_the_manifest(cli, write_spec, tmp_path):
 
 
 def test_writer_appends_after_a_torn_line(tmp_path, write_spec):
-    from sweeps.registry import get_experiment
-    from sweeps.spec import load_spec
+    from insitu.sweeps.engine.registry import get_experiment
+    from insitu.sweeps.engine.spec import load_spec
 
     experiment = get_experiment("selftest")
-    store = Store.create(tmp_path / "s", load_spec(write_spec(SPEC)), experiment)
+    store = Store.create(tmp_path / "s", load_spec(write_spec(SPEC)).to_json(),
+                         new_meta(experiment.description()))
     (store.path / MANIFEST).write_text('{"part": "part-x')  # a torn append
-    writer = PartWriter(store, "L", experiment)
+    writer = PartWriter(store, "L", store.metadata()["params"])
     base = {"trial_seed": 1, "seed": 0, "experiment": "selftest", "experiment_version": "1",
             "status": "ok", "error": None, "elapsed_s": 0.1, "mode": "a",
             **experiment.defaults()}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.sweeps.helpers import all_keys, stored_rows
-from sweeps.store import Store
+from insitu.sweeps.store import Store
 
 pytestmark = pytest.mark.ray
 
@@ -62,7 +62,7 @@ def test_killed_worker_loses_and_duplicates_nothing(ray_cluster, cli, write_spec
 
 
 def insitu(*args, **popen):
-    return subprocess.Popen([sys.executable, "-m", "sweeps.cli", *map(str, args)],
+    return subprocess.Popen([sys.executable, "-m", "insitu", *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             **popen)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sweeps import registry
-from sweeps.registry import Param, experiment_names, get_experiment, register
+from insitu.sweeps.engine import registry
+from insitu.sweeps.engine.registry import Experiment, Param, experiment_names, get_experiment, register
 
 
 def test_selftest_is_registered_lazily():
@@ -38,27 +38,48 @@ def test_param_checks_types_ranges_and_choices():
 
 def test_register_refuses_a_different_declaration_under_a_taken_name():
     params = (Param("a", "int", 1),)
-    first = register("test-only", version="1", params=params, run_trial=lambda p, s, c: [])
+    first = register(Experiment("test-only", "1", params, lambda p, s, c: []))
     try:
-        assert register("test-only", version="1", params=params,
-                        run_trial=lambda p, s, c: []).version == "1"
+        assert register(Experiment("test-only", "1", params, lambda p, s, c: [])).version == "1"
         with pytest.raises(ValueError, match="already registered"):
-            register("test-only", version="2", params=params, run_trial=lambda p, s, c: [])
+            register(Experiment("test-only", "2", params, lambda p, s, c: []))
     finally:
         registry._REGISTRY.pop(first.name)
 
 
-def test_missing_builtin_module_is_skipped_but_broken_ones_raise(monkeypatch, tmp_path):
+def test_experiments_of_ones_own_are_registered_from_the_environment(monkeypatch, tmp_path):
+    (tmp_path / "my_experiments_mod.py").write_text(
+        "from insitu.sweeps.engine.registry import Experiment, Param, register\n"
+        "register(Experiment('mine', '1', (Param('a', 'int', 1),), lambda p, s, c: [{'mode': 'x'}]))\n")
     (tmp_path / "broken_experiments_mod.py").write_text("import no_such_dependency_xyz\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(registry, "_builtins_loaded", False)
-    monkeypatch.setattr(registry, "_BUILTIN_MODULES", ("absent_experiments_mod",))
-    assert "selftest" in experiment_names()  # the absent module is simply skipped
-    monkeypatch.setattr(registry, "_builtins_loaded", False)
-    monkeypatch.setattr(registry, "_BUILTIN_MODULES", ("broken_experiments_mod",))
-    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
-        experiment_names()
-    sys.modules.pop("broken_experiments_mod", None)
+    monkeypatch.setenv(registry.MODULES_ENV, "my_experiments_mod")
+    try:
+        assert {"classify", "gradient", "mine"} <= set(experiment_names())
+        assert get_experiment("mine").module == "my_experiments_mod"
+        monkeypatch.setattr(registry, "_builtins_loaded", False)
+        monkeypatch.setenv(registry.MODULES_ENV, "broken_experiments_mod")
+        with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
+            experiment_names()
+    finally:
+        registry._REGISTRY.pop("mine", None)
+        sys.modules.pop("broken_experiments_mod", None)
+        sys.modules.pop("my_experiments_mod", None)
+
+
+def test_a_worker_finds_an_experiment_by_the_module_registering_it(monkeypatch, tmp_path):
+    (tmp_path / "worker_experiments_mod.py").write_text(
+        "from insitu.sweeps.engine.registry import Experiment, Param, register\n"
+        "register(Experiment('theirs', '1', (Param('a', 'int', 1),), lambda p, s, c: [{'mode': 'x'}]))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        with pytest.raises(KeyError):
+            get_experiment("theirs")
+        assert get_experiment("theirs", "worker_experiments_mod").name == "theirs"
+    finally:
+        registry._REGISTRY.pop("theirs", None)
+        sys.modules.pop("worker_experiments_mod", None)
 
 
 def test_cluster_examples_parse():

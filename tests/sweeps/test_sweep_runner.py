@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from tests.sweeps.helpers import stored_rows
-from sweeps.registry import get_experiment
-from sweeps.chunker import ChunkDone, Chunker
-from sweeps.runner import check_rows, one_line, run_chunk
-from sweeps.spec import parse_spec
-from sweeps.trials import enumerate_trials
+from insitu.sweeps.engine.registry import get_experiment
+from insitu.sweeps.engine.chunker import ChunkDone, Chunker
+from insitu.sweeps.engine.runner import check_rows, one_line, run_chunk
+from insitu.sweeps.engine.spec import parse_spec
+from insitu.sweeps.engine.trials import enumerate_trials
 
 SELFTEST = get_experiment("selftest")
 

@@ -6,8 +6,8 @@ import tomllib
 
 import pytest
 
-from sweeps.exceptions import SpecError
-from sweeps.spec import change_problems, load_spec, parse_spec
+from insitu.sweeps.engine.spec import SpecError
+from insitu.sweeps.engine.spec import change_problems, load_spec, parse_spec
 
 GOOD = """
 name = "demo"

@@ -11,12 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.sweeps.helpers import SMALL_SELFTEST_SPEC as SPEC, all_keys, stored_rows
-from sweeps import parts as store_module  # writes parts (pq, os)
-from sweeps.exceptions import StoreError
-from sweeps.registry import get_experiment
-from sweeps.lock import StoreLock
-from sweeps.parts import PartWriter
-from sweeps.store import Store
+from insitu.sweeps.store import parts as store_module  # writes parts (pq, os)
+from insitu.sweeps.store import StoreError
+from insitu.sweeps.store.metadata import new_meta
+from insitu.sweeps.engine.registry import get_experiment
+from insitu.sweeps.store.lock import StoreLock
+from insitu.sweeps.store.parts import PartWriter
+from insitu.sweeps.store import Store
 
 
 
@@ -241,12 +242,12 @@ def test_compact_keeps_the_newest_launch_per_key(cli, spec_file, tmp_path):
 
 
 def test_writer_keeps_metric_types_consistent(tmp_path, write_spec):
-    from sweeps.spec import load_spec
+    from insitu.sweeps.engine.spec import load_spec
 
     experiment = get_experiment("selftest")
     spec = load_spec(write_spec(SPEC))
-    store = Store.create(tmp_path / "s", spec, experiment)
-    writer = PartWriter(store, "L", experiment, {"score": pa.float64()})
+    store = Store.create(tmp_path / "s", spec.to_json(), new_meta(experiment.description()))
+    writer = PartWriter(store, "L", store.metadata()["params"], {"score": pa.float64()})
     base = {"trial_seed": 1, "seed": 0, "experiment": "selftest", "experiment_version": "1",
             "status": "ok", "error": None, "elapsed_s": 0.1, **experiment.defaults()}
     path = writer.write([{**base, "key": "k1", "mode": "a", "score": 1, "flag": True},
@@ -260,16 +261,16 @@ def test_writer_keeps_metric_types_consistent(tmp_path, write_spec):
 
 
 def test_a_store_written_before_a_parameter_existed_learns_it_on_extension(tmp_path):
-    from sweeps.spec import parse_spec
+    from insitu.sweeps.engine.spec import parse_spec
     classify = get_experiment("classify")
     spec = parse_spec({"name": "old", "experiment": "classify", "seeds": 1, "fixed": {"task": "moons"}})
-    store = Store.create(tmp_path / "old", spec, classify)
+    store = Store.create(tmp_path / "old", spec.to_json(), new_meta(classify.description()))
     meta = json.loads(store.paths.store_json.read_text())
     assert meta["omit_at_default"] == ["noise_draws"]
     # as an older engine wrote it
     del meta["params"]["noise_draws"], meta["defaults"]["noise_draws"], meta["omit_at_default"]
     store.paths.store_json.write_text(json.dumps(meta))
-    store.declare_params(classify)
+    store.update_meta(classify.description())
     after = json.loads(store.paths.store_json.read_text())
     assert after["params"]["noise_draws"] == "str" and after["defaults"]["noise_draws"] == "fresh"
     assert after["omit_at_default"] == ["noise_draws"]
@@ -277,5 +278,5 @@ def test_a_store_written_before_a_parameter_existed_learns_it_on_extension(tmp_p
     assert {k: v for k, v in after.items() if k not in ("params", "defaults", "omit_at_default")} == \
         {k: v for k, v in meta.items() if k not in ("params", "defaults")}
     stamp = store.paths.store_json.stat().st_mtime_ns
-    store.declare_params(classify)  # nothing missing: not rewritten
+    store.update_meta(classify.description())  # nothing missing: not rewritten
     assert store.paths.store_json.stat().st_mtime_ns == stamp

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sweeps.registry import get_experiment
-from sweeps.spec import load_spec, parse_spec
-from sweeps.trials import canonical_json, enumerate_trials, trial_key, trial_seed
+from insitu.sweeps.engine.registry import get_experiment
+from insitu.sweeps.engine.spec import load_spec, parse_spec
+from insitu.sweeps.engine.trials import enumerate_trials
+from insitu.sweeps.store.keys import canonical_json, trial_key, trial_seed
 
 SELFTEST = get_experiment("selftest")
 SPECS = Path(__file__).resolve().parents[2] / "sweeps" / "specs"

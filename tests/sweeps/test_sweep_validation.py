@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from sweeps.exceptions import SpecError
-from sweeps.spec import parse_spec
+from insitu.sweeps.engine.spec import SpecError
+from insitu.sweeps.engine.spec import parse_spec
 
 
 def _spec(experiment="classify", fixed=None, grid=None):

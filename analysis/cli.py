@@ -1,0 +1,115 @@
+"""Analysis' commands on the ``insitu`` command line: ``summary``, ``tolerance``,
+``figures`` and ``report``, with their options. Registering imports nothing heavy; each
+handler imports what it runs (:mod:`insitu.analysis.commands`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from insitu.cli import positive_float, positive_int
+
+
+def register(add_command) -> None:
+    """Add analysis' subcommands (``add_command`` is the parser's ``add_parser``)."""
+    summary = add_command("summary", help="table of metrics by axes")
+    summary.add_argument("store", help="store directory")
+    summary.add_argument("--by", action="append", metavar="AXES",
+                         help="group by these axes (comma-separated; repeatable; default: every "
+                              "axis that varies; the others must be named with --pool)")
+    _add_common(summary, out="write the table to this file instead of printing it")
+    _add_format(summary)
+    summary.set_defaults(handler=_summary)
+
+    tolerance = add_command(
+        "tolerance", help="error tolerance per mode: where the metric falls DROP below its error-free value")
+    tolerance.add_argument("store", help="store directory")
+    tolerance.add_argument("--axis", required=True, help="the error axis (e.g. bs_error)")
+    tolerance.add_argument("--drop", type=positive_float, default=0.05,
+                           help="drop in the metric's units (default 0.05: 5 points of accuracy)")
+    tolerance.add_argument("--relative", action="store_true",
+                           help="DROP is a fraction of the error-free value instead")
+    _add_common(tolerance, out="write the table to this file instead of printing it")
+    _add_format(tolerance)
+    tolerance.add_argument("--figure", metavar="STEM",
+                           help="also draw the tolerance against a second axis: STEM.png, STEM.pdf")
+    tolerance.add_argument("--against", metavar="AXIS",
+                           help="the figure's x axis (default: the first other axis that varies)")
+    tolerance.add_argument("--resamples", type=positive_int, default=2000, metavar="N",
+                           help="bootstrap resamples over seeds (default 2000)")
+    tolerance.set_defaults(handler=_tolerance)
+
+    figures = add_command("figures", help="draw the store's figures")
+    figures.add_argument("store", help="store directory")
+    _add_common(figures, out="output directory (default: STORE/figures)")
+    figures.set_defaults(handler=_figures)
+
+    report = add_command("report", help="write a report of the store")
+    report.add_argument("store", help="store directory")
+    _add_common(report, out="output file (default: STORE/report.html)")
+    report.set_defaults(handler=_report)
+
+
+def _add_common(parser: argparse.ArgumentParser, out: str) -> None:
+    parser.add_argument("--where", metavar="EXPR",
+                        help="keep rows matching this pandas query, e.g. \"topology == 'triangular' "
+                             "and tap_noise == 0\"")
+    parser.add_argument("--metric", help="metric column (default: the experiment's headline metric)")
+    parser.add_argument("--pool", action="append", metavar="AXES",
+                        help="average over these axes per seed, and say so (comma-separated; repeatable)")
+    parser.add_argument("--out", help=out)
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", dest="fmt", choices=("text", "csv", "md", "json"),
+                        default="text", help="output format (default: text)")
+
+
+def axes_list(groups) -> list[str]:
+    """Comma-separated, repeatable axis options as one list."""
+    return [a.strip() for group in groups or [] for a in group.split(",") if a.strip()]
+
+
+def _common(args: argparse.Namespace) -> dict:
+    return {"where": args.where, "metric": args.metric, "pool": axes_list(args.pool)}
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from insitu.analysis.commands import summary_command
+
+    print(summary_command(args.store, axes_list(args.by) or None, fmt=args.fmt, out=args.out,
+                          **_common(args)))
+    return 0
+
+
+def _tolerance(args: argparse.Namespace) -> int:
+    from insitu.analysis.commands import tolerance_command
+
+    print(tolerance_command(args.store, args.axis, args.drop, relative=args.relative,
+                            fmt=args.fmt, out=args.out, figure=args.figure, against=args.against,
+                            n_resamples=args.resamples, **_common(args)))
+    return 0
+
+
+def _figures(args: argparse.Namespace) -> int:
+    from insitu.analysis.commands import figures_command
+
+    notices: list[str] = []
+    for path in figures_command(args.store, args.out, notices=notices, **_common(args)):
+        print(path)
+    _notes(notices)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from insitu.analysis.commands import report_command
+
+    notices: list[str] = []
+    print(report_command(args.store, args.out, notices=notices, **_common(args)))
+    _notes(notices)
+    return 0
+
+
+def _notes(notices: list[str]) -> None:
+    for line in notices:
+        print(f"insitu: note: {line}", file=sys.stderr)

@@ -1,0 +1,79 @@
+"""The sweep application's commands: ``insitu run``, ``retry-failed``, ``specs``, ``params``."""
+
+from __future__ import annotations
+
+import argparse
+
+from insitu.cli import positive_int
+from insitu.errors import InputError
+
+
+def register_run(add_command) -> None:
+    """``run`` and ``retry-failed`` (``add_command`` is the parser's ``add_parser``)."""
+    run = add_command("run", help="run (or resume, or extend) a sweep spec")
+    run.add_argument("spec", help="sweep spec: a TOML file, or the name of a shipped spec "
+                                  "(insitu specs lists them)")
+    run.add_argument("--out", help="store directory (default: results/<spec name>)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the trial count and a time estimate; write nothing")
+    run.add_argument("--no-pilot", action="store_true",
+                     help="with --dry-run: validate and count only, skip the pilot trial")
+    _add_execution_options(run)
+    run.set_defaults(handler=_run)
+
+    retry = add_command("retry-failed", help="rerun the trials whose rows are errors")
+    retry.add_argument("store", help="store directory")
+    _add_execution_options(retry)
+    retry.set_defaults(handler=_run)
+
+
+def register_catalog(add_command) -> None:
+    """``specs`` and ``params``."""
+    add_command("specs", help="list the shipped specs, one line each").set_defaults(handler=_specs)
+    params = add_command("params", help="an experiment's parameters: type, allowed values, "
+                                        "default, meaning; and its modes")
+    params.add_argument("experiment", nargs="?", help="experiment (default: list them)")
+    params.set_defaults(handler=_params)
+
+
+def _add_execution_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=("ray", "serial"), default="ray",
+                        help="where trials run (default: ray)")
+    parser.add_argument("--workers", type=positive_int, metavar="N",
+                        help="Ray actors, one CPU each (default: spec, else every CPU)")
+    parser.add_argument("--address", metavar="ADDR",
+                        help="attach to this Ray cluster (default: spec, RAY_ADDRESS, "
+                             "else an embedded local Ray on 127.0.0.1)")
+    parser.add_argument("--force", action="store_true",
+                        help="start an embedded Ray of more than 4 workers per CPU")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from insitu.sweeps.app import launch
+    from insitu.sweeps.app.catalog import resolve_spec
+    from insitu.sweeps.app.options import LaunchOptions
+
+    quiet = getattr(args, "verbosity", 0) < 0
+    dry_run = getattr(args, "dry_run", False)
+    if getattr(args, "no_pilot", False) and not dry_run:
+        raise InputError("--no-pilot only applies to a dry run: add --dry-run, or drop it")
+    options = LaunchOptions(backend=args.backend, workers=args.workers, address=args.address,
+                            dry_run=dry_run, pilot=not getattr(args, "no_pilot", False),
+                            quiet=quiet, force=args.force)
+    if args.command == "run":
+        return launch.run_spec_file(str(resolve_spec(args.spec)), args.out, options)
+    return launch.retry_failed(args.store, options)
+
+
+def _specs(args: argparse.Namespace) -> int:
+    from insitu.sweeps.app.catalog import specs_text
+
+    print(specs_text())
+    return 0
+
+
+def _params(args: argparse.Namespace) -> int:
+    from insitu.sweeps.app.catalog import params_text
+
+    print(params_text(args.experiment))
+    return 0

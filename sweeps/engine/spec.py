@@ -1,0 +1,335 @@
+"""Sweep specs: a TOML file naming an experiment, fixed parameters, grid axes and seeds.
+
+::
+
+    name = "moons-splitting"          # store directory name under results/
+    experiment = "classify"
+    seeds = 20                        # a count (0..19) or a list of ints, 0 <= seed < 2**63
+
+    [fixed]                           # parameters held constant
+    task = "moons"
+
+    [grid]                            # axes; the sweep is their product, times the seeds
+    bs_error = [0.0, 0.02, 0.05, 0.1]
+
+    [ray]                             # optional execution settings (never enter results)
+    workers = 4
+    chunk_seconds = 2.0
+
+Everything is validated against the experiment's declared parameters before anything runs,
+and every problem is reported as one line naming the key and the reason. Parameters not set
+take the experiment's default.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from insitu.errors import InputError, did_you_mean
+from insitu.sweeps.engine.registry import Experiment, Param, experiment_names, get_experiment
+from insitu.sweeps.store.metadata import spec_toml
+
+
+class SpecError(InputError):
+    """A sweep spec that cannot be run: malformed TOML, unknown keys, bad values."""
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A user's value in an error line: its ``repr`` (control characters escaped), cut to
+    ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...'" + text[-1:]
+
+
+TOP_LEVEL_KEYS = ("name", "experiment", "seeds", "fixed", "grid", "ray")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+# Execution settings. They change how a sweep runs, never what it computes, so they are
+# free to differ between launches of one store. Empty / zero means "decide at launch".
+RAY_SETTINGS = (
+    Param("workers", "int", 0, low=0, doc="actors (one CPU each); 0: every CPU of the cluster"),
+    Param("address", "str", "", doc="Ray cluster to attach to; empty: an embedded local Ray"),
+    Param("object_store_mb", "int", 80, low=50, doc="object store of an embedded local Ray"),
+    Param("chunk_seconds", "float", 2.0, low=0.001, high=3600.0, doc="target work per chunk"),
+    Param("chunks_per_worker", "int", 2, low=1, high=16, doc="chunks queued on each actor"),
+    Param("ship_code", "bool", True,
+          doc="when attaching, ship sweeps/ and photonics/ to the cluster's workers"),
+    Param("ensembles", "bool", True,
+          doc="run the seeds of a grid point as one device ensemble where the experiment can"),
+    Param("max_trials", "int", 1_000_000, low=1,
+          doc="refuse a spec of more trials (the driver holds every trial, about 1 KB each)"),
+)
+SEED_LIMIT = 2**63  # seeds are int64 columns: 0 <= seed < 2**63
+RAY_BY_NAME = {p.name: p for p in RAY_SETTINGS}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated spec. ``fixed`` and ``grid`` hold normalised values (floats as float)."""
+
+    name: str
+    experiment: str
+    experiment_version: str
+    fixed: dict[str, Any]
+    grid: dict[str, list]
+    seeds: list[int]
+    ray: dict[str, Any] = field(default_factory=dict)
+
+    def ray_setting(self, name: str) -> Any:
+        """A ``[ray]`` setting, or its default when the spec does not set it."""
+        return self.ray.get(name, RAY_BY_NAME[name].default)
+
+    def to_json(self) -> dict:
+        """The canonical JSON form saved as ``spec.json`` in a store."""
+        return {
+            "name": self.name,
+            "experiment": self.experiment,
+            "experiment_version": self.experiment_version,
+            "fixed": dict(sorted(self.fixed.items())),
+            "grid": {axis: list(values) for axis, values in self.grid.items()},
+            "seeds": list(self.seeds),
+            "ray": dict(sorted(self.ray.items())),
+        }
+
+    def to_toml(self) -> str:
+        """The spec as canonical TOML (``spec.toml`` in a store, for humans)."""
+        return spec_toml(self.to_json())
+
+    @property
+    def trial_count(self) -> int:
+        count = len(self.seeds)
+        for values in self.grid.values():
+            count *= len(values)
+        return count
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file; ``SpecError`` lists every problem found."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: no such spec file") from None
+    except IsADirectoryError:
+        raise SpecError(f"{path}: is a directory, not a spec file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read spec: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: malformed TOML: {exc}") from None
+    return parse_spec(data, source=str(path))
+
+
+def parse_spec(data: dict, source: str = "spec") -> Spec:
+    """Validate parsed TOML (or a stored ``spec.json``) and return the normalised spec."""
+    problems: list[str] = []
+
+    def problem(key: str, reason: str) -> None:
+        problems.append(f"{source}: {key}: {reason}")
+
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            problem(key, f"unknown key{did_you_mean(key, TOP_LEVEL_KEYS)} "
+                         f"(allowed: {', '.join(TOP_LEVEL_KEYS)})")
+
+    name = data.get("name")
+    if name is None:
+        problem("name", "missing")
+    elif not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        problem("name", f"expected a name of letters, digits, '.', '_' or '-', got {shown(name)}")
+
+    experiment: Experiment | None = None
+    exp_name = data.get("experiment")
+    if exp_name is None:
+        problem("experiment", "missing")
+    elif not isinstance(exp_name, str):
+        problem("experiment", f"expected a string, got {exp_name!r}")
+    else:
+        try:
+            experiment = get_experiment(exp_name)
+        except KeyError:
+            problem("experiment", f"unknown experiment {exp_name!r}"
+                                  f"{did_you_mean(exp_name, experiment_names())} "
+                                  f"(known: {', '.join(experiment_names())})")
+
+    fixed = _parse_table(data, "fixed", problem)
+    grid_raw = _parse_table(data, "grid", problem)
+    ray_raw = _parse_table(data, "ray", problem)
+    max_trials, reason = RAY_BY_NAME["max_trials"].check(
+        ray_raw.get("max_trials", RAY_BY_NAME["max_trials"].default))
+    if reason:  # reported with the other [ray] settings below
+        max_trials = RAY_BY_NAME["max_trials"].default
+    seeds = _parse_seeds(data.get("seeds", 1), problem, max_trials)
+
+    fixed_values: dict[str, Any] = {}
+    grid: dict[str, list] = {}
+    if experiment is not None:
+        fixed_values = _check_settings(fixed, "fixed", experiment.by_name,
+                                       f"unknown parameter of experiment {experiment.name!r}", problem)
+        for axis, values in grid_raw.items():
+            param = experiment.by_name.get(axis)
+            if param is None:
+                problem(f"grid.{axis}", f"unknown parameter of experiment {experiment.name!r}"
+                                        f"{did_you_mean(axis, experiment.by_name)}")
+                continue
+            if axis in fixed:
+                problem(f"grid.{axis}", "also set in [fixed]")
+                continue
+            axis_values = _parse_axis(param, values, lambda reason: problem(f"grid.{axis}", reason))
+            if axis_values is not None:
+                grid[axis] = axis_values
+
+        if not problems:
+            for key, reason in experiment.combination_problems(fixed_values, grid):
+                problem(key, reason)
+
+    ray_settings = _check_settings(ray_raw, "ray", RAY_BY_NAME,
+                                   f"unknown setting (allowed: {', '.join(RAY_BY_NAME)})", problem)
+    if seeds is not None and len(grid) == len(grid_raw):
+        count = len(seeds)  # counted, never enumerated: a huge sweep is refused at once
+        for values in grid.values():
+            count *= len(values)
+        if count > max_trials:
+            problem("trials", f"{len(seeds)} seeds x {' x '.join(str(len(v)) for v in grid.values()) or '1'} "
+                              f"grid points = {count} trials, more than the limit of "
+                              f"{max_trials} (set [ray] max_trials to run more)")
+
+    if problems:
+        raise SpecError(problems)
+    assert experiment is not None and seeds is not None
+    return Spec(name, experiment.name, experiment.version, fixed_values, grid, seeds, ray_settings)
+
+
+def spec_from_json(data: dict, source: str) -> Spec:
+    """The spec saved in a store, revalidated against the experiment registered now."""
+    spec = parse_spec({k: v for k, v in data.items() if k != "experiment_version"}, source)
+    stored_version = data.get("experiment_version")
+    if stored_version != spec.experiment_version:
+        raise SpecError(
+            f"{source}: experiment_version: store holds version {stored_version!r} of "
+            f"{spec.experiment!r}, this installation runs version {spec.experiment_version!r}")
+    return spec
+
+
+def change_problems(old: Spec, new: Spec) -> list[str]:
+    """Why ``new`` may not extend a store launched with ``old`` (empty: it may).
+
+    Allowed: adding values to existing axes, adding seeds (and any ``[ray]`` change), and
+    promoting a parameter from ``[fixed]`` (or its default) to a ``[grid]`` axis whose values
+    include the old one: every stored trial keeps its key (keys hash every parameter, fixed
+    or not), only the new ones run. In short: ``new`` may extend ``old`` when every trial of
+    ``old`` is a trial of ``new``. Everything else would change what existing keys mean or
+    orphan stored trials. ``change_problems(new, old) == []`` is the converse: ``new`` is
+    an older, smaller spec whose trials are all among the store's.
+    """
+    problems = []
+    if new.name != old.name:
+        problems.append(f"name: changed from {old.name!r} to {new.name!r}")
+    if new.experiment != old.experiment:
+        problems.append(f"experiment: changed from {old.experiment!r} to {new.experiment!r}")
+        return problems
+    if new.experiment_version != old.experiment_version:
+        problems.append(f"experiment version: changed from {old.experiment_version!r} "
+                        f"to {new.experiment_version!r}")
+    experiment = get_experiment(new.experiment)
+    old_fixed = {**experiment.defaults(), **old.fixed}
+    new_fixed = {**experiment.defaults(), **new.fixed}
+    for key in experiment.by_name:
+        if key in old.grid or key in new.grid:
+            continue
+        if old_fixed[key] != new_fixed[key]:
+            problems.append(f"fixed.{key}: changed from {old_fixed[key]!r} to {new_fixed[key]!r}")
+    for axis in old.grid.keys() - new.grid.keys():
+        problems.append(f"grid.{axis}: axis removed")
+    for axis in new.grid.keys() - old.grid.keys():
+        if old_fixed[axis] not in new.grid[axis]:
+            problems.append(f"grid.{axis}: axis added without the old value "
+                            f"{old_fixed[axis]!r} among its values")
+    for axis in old.grid.keys() & new.grid.keys():
+        kept = set(new.grid[axis])
+        removed = [v for v in old.grid[axis] if v not in kept]
+        if removed:
+            problems.append(f"grid.{axis}: values removed: {', '.join(map(repr, removed))}")
+    new_seeds = set(new.seeds)
+    removed_seeds = [s for s in old.seeds if s not in new_seeds]
+    if removed_seeds:
+        problems.append(f"seeds: removed: {', '.join(map(str, removed_seeds))}")
+    return problems
+
+
+def _check_settings(table: dict, section: str, declared: dict[str, Param], unknown: str,
+                    problem) -> dict[str, Any]:
+    """Normalised values of ``[section]`` keys; each unknown key or bad value is a problem."""
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        param = declared.get(key)
+        if param is None:
+            problem(f"{section}.{key}", unknown + did_you_mean(key, declared))
+            continue
+        normalised, reason = param.check(value)
+        if reason:
+            problem(f"{section}.{key}", reason)
+        else:
+            values[key] = normalised
+    return values
+
+
+def _parse_table(data: dict, key: str, problem) -> dict:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        problem(key, f"expected a table [{key}], got {value!r}")
+        return {}
+    return value
+
+
+def _parse_seeds(value: Any, problem, max_trials: int) -> list[int] | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            problem("seeds", f"a seed count must be at least 1, got {value}")
+            return None
+        if value > max_trials:
+            problem("seeds", f"{value} seeds are more than the limit of {max_trials} trials "
+                             f"(set [ray] max_trials to run more)")
+            return None
+        return list(range(value))
+    if isinstance(value, list):
+        if not value:
+            problem("seeds", "empty list")
+            return None
+        bad = [s for s in value
+               if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < SEED_LIMIT]
+        if bad:
+            problem("seeds", f"expected integers 0 <= seed < 2**63, got {bad[0]!r}")
+            return None
+        if len(set(value)) != len(value):
+            problem("seeds", "duplicate seeds")
+            return None
+        return list(value)
+    problem("seeds", f"expected a count or a list of integers, got {value!r}")
+    return None
+
+
+def _parse_axis(param: Param, values: Any, problem) -> list | None:
+    if not isinstance(values, list):
+        problem(f"expected a list of values, got {values!r}")
+        return None
+    if not values:
+        problem("empty axis")
+        return None
+    normalised, seen = [], set()
+    for value in values:
+        checked, reason = param.check(value)
+        if reason:
+            problem(reason)
+            return None
+        if checked in seen:
+            problem(f"duplicate value {checked!r}")
+            return None
+        seen.add(checked)
+        normalised.append(checked)
+    return normalised
