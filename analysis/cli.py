@@ -44,6 +44,31 @@ def register(add_command) -> None:
     _add_common(figures, out="output directory (default: STORE/figures)")
     figures.set_defaults(handler=_figures)
 
+    compare = add_command(
+        "compare", help="any contrast: modes on the same chips, two values of an axis, or both",
+        description="insitu compare STORE A B: mode A minus mode B on the same chips; "
+                    "insitu compare STORE --along AXIS REF VALUE: the metric at VALUE minus at REF, "
+                    "per mode; both: how the gap A - B changes along the axis (difference in "
+                    "differences). Paired over chips where they are shared, Welch otherwise.")
+    compare.add_argument("store", help="store directory")
+    compare.add_argument("modes", nargs="*", metavar="MODE", help="two modes, A B (A minus B)")
+    compare.add_argument("--along", nargs=3, metavar=("AXIS", "REF", "VALUE"),
+                         help="an axis and two of its values: VALUE minus REF")
+    compare.add_argument("--holm", action="store_true",
+                         help="adjust p-values over the table's rows (Holm) and mark with them")
+    _add_common(compare, out="write the table to this file instead of printing it")
+    _add_format(compare)
+    compare.set_defaults(handler=_compare)
+
+    power = add_command("power", help="seeds per cell for an interval of a given half-width")
+    power.add_argument("store", help="store directory")
+    power.add_argument("--half-width", type=positive_float, required=True, metavar="H",
+                       help="the half-width wanted, in the metric's units (0.01: one point of accuracy)")
+    power.add_argument("--contrast", metavar="A-B", help="size the paired gap of two modes instead")
+    _add_common(power, out="write the table to this file instead of printing it")
+    _add_format(power)
+    power.set_defaults(handler=_power)
+
     report = add_command("report", help="write a report of the store")
     report.add_argument("store", help="store directory")
     _add_common(report, out="output file (default: STORE/report.html)")
@@ -88,6 +113,26 @@ def _tolerance(args: argparse.Namespace) -> int:
     print(tolerance_command(args.store, args.axis, args.drop, relative=args.relative,
                             fmt=args.fmt, out=args.out, figure=args.figure, against=args.against,
                             n_resamples=args.resamples, **_common(args)))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from insitu.analysis.exceptions import AnalysisInputError
+    from insitu.analysis.questions import compare_command
+
+    if len(args.modes) not in (0, 2):
+        raise AnalysisInputError(f"name two modes (A B) or none, not {len(args.modes)}")
+    a, b = (args.modes + [None, None])[:2] if args.modes else (None, None)
+    print(compare_command(args.store, a, b, along=args.along, holm=args.holm, fmt=args.fmt,
+                          out=args.out, **_common(args)))
+    return 0
+
+
+def _power(args: argparse.Namespace) -> int:
+    from insitu.analysis.questions import power_command
+
+    print(power_command(args.store, args.half_width, contrast=args.contrast, fmt=args.fmt,
+                        out=args.out, **_common(args)))
     return 0
 
 

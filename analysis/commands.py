@@ -60,9 +60,12 @@ def _drop_note(table: pd.DataFrame, by: list[str], vocab) -> str:
     if "drop" not in table.columns or not errs:
         return ""
     at = ", ".join(f"{a} = {value_text(vocab.error_free_value(a, table[a].unique()))}" for a in errs)
+    designs = set(table["drop_design"].dropna()) if "drop_design" in table.columns else set()
+    how = ("paired over chips (the store shares them along the error axes)" if designs == {"paired"}
+           else "unpaired (Welch): each cell ran on chips of its own")
     return (f"; drop = mean loss against the error-free cell ({at}, same mode and other axes) "
-            "with its 95 % t interval over seeds, paired by seed index (each cell's trials run on "
-            "their own chips: the pairs match replicate numbers, not chips)")
+            f"with its 95 % interval, {how} (drop_design); the test set is fixed: intervals are "
+            "over chips, initial phases and data orders")
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:
@@ -160,6 +163,20 @@ def summary_command(
                       format_table(gaps.drop(columns="metric"))]
     else:
         lines += ["", "no successful rows yet"]
+    design = spec.get("precision")
+    if design and table is not None:
+        from insitu.analysis.precision import two_stage_table
+
+        sized = two_stage_table(store.rows, design, params=plan.params)
+        if len(sized):
+            lines += ["", f"two-stage design (Stein): every cell ran the seeds its pilot of "
+                          f"{design['pilot_seeds']} asked for; the interval it was sized for is the mean "
+                          f"± {design['half_width']:g} (95 %) of {design.get('contrast') or 'each mode'} "
+                          f"({design['metric']}), not the t interval above",
+                      format_table(sized)]
+        else:
+            lines += ["", f"two-stage design: stage 1 (a pilot of {design['pilot_seeds']} seeds per cell) "
+                          "is not complete; run the spec again"]
     errors = store.error_summary()
     if len(errors):
         lines += ["", "errors (trials, rows, message):"]

@@ -31,6 +31,7 @@ from insitu.analysis.vocabulary import vocabulary
 
 __all__ = [
     "check_replicates",
+    "one_chip_per_seed",
     "require_columns",
     "has_items",
     "has_values",
@@ -71,6 +72,16 @@ def require_columns(frame: pd.DataFrame, names: Sequence[str | None], what: str 
         if name is not None and name not in frame.columns:
             shown = ", ".join(str(c) for c in frame.columns[:40])
             raise AnalysisInputError(f"unknown {what} {name!r}; the rows have: {shown}")
+
+
+def one_chip_per_seed(frame: pd.DataFrame, keys: Sequence[str]) -> bool:
+    """Whether every seed of every group of ``keys`` ran on one chip across the rows' other
+    axes: its rows carry one stream key (docs/store.md). A store without stream keys, or
+    with rows that lack one, shares no chips."""
+    if "stream_key" not in frame.columns or frame["stream_key"].isna().any() or not len(frame):
+        return False
+    cols = [k for k in dict.fromkeys([*keys, "seed"]) if k in frame.columns]
+    return bool((frame.groupby(cols, dropna=False)["stream_key"].nunique() == 1).all())
 
 
 def varying_params(frame: pd.DataFrame, params: Iterable[str], exclude: Iterable[str] = ()) -> list[str]:

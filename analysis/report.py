@@ -248,8 +248,12 @@ def render_report(plan: Plan, built: Sequence[tuple[FigurePlan, Figure]],
                         if log else
                         "Per grid point and mode: mean over seeds ± the half-width of the 95 % "
                         "Student t interval mean ± t<sub>0.975, n−1</sub>·sd/√n.")
-                     + (" Columns “drop” give the mean loss against the error-free cell, paired by "
-                        "seed index." if "drop" in table.columns else "")
+                     + (" Columns “drop” give the mean loss against the error-free cell: "
+                        + ("paired over chips (shared along the error axes)."
+                           if set(table["drop_design"].dropna()) == {"paired"} else
+                           "unpaired (Welch), each cell having run on chips of its own.")
+                        if "drop" in table.columns else "")
+                     + " The test set is fixed: intervals are over chips, initial phases and data orders."
                      + (f" {html.escape(pooled_line)}, averaged per seed." if pooled_line else "")
                      + "</p>")
         wide = _wide(table, by, "mode", lambda r: _stat_text(r, log), label)

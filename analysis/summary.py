@@ -33,7 +33,8 @@ import pandas as pd
 from scipy import stats
 
 from insitu.analysis.exceptions import AnalysisInputError
-from insitu.analysis.grouping import check_replicates, per_seed, require_columns, resolve_grouping
+from insitu.analysis.grouping import (check_replicates, one_chip_per_seed, per_seed, require_columns,
+                                      resolve_grouping)
 from insitu.analysis.load import IDENTITY_COLUMNS
 from insitu.analysis.vocabulary import vocabulary
 
@@ -56,7 +57,7 @@ __all__ = [
 
 STAT_COLUMNS = ["n", "mean", "sd", "ci_low", "ci_high", "ci_half_width"]
 LOG_COLUMNS = ["scale", "n_exact"]
-DROP_COLUMNS = ["drop", "drop_ci_low", "drop_ci_high"]
+DROP_COLUMNS = ["drop", "drop_ci_low", "drop_ci_high", "drop_design"]
 # 1 − cos below this is exact up to floating-point rounding (about 1e-16 in practice).
 EXACT_BELOW = 1e-12
 
@@ -191,12 +192,12 @@ def summarize(
     ``table.attrs["pooled"]`` lists the pooled axes.
 
     With ``drop``, linear metrics also get the mean **drop against the error-free cell**
-    (every error axis in ``by`` at its error-free end, the other axes as in the row) and its
-    t interval over seeds, paired by seed index (every cell's trials have their own keys,
-    hence their own chips: a pair matches replicate numbers, and its interval is that of a
-    difference of independent draws; :mod:`analysis.differences` gives Welch's):
-    ``drop = metric[error-free] − metric``,
-    positive when the cell lost. The columns are ``drop, drop_ci_low, drop_ci_high``.
+    (every error axis in ``by`` at its error-free end, the other axes as in the row),
+    ``drop = metric[error-free] − metric``, positive when the cell lost, with its 95 %
+    interval: paired over chips when the store shares chips along the error axes (each
+    seed's rows carry one stream key), Welch's interval over the two groups of seeds
+    otherwise, never paired by seed index alone. The columns are ``drop, drop_ci_low,
+    drop_ci_high, drop_design`` ("paired" or "Welch").
     """
     vocab = vocabulary(params)
     by, pooled = resolve_grouping(frame, vocab, by, pool, what="summary")
@@ -213,7 +214,8 @@ def summarize(
         table = seed_statistics(seeds, keys, metric, confidence, log=vocab.is_log(metric))
         table.insert(len(keys), "metric", metric)
         if drop and errs and not vocab.is_log(metric):
-            table = table.merge(_drops(seeds, by, errs, metric, confidence, vocab), on=keys, how="left")
+            table = table.merge(_drops(frame, seeds, by, errs, metric, confidence, vocab, pooled),
+                                on=keys, how="left")
         tables.append(table)
     columns = [*keys, "metric", *STAT_COLUMNS]
     if any(vocab.is_log(m) for m in metrics):
@@ -228,19 +230,37 @@ def summarize(
     return table
 
 
-def _drops(seeds: pd.DataFrame, by: list[str], errs: list[str], metric: str,
-           confidence: float, vocab) -> pd.DataFrame:
-    """Per group: mean drop against the error-free cell and its t interval over seeds."""
+def _drops(frame: pd.DataFrame, seeds: pd.DataFrame, by: list[str], errs: list[str], metric: str,
+           confidence: float, vocab, pooled: Sequence[str]) -> pd.DataFrame:
+    """Per group: the drop against the error-free cell (every error axis of ``by`` at its
+    error-free end, the other axes as in the row) with its interval: paired over chips when
+    each seed's rows carry one stream key across the error axes (a store that shares chips
+    along them), Welch over the two groups of seeds otherwise; ``drop_design`` says which."""
+    from insitu.analysis.contrasts import paired_interval, welch_interval
+
     keys = [*by, "mode"]
     ref = seeds
     for axis in errs:
         ref = ref[ref[axis] == vocab.error_free_value(axis, seeds[axis].unique())]
-    on = [k for k in keys if k not in errs] + ["seed"]
-    paired = seeds.merge(ref[[*on, metric]], on=on, suffixes=("", "_ref"))
-    paired["drop"] = paired[f"{metric}_ref"] - paired[metric]
-    stats_ = seed_statistics(paired, keys, "drop", confidence, log=False)
-    return stats_[[*keys, "mean", "ci_low", "ci_high"]].rename(
-        columns={"mean": "drop", "ci_low": "drop_ci_low", "ci_high": "drop_ci_high"})
+    rest = [k for k in keys if k not in errs]
+    paired = one_chip_per_seed(frame, [*rest, *pooled])
+    records = []
+    for cell, part in seeds.groupby(keys, sort=False, dropna=False):
+        cell = cell if isinstance(cell, tuple) else (cell,)
+        where = dict(zip(keys, cell))
+        base = ref
+        for k in rest:
+            base = base[base[k] == where[k]] if where[k] == where[k] else base[base[k].isna()]
+        if all(where[a] == vocab.error_free_value(a, seeds[a].unique()) for a in errs):
+            result = {"estimate": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+        elif paired:
+            both = base.set_index("seed")[metric].align(part.set_index("seed")[metric], join="inner")
+            result = paired_interval(both[0] - both[1], confidence)
+        else:
+            result = welch_interval(base[metric], part[metric], confidence)
+        records.append({**where, "drop": result["estimate"], "drop_ci_low": result["ci_low"],
+                        "drop_ci_high": result["ci_high"], "drop_design": "paired" if paired else "Welch"})
+    return pd.DataFrame.from_records(records, columns=[*keys, *DROP_COLUMNS])
 
 
 def _sort_modes(table: pd.DataFrame, by: list[str], mode_col: str, vocab) -> pd.DataFrame:

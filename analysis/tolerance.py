@@ -12,12 +12,17 @@ found by linear interpolation between the two grid points that bracket the cross
 ``m`` never falls that far on the grid the tolerance is "not reached": it lies beyond the
 largest value.
 
-Interval: a percentile bootstrap over seeds. Each resample draws seed indices with
-replacement once, and the same draw is used for every mode, axis value and group cell, so
-comparisons between modes stay paired (docs/design.md, section 7). A resample whose curve never
-crosses counts as "beyond the largest value" (+inf), so an upper bound can be "not reached"
-while the point estimate is finite. Resampling uses ``numpy.random.default_rng(seed)``,
-the same stream for every group, so a table is reproducible.
+Interval: a percentile bootstrap over chips. The modes of a trial share its chip, so a
+resample always draws a chip for every mode at once. Where the store shares chips along
+the axis (each seed's rows carry one stream key across its values), a seed is one chip at
+every value and a resample draws seeds once for the whole curve, so comparisons between
+values stay paired too; otherwise every value ran on chips of its own and a resample draws
+the seeds of each value independently (``design`` says which: "paired" or "independent").
+A resample whose curve never crosses counts as "beyond the largest value" (+inf), so an
+upper bound can be "not reached" while the point estimate is finite. With only two grid
+values the crossing is reported as lying between them, with no point and no interval.
+Resampling uses ``numpy.random.default_rng(seed)``, the same stream for every group, so a
+table is reproducible.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from insitu.analysis.exceptions import AnalysisInputError
-from insitu.analysis.grouping import check_replicates, per_seed, pooled_text, resolve_grouping, value_text
+from insitu.analysis.grouping import (check_replicates, one_chip_per_seed, per_seed, pooled_text,
+                                      resolve_grouping, value_text)
 from insitu.analysis.summary import default_metric
 from insitu.analysis.vocabulary import vocabulary
 
@@ -38,8 +44,8 @@ __all__ = ["TOLERANCE_COLUMNS", "crossing", "tolerance", "tolerance_axes", "tole
 DRAWS_COLUMN = "draws"  # keep_draws: each row's bootstrap tolerances
 TOLERANCE_COLUMNS = [
     "mode", "metric", "axis", "drop", "relative", "baseline", "threshold", "tolerance",
-    "reached", "ci_low", "ci_high", "error_free", "largest", "descending", "n_seeds",
-    "n_resamples",
+    "reached", "ci_low", "ci_high", "n_values", "error_free", "largest", "descending", "design",
+    "n_seeds", "n_resamples",
 ]
 
 
@@ -160,27 +166,41 @@ def tolerance(
         seed_col = part["seed"] if "seed" in part else pd.Series(0, index=part.index)
         cube[part["mode"].map(m_index).to_numpy(), part[axis].astype(float).map(x_index).to_numpy(),
              seed_col.map(s_index).to_numpy()] = part[metric].to_numpy(dtype=float)
+        rows_here = frame
+        for name, value in zip(by, group):
+            rows_here = rows_here[rows_here[name] == value] if value == value else rows_here[rows_here[name].isna()]
+        shared = one_chip_per_seed(rows_here, pooled)
         with np.errstate(invalid="ignore"), _quiet():
             curves = np.nanmean(cube, axis=2)
             point = crossing(xs, curves, drop, relative)
-            draws = np.random.default_rng(seed).integers(0, len(seeds), size=(n_resamples, len(seeds)))
-            counts = np.zeros((n_resamples, len(seeds)))
-            np.add.at(counts, (np.arange(n_resamples)[:, None], draws), 1.0)
+            rng = np.random.default_rng(seed)
+            n_x, n_s = len(xs), len(seeds)
+            if shared:  # one draw of seeds (chips) for the whole curve
+                draws = np.broadcast_to(rng.integers(0, n_s, size=(n_resamples, 1, n_s)), (n_resamples, n_x, n_s))
+            else:  # every value's chips drawn on their own
+                draws = rng.integers(0, n_s, size=(n_resamples, n_x, n_s))
+            counts = np.zeros((n_resamples, n_x, n_s))
+            np.add.at(counts, (np.arange(n_resamples)[:, None, None], np.arange(n_x)[None, :, None], draws), 1.0)
             finite = np.isfinite(cube)
-            # mean over each resample's seeds (with multiplicity), NaN cells skipped
-            boot = (np.where(finite, cube, 0.0) @ counts.T) / (finite.astype(float) @ counts.T)
+            # mean over each resample's chips (with multiplicity), NaN cells skipped
+            boot = (np.einsum("mxs,rxs->mxr", np.where(finite, cube, 0.0), counts)
+                    / np.einsum("mxs,rxs->mxr", finite.astype(float), counts))
             boot_tol = crossing(xs, np.moveaxis(boot, 1, 2), drop, relative)  # (modes, resamples)
         for mode, i in m_index.items():
             base = curves[i, 0]
             reached = bool(np.isfinite(point[i]))
+            ci = (_quantile(boot_tol[i], alpha), _quantile(boot_tol[i], 1 - alpha))
+            if reached and len(xs) == 2:
+                # two values only: the crossing is somewhere between them, nothing more
+                point[i], ci = math.nan, (float(min(xs)), float(max(xs)))
             records.append({
                 **dict(zip(by, group)), "mode": mode, "metric": metric, "axis": axis,
                 "drop": float(drop), "relative": bool(relative), "baseline": float(base),
                 "threshold": float(base * (1 - drop) if relative else base - drop),
                 "tolerance": float(point[i]) if reached else math.nan, "reached": reached,
-                "ci_low": _quantile(boot_tol[i], alpha), "ci_high": _quantile(boot_tol[i], 1 - alpha),
+                "ci_low": ci[0], "ci_high": ci[1], "n_values": len(xs),
                 "error_free": float(xs[0]), "largest": float(xs[-1]),
-                "descending": vocab.larger_is_better(axis),
+                "descending": vocab.larger_is_better(axis), "design": "paired" if shared else "independent",
                 "n_seeds": int(np.isfinite(cube[i]).any(axis=0).sum()), "n_resamples": int(n_resamples),
                 **({DRAWS_COLUMN: boot_tol[i]} if keep_draws else {}),
             })
@@ -218,6 +238,9 @@ def tolerance_text(row, digits: int = 3) -> tuple[str, str]:
     beyond the grid ``"not reached (> 0.1)"`` and bounds like ``"> 0.1"``."""
     fmt = f"{{:.{digits}f}}"
     tol = fmt.format(row["tolerance"]) if row["reached"] else f"not reached ({_beyond(row)})"
+    if row["reached"] and row.get("n_values", 3) == 2:
+        between = f"between {value_text(row['error_free'])} and {value_text(row['largest'])}"
+        return between, "(two grid values: no interpolation)"
     if row["baseline"] != row["baseline"]:
         tol = "no value at the error-free end"
 
@@ -243,6 +266,10 @@ def tolerance_header(table: pd.DataFrame) -> str:
     text = (f"tolerance of {label(r['metric'])} ({r['metric']}) along {label(r['axis'])}: the value where "
             f"the mean over seeds falls {how} below its value at {r['axis']} = "
             f"{value_text(r['error_free'])} (linear interpolation); {conf * 100:g} % bootstrap interval "
-            f"over {n} seeds ({r['n_resamples']} resamples, the same for every mode)")
+            f"over {n} chips per value ({r['n_resamples']} resamples, the same for every mode; "
+            + ("chips shared along the axis, resampled once per curve"
+               if set(table.get("design", ["independent"])) == {"paired"} else
+               "each value's chips resampled on their own: they are other chips")
+            + "; with two grid values only, the value lies between them)")
     pooled = table.attrs.get("pooled_text")
     return text + (f"; {pooled}" if pooled else "")

@@ -105,7 +105,7 @@ class ErrorModel:
                                   role="error")
     io_placement: str = setting(
         "generate_and_read", "I/O error on generated vectors and reads, or on reads only (the paper's code)",
-        label="I/O error placement", choices=IO_PLACEMENTS)
+        label="I/O error placement", choices=IO_PLACEMENTS, shares_chips=True)
 
     def __post_init__(self) -> None:
         check_settings(self)

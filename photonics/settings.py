@@ -13,7 +13,14 @@ Every setting of the error model (:class:`insitu.photonics.errors.ErrorModel`), 
   ``"setting"`` for everything else;
 * ``error_free``: for an error, which end of its range is the ideal chip: ``"low"`` (the
   smallest value, the usual case) or ``"high"`` (larger is better, 0 meaning "off", as
-  for DAC bits).
+  for DAC bits);
+* ``shares_chips``: whether runs that differ only in this setting can share their random
+  streams, and so run on the same chip, with the same initial phases and data order. A
+  setting shares when changing it only rescales random draws (every error magnitude: a
+  static error is ``std * n`` with ``n`` drawn whatever ``std`` is) or changes how the same
+  draws are used (a learning rate, the number of epochs, the launch scheme); a setting that
+  changes what is drawn (the chip's structure, the task, the batch) does not. Errors share
+  by default, other settings do not unless declared.
 
 The sweep experiments derive their parameters from these fields, and the store records the
 labels, units and roles from them, so none of it is spelled twice.
@@ -30,9 +37,10 @@ ERROR_FREE_ENDS = ("low", "high")
 
 def setting(default: Any, doc: str, *, label: str, unit: str = "", low: float | None = None,
             high: float | None = None, choices: tuple | None = None, none_as: Any = None,
-            role: str = "setting", error_free: str | None = None) -> Field:
+            role: str = "setting", error_free: str | None = None,
+            shares_chips: bool | None = None) -> Field:
     """A dataclass field declaring one setting (module docstring); ``default`` is its one
-    default. An ``error`` defaults to ``error_free = "low"``."""
+    default. An ``error`` defaults to ``error_free = "low"`` and ``shares_chips = True``."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
     if role == "error":
@@ -41,7 +49,8 @@ def setting(default: Any, doc: str, *, label: str, unit: str = "", low: float | 
             raise ValueError(f"error_free must be one of {ERROR_FREE_ENDS}, got {error_free!r}")
     elif error_free is not None:
         raise ValueError("only an error setting has an error-free end")
-    metadata: dict[str, Any] = {"doc": doc, "label": label, "unit": unit, "role": role}
+    metadata: dict[str, Any] = {"doc": doc, "label": label, "unit": unit, "role": role,
+                                "shares_chips": role == "error" if shares_chips is None else bool(shares_chips)}
     if error_free is not None:
         metadata["error_free"] = error_free
     if choices is not None:

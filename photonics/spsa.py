@@ -32,9 +32,10 @@ class SpsaSettings:
     """The ``spsa`` mode's own settings."""
 
     spsa_delta: float = setting(0.05, "SPSA perturbation of every phase (rad)",
-                                label="SPSA perturbation", unit="rad", low=1e-6, high=3.2)
+                                label="SPSA perturbation", unit="rad", low=1e-6, high=3.2,
+                                shares_chips=True)
     spsa_samples: int = setting(1, "SPSA estimates averaged per step", label="SPSA estimates per step",
-                                low=1, high=10_000)
+                                low=1, high=10_000, shares_chips=True)
 
     def __post_init__(self) -> None:
         check_settings(self)

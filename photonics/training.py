@@ -63,32 +63,32 @@ class TrainConfig:
 
     mode: str = setting("insitu", "training mode (a name in MODES)", label="training mode")
     optimizer: str = setting("adam", "optimiser of the phases", label="optimizer",
-                             choices=("adam", "sgd"))
+                             choices=("adam", "sgd"), shares_chips=True)
     lr: float = setting(0.02, "learning rate (rad per unit gradient)", label="learning rate",
-                        unit="rad", low=1e-9, high=100.0)
+                        unit="rad", low=1e-9, high=100.0, shares_chips=True)
     sgd_lr: float = setting(
         0.0, "learning rate when optimizer = sgd (0: lr); lets one grid compare SGD and Adam each at its own rate",
-        label="learning rate with SGD", unit="rad", low=0.0, high=100.0)
-    epochs: int = setting(25, "passes over the training set", label="epochs", low=0, high=100_000)
+        label="learning rate with SGD", unit="rad", low=0.0, high=100.0, shares_chips=True)
+    epochs: int = setting(25, "passes over the training set", label="epochs", low=0, high=100_000, shares_chips=True)
     batch_size: int = setting(16, "examples per gradient step", label="batch size M", low=1,
                               high=1_000_000)
     eval_every: int = setting(1, "epochs between points of the learning curves",
-                              label="epochs between evaluations", low=1, high=100_000)
+                              label="epochs between evaluations", low=1, high=100_000, shares_chips=True)
     boundary_grid: int = setting(0, "decision-boundary grid points per axis (2-D tasks)",
-                                 label="decision-boundary grid points per axis", low=0, high=400)
+                                 label="decision-boundary grid points per axis", low=0, high=400, shares_chips=True)
     record_gradient_error: bool = setting(
         True, "record 1 - cos of measured vs exact gradients (in situ modes)",
-        label="gradient error recorded")
+        label="gradient error recorded", shares_chips=True)
     launch: str = setting("per_example", "launch scheme of measured gradients: per_example, balanced, cotangent",
-                          label="launch scheme", choices=LAUNCHES)
+                          label="launch scheme", choices=LAUNCHES, shares_chips=True)
     noise_draws: str = setting(
         "fresh", "measurement noise of training steps: fresh draws, or one frozen pattern every step (the paper's jit-compiled simulation)",
-        label="measurement noise draws", choices=NOISE_DRAWS)
+        label="measurement noise draws", choices=NOISE_DRAWS, shares_chips=True)
     calibration_error: float = setting(
         0.0, "std of the calibration of every static error (rad, dB): calibrated, corrected, pat",
         label="calibration error σ", unit="rad, dB", low=0.0, high=1.0, role="error")
     twin: str = setting("calibrated", "twin of calibrated / corrected / pat: the calibrated chip, or the ideal model",
-                        label="digital twin", choices=("calibrated", "ideal"))
+                        label="digital twin", choices=("calibrated", "ideal"), shares_chips=True)
     mode_settings: tuple = ()
 
     def __post_init__(self) -> None:
@@ -167,9 +167,9 @@ class NetworkConfig:
                          unit="MZI columns", low=0, high=4096)
     n_layers: int = setting(0, "layers (0: the task recipe)", label="layers", low=0, high=16)
     loss: str = setting("cross_entropy", "training loss on the output powers", label="training loss",
-                        choices=("cross_entropy", "mse"))
+                        choices=("cross_entropy", "mse"), shares_chips=True)
     logit_scale: float = setting(0.0, "0 = task recipe (3 for 2-D, 30 for images)", label="logit scale",
-                                 low=0.0, high=1e6)
+                                 low=0.0, high=1e6, shares_chips=True)
 
     def __post_init__(self) -> None:
         check_settings(self)

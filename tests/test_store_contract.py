@@ -52,12 +52,18 @@ def test_the_documented_columns_are_the_stores():
 
 @pytest.mark.parametrize("name", sorted(json.loads((FIXTURES / "golden_keys.json").read_text())))
 def test_every_shipped_spec_keeps_its_trial_keys(name):
-    """Keys computed before the restructure (tests/fixtures/golden_keys.json)."""
+    """Keys and stream keys recorded in tests/fixtures/golden_keys.json: computed before the
+    restructure of the packages (which left every key as it was), then again when the
+    experiments moved to version 5 (shared chips), the last change that meant to change
+    them. A key that changes without a version bump fails here."""
     golden = json.loads((FIXTURES / "golden_keys.json").read_text())[name]
     spec = load_spec(shipped_specs()[name])
-    keys = [t.key for t in enumerate_trials(spec, get_experiment(spec.experiment))]
+    trials = enumerate_trials(spec, get_experiment(spec.experiment))
+    keys = [t.key for t in trials]
     assert (len(keys), keys[0], keys[-1]) == (golden["trials"], golden["first"], golden["last"])
     assert hashlib.sha256("\n".join(keys).encode()).hexdigest() == golden["sha256"]
+    streams = "\n".join(t.stream_key for t in trials)
+    assert hashlib.sha256(streams.encode()).hexdigest() == golden["streams_sha256"]
 
 
 def test_a_store_written_before_the_restructure_reads_to_the_same_frame():
@@ -79,11 +85,21 @@ def test_a_store_written_before_the_restructure_reads_to_the_same_frame():
     assert store.params.label("bs_error") == "splitting error σ (rad)"
 
 
-def test_the_old_stores_summary_is_unchanged(capsys):
+def test_the_old_stores_summary_keeps_its_numbers(capsys):
+    """The legacy store's summary, as the release before printed it
+    (tests/fixtures/legacy-summary.txt): the same means, spreads, t intervals and paired
+    gaps. Only the drop against the error-free cell changed: the old store's cells ran on
+    chips of their own (no stream keys), so it is now Welch's interval, where it used to
+    pair replicate numbers."""
     assert main(["summary", str(FIXTURES / "legacy-store")]) == 0
     printed = capsys.readouterr().out.splitlines()
     expected = (FIXTURES / "legacy-summary.txt").read_text().splitlines()
-    assert printed[1:] == expected[1:]  # the first line names the store's path
+    assert printed[1] == expected[1]  # counts (the first line names the store's path)
+    table = [line.split()[:9] for line in printed[4:9]]
+    assert table == [line.split()[:9] for line in expected[4:9]]  # bs_error .. ci_half_width
+    assert printed[-4:] == expected[-4:]  # the paired gaps
+    assert "unpaired (Welch): each cell ran on chips of its own" in printed[3]
+    assert [line.split()[-1] for line in printed[5:9]] == ["Welch"] * 4
 
 
 def _other_version(tmp_path) -> Path:

@@ -24,7 +24,7 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -50,14 +50,23 @@ MANY_PARTS = 2000  # beyond this, scanning parts dominates the start of a launch
 
 def run_spec_file(spec_path: str, out: str | None, options: LaunchOptions,
                   stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
-    """``insitu run``: run the pending trials of a spec file into its store."""
+    """``insitu run``: run the pending trials of a spec file into its store.
+
+    A spec with ``[precision]`` runs in two stages (:func:`run_two_stages`)."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
     spec = load_spec(spec_path)
-    experiment = get_experiment(spec.experiment)
     store_path = Path(out) if out else Path("results") / spec.name
     Store.check_writable(store_path)
     if not is_store(store_path):
         Store.check_creatable(store_path)
+    if spec.precision is not None:
+        return run_two_stages(spec, store_path, options, stdout, stderr)
+    return _run_spec(spec, store_path, options, stdout, stderr)
+
+
+def _run_spec(spec: Spec, store_path: Path, options: LaunchOptions, stdout: TextIO,
+              stderr: TextIO) -> int:
+    experiment = get_experiment(spec.experiment)
 
     def select(existing: Store | None, scan: Scan):
         record: Spec | None = spec
@@ -76,6 +85,82 @@ def run_spec_file(spec_path: str, out: str | None, options: LaunchOptions,
         return trials, [t for t in trials if t.key not in scan.keys], record
 
     return _launch(store_path, spec, experiment, select, options, "run", stdout, stderr)
+
+
+def run_two_stages(spec: Spec, store_path: Path, options: LaunchOptions, stdout: TextIO,
+                   stderr: TextIO) -> int:
+    """A spec sized to a precision, in two fixed stages (Stein; the rule and why it is
+    fixed: :mod:`insitu.analysis.precision`): stage 1 runs the pilot seeds in every cell;
+    once every pilot trial is stored, each cell's total is set from its pilot spread and
+    recorded in the store's spec (``precision.allocation``), and stage 2 runs the rest. A
+    rerun resumes whichever stage is pending; a recorded allocation is never recomputed."""
+    stored = _stored_precision(store_path)
+    if stored is not None and stored.get("allocation") is not None:
+        spec = replace(spec, precision={**spec.precision, "allocation": stored["allocation"]})
+    code = _run_spec(spec, store_path, options, stdout, stderr)
+    if code != 0 or options.dry_run or spec.precision.get("allocation") is not None:
+        return code
+    with _store_lock(store_path, new_launch_id()):
+        allocation, lines = allocate_two_stages(store_path, spec)
+        spec = replace(spec, precision={**spec.precision, "allocation": allocation})
+        Store.open(store_path).write_spec(spec.to_json())
+    for line in lines:
+        print(line, file=stdout)
+    return _run_spec(spec, store_path, options, stdout, stderr)
+
+
+def _stored_precision(store_path: Path) -> dict | None:
+    if not is_store(store_path):
+        return None
+    return Store.open(store_path).spec_json().get("precision")
+
+
+def allocate_two_stages(store_path: Path, spec: Spec) -> tuple[list[dict], list[str]]:
+    """Each cell's seeds from its pilot (``insitu.analysis.precision.stein_seeds``, capped
+    at the spec's seeds), and lines saying so; ``StoreError`` while pilot trials failed."""
+    from insitu.analysis.load import read_store  # the driver only: workers never load pandas
+    from insitu.analysis.precision import stein_seeds
+
+    design = spec.precision
+    store = read_store(store_path)
+    if store.n_trials_error:
+        raise StoreError(f"{store_path}: {store.n_trials_error} pilot trials ended in an error; "
+                         f"`insitu retry-failed {store_path}`, then run the spec again for stage 2")
+    rows = store.rows[store.rows["seed"].isin(spec.seeds[: design["pilot_seeds"]])]
+    metric, h, cap = design["metric"], design["half_width"], len(spec.seeds)
+    axes = list(spec.grid)
+    allocation, capped = [], 0
+    for point in _grid_points(spec):
+        part = rows
+        for axis in axes:
+            part = part[part[axis] == point[axis]]
+        if design.get("contrast"):
+            a, b = design["contrast"].split("-")
+            wide = part.pivot_table(index="key", columns="mode", values=metric)
+            samples = [(wide[a] - wide[b]).to_numpy()] if {a, b} <= set(wide.columns) else []
+        else:
+            samples = [g[metric].to_numpy(dtype=float) for _, g in part.groupby("mode")]
+        wanted = [stein_seeds(x, h) for x in samples if (x == x).sum() >= 2]
+        n = min(cap, max(wanted)) if wanted else cap
+        capped += bool(wanted) and max(wanted) > cap
+        allocation.append({"cell": point, "seeds": int(max(n, design["pilot_seeds"]))})
+    total = sum(a["seeds"] for a in allocation)
+    pilot = design["pilot_seeds"] * len(allocation)
+    lines = [f"{store_path}: stage 1 done ({design['pilot_seeds']} pilot seeds in each of "
+             f"{len(allocation)} cells); stage 2 adds {total - pilot} trials for a 95 % interval of "
+             f"half-width {h:g} on {design.get('contrast') or 'each mode'} ({metric}); seeds per cell "
+             f"{min(a['seeds'] for a in allocation)}-{max(a['seeds'] for a in allocation)}"]
+    if capped:
+        lines.append(f"{store_path}: {capped} cells asked for more than the spec's {cap} seeds and "
+                     f"got {cap}: their intervals will be wider than {h:g}")
+    return allocation, lines
+
+
+def _grid_points(spec: Spec) -> list[dict]:
+    import itertools
+
+    axes = list(spec.grid)
+    return [dict(zip(axes, point)) for point in itertools.product(*(spec.grid[a] for a in axes))]
 
 
 def retry_failed(store_dir: str, options: LaunchOptions,

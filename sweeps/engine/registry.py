@@ -73,6 +73,11 @@ class Param:
     ``label`` and ``unit`` name it in tables and figures; ``role`` is ``"error"`` for a
     fabrication error or noise source (an axis a study is about, with the end of its range
     that is the ideal chip, ``error_free``: ``"low"`` or ``"high"``), else ``"setting"``.
+
+    ``shares_chips``: trials that differ only in this parameter share their random streams
+    (the trial's stream key leaves it out), so they run on the same chip with the same
+    initial phases and data order, and comparisons along it are paired
+    (:mod:`insitu.photonics.settings` states the rule).
     """
 
     name: str
@@ -87,6 +92,7 @@ class Param:
     unit: str = ""
     role: str = "setting"
     error_free: str | None = None
+    shares_chips: bool = False
 
     def __post_init__(self):
         if self.type not in PARAM_TYPES:
@@ -131,7 +137,7 @@ class Param:
     def describe(self) -> dict[str, Any]:
         """What a store records of the parameter: label, unit, role, error-free end, doc."""
         text = {"label": self.label or self.name, "unit": self.unit, "role": self.role,
-                "doc": self.doc}
+                "shares_chips": self.shares_chips, "doc": self.doc}
         if self.error_free is not None:
             text["error_free"] = self.error_free
         return text
@@ -206,6 +212,11 @@ class Experiment:
     def omit_at_default(self) -> list[str]:
         """The parameters left out of trial keys while they hold their default."""
         return [p.name for p in self.params if p.omit_at_default]
+
+    @property
+    def sharing(self) -> list[str]:
+        """The parameters that share chips: left out of trials' stream keys."""
+        return [p.name for p in self.params if p.shares_chips]
 
     def description(self) -> dict[str, Any]:
         """What ``store.json`` records of this experiment (docs/store.md): its version, the

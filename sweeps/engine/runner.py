@@ -28,7 +28,7 @@ def run_chunk(experiment: Experiment | str, units: Sequence[Trial | Sequence[Tri
     has ``run_group``; the rows are the same as one by one. If the group fails, its trials
     are rerun one by one so that errors stay per trial.
 
-    Each row holds the trial's fixed columns (``key``, ``trial_seed``, ``seed``,
+    Each row holds the trial's fixed columns (``key``, ``stream_key``, ``trial_seed``, ``seed``,
     ``experiment``, ``experiment_version``, ``status``, ``error``, ``mode``,
     ``elapsed_s``), every parameter, and the metrics of one row returned by ``run_trial``.
     A trial that raises (or returns malformed rows) gives one error row instead.
@@ -92,6 +92,7 @@ def trial_columns(experiment: Experiment, trial: Trial, status: str, error: str 
     """The fixed columns and parameters every row of ``trial`` carries."""
     return {
         "key": trial.key,
+        "stream_key": trial.stream_key or trial.key,
         "trial_seed": trial.trial_seed,
         "seed": trial.seed,
         "experiment": experiment.name,

@@ -16,6 +16,16 @@
     workers = 4
     chunk_seconds = 2.0
 
+    [precision]                       # optional: seeds sized to a precision (two stages)
+    half_width = 0.01                 # the 95 % interval half-width wanted per cell
+    pilot_seeds = 8                   # stage 1: this many seeds in every cell
+    metric = "test_accuracy"          # default: the experiment's headline metric
+    contrast = "insitu-digital"       # optional: size this paired gap instead of each mode
+
+With ``[precision]`` the seeds are the most any cell may get; the sweep runs in two fixed
+stages (Stein): the pilot seeds in every cell, then, per cell, as many more as its pilot
+spread asks for (:mod:`insitu.analysis.precision` gives the rule and why it is fixed).
+The allocation is recorded in the spec once stage 1 is done.
 Everything is validated against the experiment's declared parameters before anything runs,
 and every problem is reported as one line naming the key and the reason. Parameters not set
 take the experiment's default.
@@ -45,7 +55,8 @@ def shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 5] + "...'" + text[-1:]
 
 
-TOP_LEVEL_KEYS = ("name", "experiment", "seeds", "fixed", "grid", "ray")
+TOP_LEVEL_KEYS = ("name", "experiment", "seeds", "fixed", "grid", "ray", "precision")
+PRECISION_KEYS = ("half_width", "pilot_seeds", "metric", "contrast", "allocation")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 # Execution settings. They change how a sweep runs, never what it computes, so they are
@@ -78,6 +89,7 @@ class Spec:
     grid: dict[str, list]
     seeds: list[int]
     ray: dict[str, Any] = field(default_factory=dict)
+    precision: dict[str, Any] | None = None  # the two-stage design, if the spec asks for one
 
     def ray_setting(self, name: str) -> Any:
         """A ``[ray]`` setting, or its default when the spec does not set it."""
@@ -93,6 +105,7 @@ class Spec:
             "grid": {axis: list(values) for axis, values in self.grid.items()},
             "seeds": list(self.seeds),
             "ray": dict(sorted(self.ray.items())),
+            **({"precision": self.precision} if self.precision is not None else {}),
         }
 
     def to_toml(self) -> str:
@@ -199,10 +212,66 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
                               f"grid points = {count} trials, more than the limit of "
                               f"{max_trials} (set [ray] max_trials to run more)")
 
+    precision = None
+    if "precision" in data and experiment is not None and seeds is not None:
+        precision = _parse_precision(data["precision"], experiment, seeds, grid, fixed_values, problem)
+
     if problems:
         raise SpecError(problems)
     assert experiment is not None and seeds is not None
-    return Spec(name, experiment.name, experiment.version, fixed_values, grid, seeds, ray_settings)
+    return Spec(name, experiment.name, experiment.version, fixed_values, grid, seeds, ray_settings,
+                precision)
+
+
+def _parse_precision(table: Any, experiment: Experiment, seeds: list[int], grid: dict,
+                     fixed: dict, problem) -> dict | None:
+    """The ``[precision]`` table, normalised; each problem reported."""
+    if not isinstance(table, dict):
+        problem("precision", f"expected a table [precision], got {shown(table)}")
+        return None
+    for key in table:
+        if key not in PRECISION_KEYS:
+            problem(f"precision.{key}", f"unknown key{did_you_mean(key, PRECISION_KEYS)} "
+                                        f"(allowed: {', '.join(PRECISION_KEYS[:-1])})")
+    out: dict[str, Any] = {}
+    h = table.get("half_width")
+    if isinstance(h, bool) or not isinstance(h, (int, float)) or not h > 0 or h == float("inf"):
+        problem("precision.half_width", f"expected a positive number, got {shown(h)}")
+    else:
+        out["half_width"] = float(h)
+    n0 = table.get("pilot_seeds")
+    if isinstance(n0, bool) or not isinstance(n0, int) or not 2 <= n0 <= len(seeds):
+        problem("precision.pilot_seeds", f"expected an integer from 2 to the {len(seeds)} seeds "
+                                         f"(the most a cell may get), got {shown(n0)}")
+    else:
+        out["pilot_seeds"] = n0
+    metrics = [m.name for m in experiment.metrics if not m.descriptive] or None
+    metric = table.get("metric", experiment.headline_metric)
+    if not isinstance(metric, str) or (metrics is not None and metric not in metrics):
+        problem("precision.metric", f"expected one of the experiment's metrics "
+                                    f"({', '.join(metrics or [])}), got {shown(metric)}")
+    else:
+        out["metric"] = metric
+    contrast = table.get("contrast")
+    if contrast is not None:
+        modes = [m for text in grid.get("modes", [fixed.get("modes", experiment.by_name["modes"].default
+                                                            if "modes" in experiment.by_name else "")])
+                 for m in str(text).split(",") if m.strip()]
+        parts = [p.strip() for p in str(contrast).split("-")] if isinstance(contrast, str) else []
+        if len(parts) != 2 or any(p not in modes for p in parts) or parts[0] == parts[1]:
+            problem("precision.contrast", f"expected A-B, two of the modes run ({', '.join(modes)}), "
+                                          f"got {shown(contrast)}")
+        else:
+            out["contrast"] = f"{parts[0]}-{parts[1]}"
+    allocation = table.get("allocation")
+    if allocation is not None:  # recorded by the run after stage 1 (spec.json)
+        if not isinstance(allocation, list) or not all(
+                isinstance(a, dict) and isinstance(a.get("cell"), dict) and isinstance(a.get("seeds"), int)
+                for a in allocation):
+            problem("precision.allocation", "expected a list of {cell, seeds} (written by insitu run)")
+        else:
+            out["allocation"] = allocation
+    return out
 
 
 def spec_from_json(data: dict, source: str) -> Spec:
@@ -255,6 +324,9 @@ def change_problems(old: Spec, new: Spec) -> list[str]:
         removed = [v for v in old.grid[axis] if v not in kept]
         if removed:
             problems.append(f"grid.{axis}: values removed: {', '.join(map(repr, removed))}")
+    design = lambda spec: {k: v for k, v in (spec.precision or {}).items() if k != "allocation"}  # noqa: E731
+    if design(old) != design(new):
+        problems.append(f"precision: changed from {design(old) or 'none'} to {design(new) or 'none'}")
     new_seeds = set(new.seeds)
     removed_seeds = [s for s in old.seeds if s not in new_seeds]
     if removed_seeds:

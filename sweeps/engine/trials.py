@@ -15,7 +15,8 @@ __all__ = ["Trial", "canonical_json", "enumerate_trials", "iter_trials"]
 def iter_trials(spec: Spec, experiment: Experiment) -> Iterator[Trial]:
     """Every trial of ``spec``, in enumeration order (seeds outermost)."""
     return _iter_trials(experiment.name, experiment.version, experiment.defaults(),
-                        experiment.omit_at_default, spec.fixed, spec.grid, spec.seeds)
+                        experiment.omit_at_default, spec.fixed, spec.grid, spec.seeds,
+                        experiment.sharing, spec.precision)
 
 
 def enumerate_trials(spec: Spec, experiment: Experiment) -> list[Trial]:

@@ -26,9 +26,11 @@ from insitu.sweeps.engine.registry import Experiment, MetricInfo, ModeInfo, Para
 from insitu.sweeps.experiments.declared import keyed_since_first, param_of, params_of, settings_of
 from insitu.sweeps.experiments.modes import mode_list_problems, parse_modes
 
-# 4: training modes of the baselines (3) and the restructured measurement with launch
-# schemes, the paper's loss and I/O models and feature normalisation (3 on its own branch).
-VERSION = "4"
+# 5: chips shared along the parameters declared to share them (common random numbers: a
+# trial's streams derive from its stream key, not its key); 4: training modes of the
+# baselines (3) and the restructured measurement with launch schemes, the paper's loss and
+# I/O models and feature normalisation (3 on its own branch).
+VERSION = "5"
 
 # The parameters every classify key has hashed since version 4; any parameter declared
 # since is left out of keys while at its default (noise_draws was the first).
@@ -63,7 +65,8 @@ TASK_PARAMS = (
           doc="data set: 2-D tasks, or N Fourier features of digits (digitsN, N = 4 ... 64) or MNIST (mnistN, N = 4 ... 256)"),
     Param("mnist_path", "str", "", label="MNIST directory", doc="directory of MNIST IDX files (tasks mnistN)"),
     Param("feature_norm", "str", FEATURE_NORMS[0], choices=FEATURE_NORMS, label="feature normalisation",
-          doc="image tasks: Fourier features normalised per feature then per example, or per example only (the paper's)"),
+          doc="image tasks: Fourier features normalised per feature then per example, or per example only (the paper's)",
+          shares_chips=True),
 )
 
 
@@ -72,7 +75,8 @@ def _params() -> tuple[Param, ...]:
     params = (
         *TASK_PARAMS,
         *params_of(NetworkConfig),
-        Param("modes", "str", "digital,insitu", label="modes run", doc="comma list of " + ", ".join(MODES)),
+        Param("modes", "str", "digital,insitu", label="modes run", doc="comma list of " + ", ".join(MODES),
+              shares_chips=True),
         *params_of(TrainConfig, exclude=("mode",)),
         *(param_of(f) for f, _ in own.values()),
         *params_of(ErrorModel),

@@ -25,7 +25,7 @@ def param_of(f: Field, *, doc: str | None = None, omit_at_default: bool = False)
     return Param(f.name, _KINDS[type(default)], default, low=meta.get("low"), high=meta.get("high"),
                  choices=meta.get("choices"), doc=doc or meta["doc"], omit_at_default=omit_at_default,
                  label=meta["label"], unit=meta.get("unit", ""), role=meta.get("role", "setting"),
-                 error_free=meta.get("error_free"))
+                 error_free=meta.get("error_free"), shares_chips=meta.get("shares_chips", False))
 
 
 def params_of(cls, exclude: Iterable[str] = ()) -> tuple[Param, ...]:

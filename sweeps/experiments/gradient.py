@@ -20,8 +20,9 @@ from insitu.sweeps.engine.registry import Experiment, MetricInfo, ModeInfo, Para
 from insitu.sweeps.experiments.declared import keyed_since_first, param_of, params_of, settings_of
 from insitu.sweeps.experiments.modes import mode_list_problems, parse_modes
 
+# 5: chips shared along the parameters declared to share them (common random numbers);
 # 4: the measurement restructure (tap-noise draw order changed).
-VERSION = "4"
+VERSION = "5"
 KEYED = ("n_ports", "topology", "depth", "n_layers", "launch", "modes", "batch_size",
          "n_repeats", "input_power", "bs_error", "loss_db", "loss_imbalance_db", "phase_error",
          "crosstalk", "dac_bits", "tap_noise", "io_amp_error", "io_phase_error", "tap_fraction",
@@ -45,13 +46,13 @@ def _params() -> tuple[Param, ...]:
         param_of(network["n_layers"], doc="layers (0: one layer)"),
         param_of(TrainConfig.__dataclass_fields__["launch"]),
         Param("modes", "str", "three_pass,analog", label="protocols run",
-              doc="comma list of protocols: " + ", ".join(PROTOCOLS)),
+              doc="comma list of protocols: " + ", ".join(PROTOCOLS), shares_chips=True),
         Param("batch_size", "int", 1, low=1, high=100_000, label="batch size M",
               doc="examples per measurement (summed digitally by three_pass, integrated by analog)"),
         Param("n_repeats", "int", 20, low=1, high=100_000, label="measurements per trial",
               doc="measurements (random inputs) per trial"),
         Param("input_power", "float", 9.0, low=1e-9, high=1e9, label="input power",
-              doc="power of every input vector"),
+              doc="power of every input vector", shares_chips=True),
         *params_of(ErrorModel),
     ), KEYED)
 

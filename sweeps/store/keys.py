@@ -8,8 +8,14 @@ it holds its default. It depends on nothing but what the trial computes, so resu
 depend on order, chunking, backend or machine, and a resumed or extended sweep finds its
 finished trials by key.
 
-Trial seed. The key's 64 bits with the top bit cleared: a non-negative int64 from which
-every random stream of the trial starts.
+Stream key. The same hash of the parameters that do not share chips: a parameter declared
+to share chips (an error magnitude, a learning rate; ``store.json``'s ``shares_chips``) is
+left out, so trials that differ only in such parameters share their random streams and run
+on the same chip, with the same initial phases and data order (common random numbers).
+With no parameter sharing, the stream key is the key.
+
+Trial seed. The stream key's 64 bits with the top bit cleared: a non-negative int64 from
+which every random stream of the trial starts.
 
 Order. Seeds are outermost and the grid axes follow in the spec's order, the last axis
 varying fastest: every grid point gets replicate 0 before any gets replicate 1, so a
@@ -35,12 +41,14 @@ _INT63_MASK = (1 << 63) - 1
 
 @dataclass(frozen=True)
 class Trial:
-    """One trial: its key, derived seed, replicate number and full parameter set."""
+    """One trial: its key, derived seed, replicate number, full parameter set, and the
+    stream key its seed derives from."""
 
     key: str
     trial_seed: int
     seed: int
     params: dict[str, Any]
+    stream_key: str = ""
 
 
 def canonical_json(value: Any) -> str:
@@ -71,19 +79,49 @@ def key_params(params: Mapping[str, Any], defaults: Mapping[str, Any],
             if not (name in omitted and name in defaults and value == defaults[name])}
 
 
+def cell_key(point: Mapping[str, Any]) -> str:
+    """The one text of a grid point (``{axis: value}``): the cells of a two-stage design."""
+    return canonical_json(dict(point))
+
+
+def seeds_per_cell(precision: Mapping | None, seeds: list[int]) -> dict[str, int] | int:
+    """How many of the spec's seeds each cell holds: all of them (an int) without a
+    ``precision`` design, the pilot's before the design's allocation is recorded, and the
+    allocation (``{cell_key: n}``) once it is."""
+    if not precision:
+        return len(seeds)
+    allocation = precision.get("allocation")
+    if allocation is None:
+        return int(precision["pilot_seeds"])
+    return {cell_key(a["cell"]): int(a["seeds"]) for a in allocation}
+
+
 def iter_trials(experiment: str, version: str, defaults: Mapping[str, Any],
                 omit_at_default: Iterable[str], fixed: Mapping[str, Any],
-                grid: Mapping[str, list], seeds: Iterable[int]) -> Iterator[Trial]:
-    """Every trial of a spec, in enumeration order (seeds outermost)."""
+                grid: Mapping[str, list], seeds: Iterable[int],
+                sharing: Iterable[str] = (), precision: Mapping | None = None) -> Iterator[Trial]:
+    """Every trial of a spec, in enumeration order (seeds outermost); ``sharing`` names
+    the parameters left out of stream keys; ``precision`` (a two-stage design) keeps, per
+    cell, only the seeds it holds (:func:`seeds_per_cell`)."""
     base = {**defaults, **fixed}
     axes = list(grid)
-    omitted = frozenset(omit_at_default)
-    for seed in seeds:
+    omitted, shared = frozenset(omit_at_default), frozenset(sharing)
+    seeds = list(seeds)
+    held = seeds_per_cell(precision, seeds)
+    for index, seed in enumerate(seeds):
         for point in itertools.product(*(grid[a] for a in axes)):
+            if not isinstance(held, int):
+                if index >= held.get(cell_key(dict(zip(axes, point))), 0):
+                    continue
+            elif index >= held:
+                continue
             params = dict(base)
             params.update(zip(axes, point))
-            key = trial_key(experiment, version, key_params(params, defaults, omitted), seed)
-            yield Trial(key, trial_seed(key), seed, params)
+            hashed = key_params(params, defaults, omitted)
+            key = trial_key(experiment, version, hashed, seed)
+            stream = key if not shared else trial_key(
+                experiment, version, {k: v for k, v in hashed.items() if k not in shared}, seed)
+            yield Trial(key, trial_seed(stream), seed, params, stream)
 
 
 def spec_seeds(spec: Mapping) -> list[int]:
@@ -100,4 +138,12 @@ def stored_trials(spec: Mapping, meta: Mapping) -> Iterator[Trial]:
     return iter_trials(str(spec.get("experiment") or meta.get("experiment")),
                        str(spec.get("experiment_version") or meta.get("experiment_version")),
                        meta.get("defaults") or {}, meta.get("omit_at_default") or (),
-                       spec.get("fixed") or {}, spec.get("grid") or {}, spec_seeds(spec))
+                       spec.get("fixed") or {}, spec.get("grid") or {}, spec_seeds(spec),
+                       sharing_params(meta), spec.get("precision"))
+
+
+def sharing_params(meta: Mapping) -> list[str]:
+    """The parameters of a store that share chips (``store.json``); none in a store written
+    before they were recorded."""
+    return [name for name, text in (meta.get("parameters") or {}).items()
+            if isinstance(text, Mapping) and text.get("shares_chips")]

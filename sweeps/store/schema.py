@@ -12,6 +12,7 @@ import pyarrow as pa
 # The columns every row carries, in order, with their Arrow types.
 FIXED_COLUMNS: tuple[tuple[str, pa.DataType], ...] = (
     ("key", pa.string()),
+    ("stream_key", pa.string()),
     ("trial_seed", pa.int64()),
     ("seed", pa.int64()),
     ("experiment", pa.string()),

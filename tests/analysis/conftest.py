@@ -25,6 +25,7 @@ import pytest
 KIND_TYPES = {"float": pa.float64(), "int": pa.int64(), "str": pa.string(), "bool": pa.bool_()}
 IDENTITY_TYPES = {
     "key": pa.string(),
+    "stream_key": pa.string(),
     "trial_seed": pa.int64(),
     "seed": pa.int64(),
     "experiment": pa.string(),
@@ -86,7 +87,7 @@ class SyntheticStore:
 
     def __init__(self, root: Path, experiment: str, params: dict, fixed: dict, grid: dict,
                  seeds, name: str = "synthetic", version: str = "1", defaults: dict | None = None,
-                 omit_at_default: list | None = None):
+                 omit_at_default: list | None = None, sharing: list | None = None):
         self.root = Path(root)
         self.experiment, self.version = experiment, version
         self.params, self.fixed, self.grid, self.seeds = params, dict(fixed), grid, list(seeds)
@@ -106,8 +107,15 @@ class SyntheticStore:
             store["defaults"] = defaults
         if omit_at_default is not None:
             store["omit_at_default"] = omit_at_default
+        if sharing is not None:  # a store that describes its parameters and shares chips
+            errors = ("bs_error", "loss_imbalance_db", "tap_noise", "crosstalk", "loss_db")
+            store["parameters"] = {n: {"label": n, "unit": "", "doc": n,
+                                       "role": "error" if n in errors else "setting",
+                                       **({"error_free": "low"} if n in errors else {}),
+                                       "shares_chips": n in sharing} for n in params}
         (self.root / "store.json").write_text(json.dumps(store))
         self.defaults, self.omitted = dict(defaults or {}), set(omit_at_default or ())
+        self.sharing = None if sharing is None else set(sharing)
         self.launches: list[str] = []
 
     def points(self):
@@ -117,13 +125,15 @@ class SyntheticStore:
             for seed in self.seeds:
                 yield {**self.fixed, **dict(zip(axes, values))}, seed
 
-    def key(self, params: dict, seed: int) -> str:
+    def key(self, params: dict, seed: int, leave_out=()) -> str:
         """The trial key as docs/store.md defines it: the first 16 hex digits of the sha256
         of the canonical JSON of experiment, every parameter with the seed, and version
-        (a parameter listed in omit_at_default left out at its default)."""
+        (a parameter listed in omit_at_default left out at its default); ``leave_out``
+        (the sharing parameters) makes it the stream key."""
         every = {**self.defaults, **params}
         hashed = {k: v for k, v in every.items()
-                  if not (k in self.omitted and k in self.defaults and v == self.defaults[k])}
+                  if not (k in self.omitted and k in self.defaults and v == self.defaults[k])
+                  and k not in leave_out}
         canon = json.dumps({"experiment": self.experiment, "params": {**hashed, "seed": seed},
                             "version": self.version}, sort_keys=True, separators=(",", ":"),
                            ensure_ascii=True)
@@ -131,7 +141,8 @@ class SyntheticStore:
 
     def row(self, params, seed, mode, metrics=None, status="ok", error=None) -> dict:
         key = self.key(params, seed)
-        return {"key": key, "trial_seed": int(key[:8], 16), "seed": seed,
+        stream = {} if self.sharing is None else {"stream_key": self.key(params, seed, self.sharing)}
+        return {"key": key, **stream, "trial_seed": int(key[:8], 16), "seed": seed,
                 "experiment": self.experiment, "experiment_version": self.version,
                 "status": status, "error": error, "mode": mode, "elapsed_s": 1.5,
                 **params, **(metrics or {})}
@@ -218,7 +229,7 @@ def gradient_metrics(rng, params, mode) -> dict:
 def make_store(tmp_path):
     """Factory: ``make_store(name, experiment, grid, seeds, ...)`` -> an empty SyntheticStore."""
     def make(name="store", experiment="classify", grid=None, seeds=(0, 1, 2), fixed=None,
-             params=None, defaults=None, omit_at_default=None):
+             params=None, defaults=None, omit_at_default=None, sharing=None):
         if params is not None:
             fixed = dict(fixed or {})
         elif experiment == "classify":
@@ -226,7 +237,7 @@ def make_store(tmp_path):
         else:
             params, fixed = GRADIENT_PARAMS, {**GRADIENT_FIXED, **(fixed or {})}
         return SyntheticStore(tmp_path / name, experiment, params, fixed, grid or {}, seeds, defaults=defaults,
-                              omit_at_default=omit_at_default)
+                              omit_at_default=omit_at_default, sharing=sharing)
     return make
 
 

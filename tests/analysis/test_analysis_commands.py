@@ -27,7 +27,7 @@ def test_summary_text(classify_store):
     assert "pooled" not in text
     header = next(line for line in text.splitlines() if line.strip().startswith("bs_error"))
     assert header.split() == ["bs_error", "depth", "mode", "n", "mean", "sd", "ci_low", "ci_high",
-                              "ci_half_width", "drop", "drop_ci_low", "drop_ci_high"]
+                              "ci_half_width", "drop", "drop_ci_low", "drop_ci_high", "drop_design"]
     assert "insitu - digital" in text and "analog - digital" in text
     # grouping by depth alone would pool bs_error: refused unless pooled by name
     with pytest.raises(AnalysisInputError) as info:

@@ -116,16 +116,28 @@ def test_metric_option_and_unknown_metric(three_axes, tmp_path):
     assert "train_accuracy_vs_bs_error_by_tap_noise_depth" in names
 
 
-def test_drop_against_the_error_free_cell_by_hand(make_store):
-    store = make_store("drop", grid={"bs_error": [0.0, 0.1], "depth": [2, 4]}, seeds=(0, 1, 2))
+@pytest.mark.parametrize("sharing", [["bs_error"], None])
+def test_drop_against_the_error_free_cell_by_hand(make_store, sharing):
+    """Paired over chips when the store shares them along the error axis (one stream key
+    per seed); Welch over the two groups of seeds when every cell ran on its own chips."""
+    store = make_store("drop", grid={"bs_error": [0.0, 0.1], "depth": [2, 4]}, seeds=(0, 1, 2),
+                       sharing=sharing)
     acc = {(0.0, 0): 0.95, (0.0, 1): 0.93, (0.0, 2): 0.97, (0.1, 0): 0.80, (0.1, 1): 0.90, (0.1, 2): 0.85}
     rows = [store.row(p, s, "digital", {"test_accuracy": acc[(p["bs_error"], s)] - 0.01 * (p["depth"] == 4)})
             for p, s in store.points()]
     store.write_part(rows, "L1")
     table = summarize(load(store.root), metrics=["test_accuracy"], drop=True, params=load_params(store.root))
     cell = table[(table["bs_error"] == 0.1) & (table["depth"] == 2)].iloc[0]
-    drops = [0.95 - 0.80, 0.93 - 0.90, 0.97 - 0.85]  # paired by seed, same depth
-    expected = interval(drops)
+    if sharing:
+        drops = [0.95 - 0.80, 0.93 - 0.90, 0.97 - 0.85]  # paired by chip, same depth
+        expected = interval(drops)
+        assert cell["drop_design"] == "paired"
+    else:
+        from insitu.analysis.contrasts import welch_interval
+        w = welch_interval([0.95, 0.93, 0.97], [0.80, 0.90, 0.85])
+        expected = {"ci_low": w["ci_low"], "ci_high": w["ci_high"]}
+        drops = [w["estimate"]]
+        assert cell["drop_design"] == "Welch"
     assert cell["drop"] == pytest.approx(np.mean(drops))
     assert (cell["drop_ci_low"], cell["drop_ci_high"]) == (pytest.approx(expected["ci_low"]),
                                                            pytest.approx(expected["ci_high"]))

@@ -141,7 +141,7 @@ def test_tolerance_command_formats_and_figure(make_store, tmp_path):
     text = tolerance_command(root, "bs_error", 0.05)
     lines = text.splitlines()
     assert lines[0].startswith("tolerance of test accuracy (test_accuracy) along splitting error σ (rad)")
-    assert "95 % bootstrap interval over 12 seeds" in lines[0]
+    assert "95 % bootstrap interval over 12 chips per value" in lines[0]
     assert re.search(r"^\s+2\s+digital\s+0\.950\s+0\.050\s+\(0\.050, 0\.050\)\s+12$", text, re.M)
     assert re.search(r"^\s+4\s+insitu\s+0\.950\s+not reached \(> 0\.16\)\s+\(> 0\.16, > 0\.16\)\s+12$",
                      text, re.M)
@@ -150,7 +150,7 @@ def test_tolerance_command_formats_and_figure(make_store, tmp_path):
     assert doc["rows"][1]["tolerance"] is None and doc["rows"][1]["ci_high"] == "inf"
     back = pd.read_csv(tmp_path / "t.csv") if tolerance_command(
         root, "bs_error", 0.05, fmt="csv", out=str(tmp_path / "t.csv")) else None
-    assert back.shape == (4, 17) and set(back["mode"]) == {"digital", "insitu"}
+    assert back.shape == (4, 19) and set(back["mode"]) == {"digital", "insitu"}
     out = tolerance_command(root, "bs_error", 0.05, figure=str(tmp_path / "fig" / "tol"))
     assert (tmp_path / "fig" / "tol.png").stat().st_size > 1000
     assert out.splitlines()[-1].endswith("tol.pdf")
@@ -186,3 +186,42 @@ def test_the_tolerance_figure_reads_the_grouping_off_the_columns(make_store):
     with pytest.raises(AnalysisInputError, match="varies in 'task' too"):
         tolerance_vs_axis(wide, "depth")
     assert len(tolerance_vs_axis(rebuilt, "depth").axes) >= 1
+
+
+def test_a_two_value_axis_never_reports_a_point_tolerance(make_store, cp):
+    from insitu.analysis.load import load
+    from insitu.analysis.tolerance import tolerance, tolerance_text
+
+    store = make_store("two", grid={"bs_error": [0.0, 0.05]}, seeds=(0, 1, 2, 3))
+    rows = [store.row(p, s, m, {"test_accuracy": 0.95 - (2.0 if m == "digital" else 0.1) * p["bs_error"]
+                                + 0.001 * s}) for p, s in store.points() for m in ("digital", "insitu")]
+    store.write_part(rows, "L1")
+    table = tolerance(load(store.root), "bs_error", 0.05, "test_accuracy", params=cp).set_index("mode")
+    digital = table.loc["digital"]
+    assert digital["reached"] and np.isnan(digital["tolerance"]) and digital["n_values"] == 2
+    assert (digital["ci_low"], digital["ci_high"]) == (0.0, 0.05)
+    assert tolerance_text(digital) == ("between 0 and 0.05", "(two grid values: no interpolation)")
+    assert not table.loc["insitu", "reached"]
+
+
+def test_the_bootstrap_resamples_chips_jointly_only_where_they_are_shared(make_store, cp):
+    from insitu.analysis.load import load, load_params
+    from insitu.analysis.tolerance import tolerance
+
+    designs = {}
+    for sharing in (["bs_error"], None):
+        store = make_store(f"boot{bool(sharing)}", grid={"bs_error": [0.0, 0.05, 0.1]}, seeds=tuple(range(8)),
+                           sharing=sharing)
+        rng = np.random.default_rng(3)
+        chip = rng.normal(0, 0.02, 8)  # a per-seed offset: what sharing chips cancels
+        rows = [store.row(p, s, "digital", {"test_accuracy": 0.95 - 1.0 * p["bs_error"] + chip[s]})
+                for p, s in store.points()]
+        store.write_part(rows, "L1")
+        table = tolerance(load(store.root), "bs_error", 0.05, "test_accuracy", params=load_params(store.root))
+        designs[bool(sharing)] = table.iloc[0]
+    assert designs[True]["design"] == "paired" and designs[False]["design"] == "independent"
+    # the same numbers: resampling each chip's whole curve cancels its offset, resampling
+    # values independently does not, so the paired interval is the narrower
+    width = {k: r["ci_high"] - r["ci_low"] for k, r in designs.items()}
+    assert designs[True]["tolerance"] == pytest.approx(designs[False]["tolerance"])
+    assert width[True] < width[False] / 3

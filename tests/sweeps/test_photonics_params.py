@@ -106,7 +106,7 @@ def test_the_store_records_the_declared_description():
     description = get_experiment("classify").description()
     assert description["parameters"]["bs_error"] == {
         "label": "splitting error σ", "unit": "rad", "role": "error", "error_free": "low",
-        "doc": "coupler splitting error std (rad)"}
+        "shares_chips": True, "doc": "coupler splitting error std (rad)"}
     assert description["parameters"]["tap_noise"]["unit"] == "√(launch power)"
     assert [m["name"] for m in description["modes"]][:1] == ["digital"]
     assert {m["name"]: m["protocol"] for m in description["modes"]}["insitu"] == "three_pass"
