@@ -105,9 +105,14 @@ def chips_shared(frame: pd.DataFrame, axis: str, value, reference, keys: Sequenc
 
 
 def _finish(records: list[dict], by: Sequence[str], pooled: Sequence[str], holm_family: bool,
-            **attrs) -> pd.DataFrame:
+            vocab=None, **attrs) -> pd.DataFrame:
     columns = [*by, *CONTRAST_COLUMNS]
     table = pd.DataFrame.from_records(records, columns=columns)
+    if "mode" in by and len(table) and vocab is not None:  # modes in the store's order
+        rank = table["mode"].map(lambda m: vocab.mode_rank(m)[0])
+        others = [b for b in by if b != "mode"]
+        table = table.assign(_r=rank).sort_values([*others, "_r"], kind="stable").drop(columns="_r")
+        table = table.reset_index(drop=True)
     if holm_family:
         table["p_holm"] = holm(table["p"].to_numpy(dtype=float)) if len(table) else []
     table.attrs.update(pooled=list(pooled), by=list(by), holm=holm_family, **attrs)
@@ -185,7 +190,7 @@ def axis_contrast(frame: pd.DataFrame, axis: str, reference, value, metric: str 
             result = welch_interval(at_v, at_r, confidence)
         records.append({**dict(zip(keys, group)), "contrast": name, "metric": metric,
                         "design": "paired" if paired else "Welch", **result})
-    return _finish(records, keys, pooled, holm_family, kind="axis", axis=axis, value=value,
+    return _finish(records, keys, pooled, holm_family, vocab, kind="axis", axis=axis, value=value,
                    reference=reference)
 
 
