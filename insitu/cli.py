@@ -6,9 +6,12 @@ application (:mod:`insitu.sweeps.app.commands`: ``run``, ``retry-failed``, ``spe
 ``compact``) and analysis (:mod:`insitu.analysis.cli`: ``summary``, ``tolerance``,
 ``figures``, ``report``). Registering imports nothing heavy: a handler imports what it runs.
 
-Exit status: 0 on success, 2 for bad input (one ``insitu: error:`` line per problem, and
-nothing written), 130 when interrupted (the store keeps only whole parts), 141 when the
-reader of the output went away (``insitu ... | head``: no traceback), 1 for anything else.
+Exit status: 0 on success; 2 for bad input (one ``insitu: error:`` line per problem, and
+nothing written); 3 when ``run`` or ``retry-failed`` completed but some trials ended in an
+error row (stored: ``insitu retry-failed`` reruns them), so that scripts and Slurm notice;
+130 when interrupted (the store keeps only whole parts); 141 when the reader of the
+output went away (``insitu ... | head``: no traceback); 1 for anything else (a full disk:
+one line, the parts written stay).
 """
 
 from __future__ import annotations

@@ -296,11 +296,13 @@ def train_ensemble(
     network: PhotonicNetwork | None = None,
     errors: ErrorModel | None = None,
     mnist_path: str | None = None,
+    on_epoch=None,
     **settings,
 ) -> list[TrainResult]:
     """Train one network per seed, all at once (one device each); see :func:`train`.
 
-    ``settings`` override fields of ``config`` (:class:`TrainConfig`).
+    ``settings`` override fields of ``config`` (:class:`TrainConfig`); ``on_epoch``, if
+    given, is called as ``on_epoch(epoch, epochs)`` after every epoch (progress reports).
     """
     cfg = TrainConfig.of(config, **settings)
     task = load_task(task, mnist_path=mnist_path) if isinstance(task, str) else task
@@ -355,6 +357,8 @@ def train_ensemble(
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             evaluate(epoch)
             epoch_errors = []
+        if on_epoch is not None:
+            on_epoch(epoch, cfg.epochs)
     elapsed = time.perf_counter() - start
 
     programmed = mode.program(run, params)

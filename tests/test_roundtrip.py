@@ -51,7 +51,7 @@ def test_run_retry_compact_then_analysis_agrees_with_the_store(tmp_path, capsys)
     spec.write_text(textwrap.dedent(SPEC))
     out = tmp_path / "store"
 
-    assert main(["run", str(spec), "--out", str(out), "--backend", "serial"]) == 0
+    assert main(["run", str(spec), "--out", str(out), "--backend", "serial"]) == 3  # error trials
     store, rows = _analysis_view(out)
     assert store.n_trials_ok == 6 and store.n_trials_error == 6
     _same_rows(_engine_view(out), rows)

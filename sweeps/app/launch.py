@@ -11,8 +11,9 @@ A full disk ends the launch with one line and exit status 1; the parts written s
 Ctrl-C (or SIGTERM) stops the launch: no new chunk is submitted, chunks in flight are
 abandoned, and the store keeps only whole parts; the exit status is 130.
 
-The dry run's estimate, which follows the plan stage instead of executing, is in
-:mod:`sweeps.dry_run`.
+A dry run (``--dry-run``) counts the trials and, unless ``--no-pilot``, runs a pilot on
+the backend whose trials it keeps in the store, then estimates the rest
+(:mod:`insitu.sweeps.app.dry_run`); ``--dry-run --no-pilot`` writes nothing.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from insitu.sweeps.app.dry_run import dry_run
+from insitu.sweeps.app.dry_run import FixedChunks, count_line, estimate_text, pilot_units, print_lines, unit_seconds
 from insitu.sweeps.app.interrupts import interrupts_deferred, interrupts_raise
 from insitu.sweeps.app.options import LaunchOptions, Pool
 from insitu.sweeps.app.progress import Progress
 from insitu.sweeps.engine.backends import make_backend
-from insitu.sweeps.engine.chunker import Chunker, uses_ensembles
+from insitu.sweeps.engine.chunker import Chunker, Waiting, uses_ensembles
 from insitu.sweeps.engine.registry import Experiment, get_experiment
 from insitu.sweeps.engine.spec import Spec, change_problems, load_spec, spec_from_json
 from insitu.sweeps.engine.trials import Trial, enumerate_trials
@@ -45,6 +46,7 @@ from insitu.sweeps.store.parts import PartWriter
 
 EXIT_INTERRUPTED = 130
 EXIT_FAILED = 1
+EXIT_TRIAL_ERRORS = 3  # the launch completed, but some trials ended in an error row
 MANY_PARTS = 2000  # beyond this, scanning parts dominates the start of a launch
 
 
@@ -71,6 +73,7 @@ def _run_spec(spec: Spec, store_path: Path, options: LaunchOptions, stdout: Text
     def select(existing: Store | None, scan: Scan):
         record: Spec | None = spec
         if existing is not None:
+            check_declarations(existing, experiment)
             stored = spec_from_json(existing.spec_json(), source=str(existing.paths.spec_json))
             problems = change_problems(stored, spec)
             if problems and not change_problems(spec, stored):
@@ -85,6 +88,37 @@ def _run_spec(spec: Spec, store_path: Path, options: LaunchOptions, stdout: Text
         return trials, [t for t in trials if t.key not in scan.keys], record
 
     return _launch(store_path, spec, experiment, select, options, "run", stdout, stderr)
+
+
+def check_declarations(store: Store, experiment: Experiment) -> None:
+    """Refuse to extend a store whose experiment changed under the same version.
+
+    Keys hash the parameters as this installation declares them, and readers judge rows by
+    the defaults ``store.json`` recorded: a default changed, or a parameter added to (or
+    removed from) the experiment without a new version and without being left out of keys
+    at its default, would mix results under keys that no longer mean what they meant. One
+    line per parameter, naming both defaults.
+    """
+    meta = store.metadata()
+    if meta.get("experiment_version") != experiment.version or "defaults" not in meta:
+        return  # another version is refused by the spec check; very old stores hold no defaults
+    recorded, current = meta["defaults"], experiment.defaults()
+    omitted = set(meta.get("omit_at_default") or ()) | set(experiment.omit_at_default)
+    problems = []
+    for name, value in current.items():
+        if name in recorded and recorded[name] != value:
+            problems.append(f"{store.path}: parameter {name!r}: its default is {value!r} here but "
+                            f"{recorded[name]!r} in the store, under the same experiment version "
+                            f"{experiment.version!r}: bump the experiment's version, or use a new --out")
+        elif name not in recorded and name not in omitted:
+            problems.append(f"{store.path}: parameter {name!r} was added to {experiment.name!r} "
+                            f"without a new version and without being left out of keys at its "
+                            f"default: bump the version, or declare it omit_at_default")
+    for name in recorded.keys() - current.keys():
+        problems.append(f"{store.path}: parameter {name!r} of the store is no longer declared by "
+                        f"{experiment.name!r} version {experiment.version!r}: bump the version")
+    if problems:
+        raise StoreError(problems)
 
 
 def run_two_stages(spec: Spec, store_path: Path, options: LaunchOptions, stdout: TextIO,
@@ -173,6 +207,7 @@ def retry_failed(store_dir: str, options: LaunchOptions,
     experiment = get_experiment(spec.experiment)
 
     def select(existing: Store | None, scan: Scan):
+        check_declarations(store, experiment)
         rows = read_rows(store.path, ["key", "status"]).table
         failed = {k for k, s in zip(rows.column("key").to_pylist(),
                                     rows.column("status").to_pylist()) if s == "error"}
@@ -209,35 +244,69 @@ def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
     """
     launch_id = new_launch_id()
     pool = Pool.of(options, spec)
-    if options.dry_run:
+    if options.dry_run and not options.pilot:
         plan = _plan(store_path, select)
-        dry_run(spec, experiment, plan.trials, plan.pending, pool, options, stdout)
+        print(count_line(spec, experiment, plan.trials, plan.pending), file=stdout)
         return 0
     pool.check(options.force)
     with _store_lock(store_path, launch_id):
         plan = _plan(store_path, select)
-        if not plan.pending:
+        if options.dry_run:
+            print(count_line(spec, experiment, plan.trials, plan.pending), file=stdout)
+            if not plan.pending:
+                return 0
+        elif not plan.pending:
             _nothing_to_do(store_path, plan, rerun, stdout)
             return 0
         backend = make_backend(pool.backend, experiment, workers=pool.workers, address=pool.address,
                                object_store_mb=spec.ray_setting("object_store_mb"),
                                chunks_per_worker=spec.ray_setting("chunks_per_worker"),
-                               ship_code=spec.ray_setting("ship_code"))
+                               ship_code=spec.ray_setting("ship_code"),
+                               trial_timeout=spec.ray_setting("trial_timeout"))
         try:
             backend.start()
             # After the backend: ray.init installs its own SIGTERM handler.
             with interrupts_raise():
-                store = _open_launch(store_path, spec, experiment, plan, launch_id, command,
-                                     backend, pool.address, stderr)
+                store = _open_launch(store_path, spec, experiment, plan, launch_id,
+                                     "pilot" if options.dry_run else command, backend,
+                                     pool.address, stderr)
                 if store is None:
                     return EXIT_FAILED
                 writer = PartWriter(store, launch_id, store.metadata()["params"],
                                     plan.scan.column_types)
+                if options.dry_run:
+                    return _pilot(backend, writer, spec, experiment, plan, pool, stdout)
                 return _drive(backend, writer, plan.pending, spec, store_path, options,
                               stdout, stderr, parts_before=plan.scan.parts,
                               total=len(plan.trials))
         finally:
             backend.close()
+
+
+def _pilot(backend, writer: PartWriter, spec: Spec, experiment: Experiment, plan: Plan,
+           pool: Pool, stdout: TextIO) -> int:
+    """The dry run's pilot (:mod:`insitu.sweeps.app.dry_run`): run on the backend, its
+    trials kept in the store, then the estimate for what remains."""
+    units = pilot_units(spec, experiment, plan.pending)
+    done: dict[int, list[dict]] = {}
+    for event in backend.run(FixedChunks(units, backend.workers)):
+        if isinstance(event, Waiting):
+            continue
+        done[event.chunk.index] = event.rows
+    times = [unit_seconds(done.get(i, [])) for i in range(len(units))]
+    kept_keys = set()
+    for i, unit in enumerate(units):
+        new = {t.key for t in unit} - kept_keys
+        rows = [r for r in done.get(i, []) if r["key"] in new]
+        if rows:
+            writer.write(rows, i)
+            kept_keys |= {r["key"] for r in rows}
+    _end_launch(writer, "completed", len(kept_keys))
+    failed = next((r["error"] for rows in done.values() for r in rows if r["status"] != "ok"), None)
+    left = [t for t in plan.pending if t.key not in kept_keys]
+    print_lines(estimate_text(spec, experiment, plan.trials, left, pool, times, len(kept_keys),
+                              failed), stdout)
+    return 0
 
 
 @contextlib.contextmanager
@@ -252,6 +321,8 @@ def _store_lock(store_path: Path, launch_id: str):
     lock = StoreLock(StorePaths(store_path).lock, launch_id)
     try:
         lock.acquire()
+        if not is_store(store_path):
+            Store(store_path).remove_creation_debris()  # what a creation that died left
     except BaseException:
         _remove_dirs(created)
         raise
@@ -260,7 +331,7 @@ def _store_lock(store_path: Path, launch_id: str):
             yield
         finally:
             if not is_store(store_path):
-                _remove_empty_store(store_path)  # a failed create; still under the lock
+                Store(store_path).remove_creation_debris()  # a failed create; still under the lock
     finally:
         lock.release()
         _remove_dirs(created)
@@ -328,18 +399,6 @@ def _make_dirs(path: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def _remove_empty_store(path: Path) -> None:
-    """The layout of a store whose creation failed (the caller holds the lock)."""
-    store = Store(path)
-    for leftover in store.temp_paths():
-        leftover.unlink(missing_ok=True)
-    for directory in (store.parts_dir, store.quarantine_dir):
-        try:
-            directory.rmdir()
-        except OSError:
-            pass
-
-
 def _remove_dirs(created: list[Path]) -> None:
     """A launch that stored nothing leaves no directory behind it (nor an empty results/):
     the directories it created, deepest first, where they are empty."""
@@ -396,6 +455,9 @@ def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_
                    seconds=None if options.quiet else options.progress_seconds)
     try:
         for done in backend.run(chunker):
+            if isinstance(done, Waiting):
+                bar.waiting(done)
+                continue
             rows = [r for r in done.rows if r["key"] not in written]
             if not rows:
                 continue
@@ -426,6 +488,9 @@ def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_
         _end_launch(writer, "failed", len(written))
         raise
     bar.close()
+    # Every part is written: let go of Ray now, so that a cluster whose head dies later
+    # cannot end this driver (Ray would, about a minute after losing its GCS).
+    backend.close()
     _end_launch(writer, "completed", len(written))
     errors = len(writer.error_keys)
     elapsed = time.monotonic() - started
@@ -434,6 +499,10 @@ def _drive(backend, writer: PartWriter, pending: list[Trial], spec: Spec, store_
     if parts_before + parts > MANY_PARTS:
         print(f"{store_path} holds {parts_before + parts} parts: `insitu compact {store_path}` "
               f"merges them and makes resuming faster", file=stdout)
+    if errors:
+        print(f"insitu: {errors} trials ended in an error (`insitu summary {store_path}` groups "
+              f"their messages; `insitu retry-failed {store_path}` reruns them)", file=stderr)
+        return EXIT_TRIAL_ERRORS
     return 0
 
 

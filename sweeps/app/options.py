@@ -78,13 +78,37 @@ class Pool:
         return self.workers, f"on {self.workers} worker{'' if one else 's'}{per_cpu}"
 
 
+def auto_address() -> str | None:
+    """The address Ray's ``auto`` would attach to: recorded by the last ``ray start`` on
+    this machine, in ``<RAY_TMPDIR or the system temporary folder>/ray/ray_current_cluster``."""
+    import tempfile
+    from pathlib import Path
+
+    record = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    try:
+        text = record.read_text().strip()
+    except OSError:
+        return None
+    return text.splitlines()[0].strip() if text else None
+
+
 def probe_address(address: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     """Refuse a Ray address where nothing answers, within ``timeout`` seconds.
 
     ``HOST:PORT`` (the cluster's GCS) and ``ray://HOST:PORT`` (a Ray client server) are
-    probed with one TCP connection; ``auto`` and ``local`` are left to Ray.
+    probed with one TCP connection. ``auto`` is what Ray would find: the address Ray
+    recorded for the cluster last started on this machine (``ray_current_cluster`` in its
+    temporary folder), probed the same way, so a stale record is one line, not a hang.
+    ``local`` (a new cluster) is left to Ray.
     """
-    if address in ("auto", "local"):
+    if address == "local":
+        return
+    if address == "auto":
+        found = auto_address()
+        if found is None:
+            raise InputError("--address auto: no Ray cluster was started on this machine (Ray "
+                             "recorded none); start one (ray start --head), or name its address")
+        probe_address(found, timeout)
         return
     rest = address.split("://", 1)[1] if "://" in address else address
     host, sep, port = rest.rpartition(":")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Iterator, Protocol
 
-from insitu.sweeps.engine.chunker import ChunkDone, Chunker, chunk_seconds_of
+from insitu.sweeps.engine.chunker import ChunkDone, Chunker, Waiting, chunk_seconds_of
 from insitu.errors import InputError
 from insitu.sweeps.engine.registry import Experiment
 from insitu.sweeps.engine.ray_backend import RayBackend
@@ -25,7 +25,7 @@ class Backend(Protocol):
 
     def start(self) -> None: ...
 
-    def run(self, chunker: Chunker) -> Iterator[ChunkDone]: ...
+    def run(self, chunker: Chunker) -> Iterator[ChunkDone | Waiting]: ...
 
     def close(self) -> None: ...
 
@@ -56,12 +56,14 @@ class SerialBackend:
 
 def make_backend(name: str, experiment: Experiment, *, workers: int | None = None, address: str = "",
                  object_store_mb: int = 80, chunks_per_worker: int = 2,
-                 ship_code: bool = True) -> Backend:
-    """The backend called ``name`` ("serial" or "ray"), not yet started."""
+                 ship_code: bool = True, trial_timeout: float = 0.0) -> Backend:
+    """The backend called ``name`` ("serial" or "ray"), not yet started. ``trial_timeout``
+    (seconds per trial or seed ensemble, 0: none) applies to the Ray backend; a serial run
+    has no second process to stop a trial from."""
     if name == "serial":
         return SerialBackend(experiment)
     if name == "ray":
         return RayBackend(experiment, workers, address, object_store_mb, chunks_per_worker,
-                          ship_code)
+                          ship_code, trial_timeout)
     raise InputError(f"unknown backend {name!r} (choose ray or serial)")
 

@@ -41,6 +41,26 @@ class Chunk:
 
 
 @dataclass
+class Waiting:
+    """What a backend's run yields while no chunk finishes (every few seconds): how long
+    since the last chunk finished, the chunks running (seconds so far, worker pid,
+    trials), and how many of their trials are done by the workers' own account (they
+    report each unit's progress, an epoch at a time)."""
+
+    since_last: float
+    running: list[tuple[float, int, int]]  # (seconds running, worker pid, trials)
+    partial: float = 0.0  # trials of the running chunks done, fractions included
+
+    def text(self) -> str:
+        if not self.running:
+            return f"no part for {self.since_last:.0f} s; no chunk running (waiting for workers)"
+        longest = max(self.running)
+        many = len(self.running)
+        return (f"no part for {self.since_last:.0f} s; {many} chunk{'s' if many != 1 else ''} "
+                f"running, the longest for {longest[0]:.0f} s on pid {longest[1]}")
+
+
+@dataclass
 class ChunkDone:
     """A finished chunk: its rows and the worker time it took."""
 

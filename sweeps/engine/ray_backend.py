@@ -11,13 +11,14 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from insitu.sweeps.engine.chunker import MAX_ATTEMPTS, Chunk, ChunkDone, Chunker, chunk_seconds_of, lost_trial_rows
+from insitu.sweeps.engine.chunker import (MAX_ATTEMPTS, Chunk, ChunkDone, Chunker, Waiting, chunk_seconds_of,
+                                          lost_trial_rows)
 from insitu.errors import InputError
 from insitu.sweeps.engine.registry import Experiment
-from insitu.sweeps.engine.runner import one_line, run_chunk
+from insitu.sweeps.engine.runner import ChunkProgress, one_line, run_chunk
 from insitu.sweeps.engine.trials import Trial
 from insitu.sweeps.engine.workers import pool_workers
 
@@ -28,9 +29,9 @@ BLAS_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREAD
 
 
 ACTOR_START_TIMEOUT_S = 120.0
-
-
 ACTOR_GRACE_S = 10.0
+WAITING_EVERY_S = 5.0  # a run yields a Waiting this often while no chunk finishes
+RUNTIME_ENV_ATTEMPTS = 3  # actors that fail to set up their runtime environment before giving up
 
 
 # With no actor running (every worker node gone, say), the driver says so after this long,
@@ -59,19 +60,44 @@ class ChunkActor:
 
     def __init__(self):
         self.cache: dict = {}
+        self.progress: ChunkProgress | None = None
 
     def ready(self) -> int:
         return os.getpid()
 
     def run(self, experiment: tuple[str, str], groups: list[list[Trial]]) -> list[dict]:
         """Run a chunk of the experiment ``(name, registering module)``."""
-        return run_chunk(experiment[0], groups, self.cache, module=experiment[1])
+        self.progress = ChunkProgress(len(groups))
+        try:
+            return run_chunk(experiment[0], groups, self.cache, module=experiment[1],
+                             progress=self.progress)
+        finally:
+            self.progress = None
+
+    def share_done(self) -> float | None:
+        """The share of the running chunk done (answered while ``run`` works: the actor
+        runs two calls at once), or None when idle."""
+        progress = self.progress
+        return None if progress is None else progress.value
 
 
 @dataclass
 class _Slot:
+    """A ready actor and the chunks queued on it, oldest (the one running) first."""
+
     actor: Any
+    pid: int = 0
+    queue: list = field(default_factory=list)  # [ref, chunk, started] per queued chunk
     load: int = 0
+
+
+def lost_worker_errors(ray) -> tuple[type, ...]:
+    """The exceptions of a chunk whose worker process is gone: died, killed by Ray's
+    out-of-memory monitor, its node lost, its object lost, its disk full. The chunk runs
+    again elsewhere."""
+    names = ("RayActorError", "WorkerCrashedError", "ObjectLostError", "OutOfMemoryError",
+             "OutOfDiskError", "NodeDiedError", "ActorDiedError", "ActorUnavailableError")
+    return tuple(getattr(ray.exceptions, n) for n in names if hasattr(ray.exceptions, n))
 
 
 class RayBackend:
@@ -93,7 +119,8 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, experiment: Experiment, workers: int | None = None, address: str = "",
-                 object_store_mb: int = 80, chunks_per_worker: int = 2, ship_code: bool = True):
+                 object_store_mb: int = 80, chunks_per_worker: int = 2, ship_code: bool = True,
+                 trial_timeout: float = 0.0):
         self.experiment = experiment
         workers = pool_workers(workers, address)
         self.requested_workers = workers
@@ -102,10 +129,12 @@ class RayBackend:
         self.queue_depth = chunks_per_worker
         self.ship_code = ship_code
         self.workers = workers or 1  # a cluster's CPUs: counted once attached
+        self.trial_timeout = float(trial_timeout or 0.0)
         self._owns_ray = False
         self._slots: dict[Any, _Slot] = {}  # ready actors, by actor handle id
         self._starting: dict[Any, Any] = {}  # ready() ref -> actor
         self._actor_cls = None
+        self._setup_failures = 0
 
     # -- lifecycle
     def start(self) -> None:
@@ -122,23 +151,33 @@ class RayBackend:
             self._owns_ray = True
         if not self.requested_workers:
             self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self._actor_cls = ray.remote(num_cpus=1, max_restarts=0)(ChunkActor).options(
+        # two concurrent calls: run() and the progress questions asked while it runs
+        self._actor_cls = ray.remote(num_cpus=1, max_restarts=0, max_concurrency=2)(ChunkActor).options(
             runtime_env={"env_vars": dict(BLAS_ENV)})
         for _ in range(self.workers):
             self._spawn()
         # Wait for the whole pool, but not for actors the cluster has no room for: once one
-        # is ready, the others get a grace period, then join whenever they start.
-        deadline = time.monotonic() + ACTOR_START_TIMEOUT_S
+        # is ready, the others get a grace period, then join whenever they start. Say what
+        # is awaited while waiting.
+        began = time.monotonic()
+        deadline, said = began + ACTOR_START_TIMEOUT_S, began
         while self._starting:
             now = time.monotonic()
             if self._slots:
                 deadline = min(deadline, now + ACTOR_GRACE_S)
             if now >= deadline:
                 break
-            self._collect_ready(timeout=deadline - now)
+            if not self._slots and now - said >= WAITING_NOTICE_S:
+                said = now
+                log.warning("waiting %.0f s so far for the Ray cluster to start %d actors (one CPU "
+                            "each): is every CPU taken, by another driver perhaps? --workers N asks "
+                            "for fewer", now - began, len(self._starting))
+            self._collect_ready(timeout=min(deadline - now, WAITING_NOTICE_S))
         if not self._slots:
-            raise RuntimeError(f"no Ray actor started within {ACTOR_START_TIMEOUT_S:.0f} s "
-                               f"(does the cluster have a free CPU?)")
+            raise InputError(
+                f"no Ray actor could start within {ACTOR_START_TIMEOUT_S:.0f} s: the cluster has no "
+                f"free CPU for one (by default a driver asks for every CPU of the cluster, so a "
+                f"second driver waits for the first); pass --workers N for N actors, or wait")
 
     def _init_ray(self, ray) -> None:
         # Ray's own level follows the sweeps logger (-q: errors only, -v: Ray's info too).
@@ -198,18 +237,29 @@ class RayBackend:
         import ray
 
         actor = self._starting.pop(ref)
+        setup = getattr(ray.exceptions, "RuntimeEnvSetupError", ())
         try:
-            ray.get(ref)
-        except ray.exceptions.RayActorError:
+            pid = ray.get(ref)
+        except setup as exc:
+            self._setup_failures += 1
+            if self._setup_failures >= RUNTIME_ENV_ATTEMPTS:
+                raise InputError(f"Ray could not set up the workers' environment "
+                                 f"{self._setup_failures} times: {one_line(exc)}") from None
+            log.warning("a Ray worker could not set up its environment (%s); trying again",
+                        one_line(exc, 200))
+            self._spawn()
+            return
+        except lost_worker_errors(ray):
             self._spawn()  # it died while starting: try again
             return
-        self._slots[actor._actor_id] = _Slot(actor)
+        self._slots[actor._actor_id] = _Slot(actor, pid)
 
-    def _retire(self, actor) -> None:
-        """Forget a dead actor and start its replacement.
+    def _retire(self, actor, in_flight: dict | None = None) -> None:
+        """Forget a dead (or stopped) actor and start its replacement.
 
         The actor is also killed, in case it is only unreachable: none of its queued chunks
-        may then complete after being resubmitted elsewhere.
+        may then complete after being resubmitted elsewhere. Its other queued chunks stay
+        in ``in_flight``: their results arrive as lost-worker errors and run again.
         """
         import ray
 
@@ -221,12 +271,20 @@ class RayBackend:
             self._spawn()
 
     # -- the loop
-    def run(self, chunker: Chunker) -> Iterator[ChunkDone]:
+    def run(self, chunker: Chunker) -> Iterator[ChunkDone | Waiting]:
+        """Finished chunks in completion order; while none finishes, a :class:`Waiting`
+        about every ``WAITING_EVERY_S``. A chunk running longer than ``trial_timeout``
+        seconds per unit (a trial, or a seed ensemble) is stopped with its worker: split
+        into single units and run again elsewhere, or, a single unit, stored as error rows
+        saying so."""
         import ray
 
         in_flight: dict[Any, tuple[Any, Chunk]] = {}
         idle_since: float | None = None  # since when no actor is running
         noticed = 0.0
+        last_done = time.monotonic()
+        last_waiting = last_done
+        lost = lost_worker_errors(ray)
         while True:
             self._fill(chunker, in_flight)
             if not in_flight and not chunker.has_work():
@@ -252,25 +310,92 @@ class RayBackend:
                 if ref in self._starting:
                     self._on_ready(ref)
                     continue
+                if ref not in in_flight:
+                    continue  # a chunk already given up on (timed out)
                 actor, chunk = in_flight.pop(ref)
-                slot = self._slots.get(actor._actor_id)
-                if slot is not None:
-                    slot.load -= 1
+                self._dequeue(actor, ref)
                 try:
                     rows = ray.get(ref)
-                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
-                        ray.exceptions.ObjectLostError) as exc:
-                    self._retire(actor)
-                    lost = self._on_lost(chunker, chunk, exc)
-                    if lost is not None:
-                        yield lost
+                except lost as exc:
+                    self._retire(actor, in_flight)
+                    gone = self._on_lost(chunker, chunk, exc)
+                    if gone is not None:
+                        yield gone
                     continue
                 except ray.exceptions.RayTaskError as exc:
                     raise RuntimeError(f"a worker failed outside any trial: "
                                        f"{one_line(exc.cause or exc)}") from None
                 result = ChunkDone(chunk, rows, chunk_seconds_of(rows))
                 chunker.observe(result)
+                last_done = time.monotonic()
                 yield result
+            yield from self._timeouts(chunker, in_flight)
+            now = time.monotonic()
+            if now - max(last_done, last_waiting) >= WAITING_EVERY_S:
+                last_waiting = now
+                yield Waiting(now - last_done, self._running(now), self._partial())
+
+    def _running(self, now: float) -> list[tuple[float, int, int]]:
+        return [(now - slot.queue[0][2], slot.pid, len(slot.queue[0][1].trials))
+                for slot in self._slots.values() if slot.queue]
+
+    def _partial(self) -> float:
+        """Trials of the running chunks done, by the workers' own account (one short
+        question to each busy actor; an actor that does not answer in time counts 0)."""
+        import ray
+
+        asked = {slot.actor.share_done.remote(): len(slot.queue[0][1].trials)
+                 for slot in self._slots.values() if slot.queue}
+        if not asked:
+            return 0.0
+        done, _ = ray.wait(list(asked), num_returns=len(asked), timeout=0.5)
+        total = 0.0
+        for ref in done:
+            try:
+                share = ray.get(ref)
+            except Exception:  # noqa: BLE001 - a worker going away: no share
+                continue
+            total += (share or 0.0) * asked[ref]
+        return total
+
+    def _dequeue(self, actor, ref) -> None:
+        """A chunk of ``actor`` finished (or was given up on): the next queued one starts."""
+        slot = self._slots.get(actor._actor_id)
+        if slot is None:
+            return
+        slot.queue = [q for q in slot.queue if q[0] != ref]
+        slot.load = len(slot.queue)
+        if slot.queue:
+            slot.queue[0][2] = time.monotonic()
+
+    def _timeouts(self, chunker: Chunker, in_flight: dict) -> Iterator[ChunkDone]:
+        """Stop every chunk that ran longer than its budget (``trial_timeout`` per unit)."""
+        if self.trial_timeout <= 0:
+            return
+        now = time.monotonic()
+        for slot in list(self._slots.values()):
+            if not slot.queue:
+                continue
+            ref, chunk, started = slot.queue[0]
+            budget = self.trial_timeout * len(chunk.groups)
+            if now - started <= budget:
+                continue
+            log.warning("chunk %d (%d trials) ran %.0f s on pid %d, over its %.0f s "
+                        "([ray] trial_timeout %.0f s per unit): stopping its worker",
+                        chunk.index, len(chunk.trials), now - started, slot.pid, budget,
+                        self.trial_timeout)
+            in_flight.pop(ref, None)
+            for other_ref, other, _ in slot.queue[1:]:  # queued behind it: run elsewhere as they are
+                in_flight.pop(other_ref, None)
+                chunker.requeue(other)
+            self._retire(slot.actor, in_flight)
+            if len(chunk.groups) > 1:  # every unit on its own, elsewhere
+                for group in reversed(chunk.groups):
+                    chunker.requeue(chunker.make_chunk([group], chunk.attempts))
+                continue
+            reason = (f"timed out: ran over {self.trial_timeout:g} s ([ray] trial_timeout) "
+                      f"and was stopped")
+            yield ChunkDone(chunk, lost_trial_rows(chunk, self.experiment, reason), 0.0)
 
     def _fill(self, chunker: Chunker, in_flight: dict) -> None:
         """Queue chunks on ready actors, least loaded first, up to ``queue_depth`` each."""
@@ -284,7 +409,8 @@ class RayBackend:
                 return
             ref = slot.actor.run.remote((self.experiment.name, self.experiment.module), chunk.groups)
             in_flight[ref] = (slot.actor, chunk)
-            slot.load += 1
+            slot.queue.append([ref, chunk, time.monotonic()])
+            slot.load = len(slot.queue)
 
     def _on_lost(self, chunker: Chunker, chunk: Chunk, exc: Exception) -> ChunkDone | None:
         """A chunk whose worker died: resubmit it, or give up on a single fatal trial."""

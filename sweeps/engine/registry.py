@@ -120,18 +120,18 @@ class Param:
         else:
             ok = isinstance(value, str)
         if not ok:
-            return None, f"expected {kind}, got {_type_name(value)} {value!r}"
+            return None, f"expected {kind}, got {_type_name(value)} {_shown(value)}"
         if kind == "float":
             value = float(value)
             if not math.isfinite(value):
                 return None, f"value {value!r} is not finite"
         if self.low is not None and value < self.low:
-            return None, f"value {value!r} is below the minimum {self.low!r}"
+            return None, f"value {_shown(value)} is below the minimum {self.low!r}"
         if self.high is not None and value > self.high:
-            return None, f"value {value!r} is above the maximum {self.high!r}"
+            return None, f"value {_shown(value)} is above the maximum {self.high!r}"
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)
-            return None, f"value {value!r} is not one of {allowed}"
+            return None, f"value {_shown(value)} is not one of {allowed}"
         return value, None
 
     def describe(self) -> dict[str, Any]:
@@ -311,6 +311,12 @@ def experiment_names() -> list[str]:
     """Names of every registered experiment, sorted."""
     _load_builtins()
     return sorted(_REGISTRY)
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A user's value in an error line: its ``repr`` (control characters escaped), cut."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + "...'" + text[-1:]
 
 
 def _type_name(value: Any) -> str:

@@ -17,10 +17,34 @@ from insitu.sweeps.engine.trials import Trial, canonical_json
 
 log = logging.getLogger(__name__)
 
+# The cache entry through which a trial reports how much of its unit (a trial, or a seed
+# ensemble) is done: call it with a fraction in [0, 1]. Experiments may ignore it.
+PROGRESS_KEY = "insitu.progress"
+
+
+class ChunkProgress:
+    """How much of a chunk a worker has done: whole units, and the current unit's reported
+    fraction (:data:`PROGRESS_KEY`)."""
+
+    def __init__(self, units: int):
+        self.units, self.done, self.fraction = max(1, units), 0, 0.0
+
+    def report(self, fraction: float) -> None:
+        self.fraction = min(max(float(fraction), 0.0), 1.0)
+
+    def next_unit(self) -> None:
+        self.done, self.fraction = self.done + 1, 0.0
+
+    @property
+    def value(self) -> float:
+        """The share of the chunk done, in [0, 1]."""
+        return min(1.0, (self.done + self.fraction) / self.units)
+
 
 # --------------------------------------------------------------------------- chunk function
 def run_chunk(experiment: Experiment | str, units: Sequence[Trial | Sequence[Trial]],
-              cache: dict, module: str | None = None) -> list[dict]:
+              cache: dict, module: str | None = None,
+              progress: ChunkProgress | None = None) -> list[dict]:
     """Run ``units`` in order in this process; return all their rows.
 
     A unit is one trial, or a seed group formed by the chunker (``sweeps.chunker``): trials
@@ -38,14 +62,20 @@ def run_chunk(experiment: Experiment | str, units: Sequence[Trial | Sequence[Tri
     """
     if isinstance(experiment, str):
         experiment = get_experiment(experiment, module)
+    progress = progress or ChunkProgress(len(units))
+    cache[PROGRESS_KEY] = progress.report
     rows: list[dict] = []
-    for unit in units:
-        group = [unit] if isinstance(unit, Trial) else list(unit)
-        if len(group) > 1 and experiment.run_group is not None:
-            rows.extend(run_group(experiment, group, cache))
-        else:
-            for trial in group:
-                rows.extend(run_one(experiment, trial, cache))
+    try:
+        for unit in units:
+            group = [unit] if isinstance(unit, Trial) else list(unit)
+            if len(group) > 1 and experiment.run_group is not None:
+                rows.extend(run_group(experiment, group, cache))
+            else:
+                for trial in group:
+                    rows.extend(run_one(experiment, trial, cache))
+            progress.next_unit()
+    finally:
+        cache.pop(PROGRESS_KEY, None)
     return rows
 
 

@@ -48,6 +48,12 @@ class SpecError(InputError):
     """A sweep spec that cannot be run: malformed TOML, unknown keys, bad values."""
 
 
+def _key_text(key: str, limit: int = 80) -> str:
+    """A key of the user's spec in an error line: as written when short and printable."""
+    key = str(key)
+    return key if len(key) <= limit and key.isprintable() else shown(key, limit)
+
+
 def shown(value: Any, limit: int = 80) -> str:
     """A user's value in an error line: its ``repr`` (control characters escaped), cut to
     ``limit`` characters."""
@@ -73,6 +79,9 @@ RAY_SETTINGS = (
           doc="run the seeds of a grid point as one device ensemble where the experiment can"),
     Param("max_trials", "int", 1_000_000, low=1,
           doc="refuse a spec of more trials (the driver holds every trial, about 1 KB each)"),
+    Param("trial_timeout", "float", 0.0, low=0.0, high=7 * 24 * 3600.0,
+          doc="seconds a trial (or a seed ensemble) may run on a Ray worker before it is stopped "
+              "and stored as an error row; 0: no limit"),
 )
 SEED_LIMIT = 2**63  # seeds are int64 columns: 0 <= seed < 2**63
 RAY_BY_NAME = {p.name: p for p in RAY_SETTINGS}
@@ -143,7 +152,7 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
     problems: list[str] = []
 
     def problem(key: str, reason: str) -> None:
-        problems.append(f"{source}: {key}: {reason}")
+        problems.append(f"{source}: {_key_text(key)}: {reason}")
 
     for key in data:
         if key not in TOP_LEVEL_KEYS:
@@ -161,12 +170,12 @@ def parse_spec(data: dict, source: str = "spec") -> Spec:
     if exp_name is None:
         problem("experiment", "missing")
     elif not isinstance(exp_name, str):
-        problem("experiment", f"expected a string, got {exp_name!r}")
+        problem("experiment", f"expected a string, got {shown(exp_name)}")
     else:
         try:
             experiment = get_experiment(exp_name)
         except KeyError:
-            problem("experiment", f"unknown experiment {exp_name!r}"
+            problem("experiment", f"unknown experiment {shown(exp_name)}"
                                   f"{did_you_mean(exp_name, experiment_names())} "
                                   f"(known: {', '.join(experiment_names())})")
 
@@ -354,7 +363,7 @@ def _check_settings(table: dict, section: str, declared: dict[str, Param], unkno
 def _parse_table(data: dict, key: str, problem) -> dict:
     value = data.get(key, {})
     if not isinstance(value, dict):
-        problem(key, f"expected a table [{key}], got {value!r}")
+        problem(key, f"expected a table [{key}], got {shown(value)}")
         return {}
     return value
 
@@ -376,19 +385,19 @@ def _parse_seeds(value: Any, problem, max_trials: int) -> list[int] | None:
         bad = [s for s in value
                if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s < SEED_LIMIT]
         if bad:
-            problem("seeds", f"expected integers 0 <= seed < 2**63, got {bad[0]!r}")
+            problem("seeds", f"expected integers 0 <= seed < 2**63, got {shown(bad[0])}")
             return None
         if len(set(value)) != len(value):
             problem("seeds", "duplicate seeds")
             return None
         return list(value)
-    problem("seeds", f"expected a count or a list of integers, got {value!r}")
+    problem("seeds", f"expected a count or a list of integers, got {shown(value)}")
     return None
 
 
 def _parse_axis(param: Param, values: Any, problem) -> list | None:
     if not isinstance(values, list):
-        problem(f"expected a list of values, got {values!r}")
+        problem(f"expected a list of values, got {shown(values)}")
         return None
     if not values:
         problem("empty axis")
@@ -400,7 +409,7 @@ def _parse_axis(param: Param, values: Any, problem) -> list | None:
             problem(reason)
             return None
         if checked in seen:
-            problem(f"duplicate value {checked!r}")
+            problem(f"duplicate value {shown(checked)}")
             return None
         seen.add(checked)
         normalised.append(checked)

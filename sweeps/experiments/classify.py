@@ -23,6 +23,7 @@ from insitu.photonics.datasets import FEATURE_NORMS, MNIST_TASKS, TASKS, load_ta
 from insitu.photonics.modes import MODES, mode_settings
 from insitu.photonics.training import NetworkConfig, TrainConfig, train_ensemble
 from insitu.sweeps.engine.registry import Experiment, MetricInfo, ModeInfo, Param, register
+from insitu.sweeps.engine.runner import PROGRESS_KEY
 from insitu.sweeps.experiments.declared import keyed_since_first, param_of, params_of, settings_of
 from insitu.sweeps.experiments.modes import mode_list_problems, parse_modes
 
@@ -170,8 +171,12 @@ def run_group(params: dict, trial_seeds: list[int], cache: dict) -> list[list[di
     net = network(params, task)
     model = ErrorModel(**settings_of(ErrorModel, params))
     base = config(params)
-    per_mode = [train_ensemble(task, trial_seeds, replace(base, mode=mode), network=net, errors=model)
-                for mode in parse_modes(params["modes"], MODES)]
+    modes = parse_modes(params["modes"], MODES)
+    report = cache.get(PROGRESS_KEY)  # the worker's progress: the share of this unit done
+    per_mode = [train_ensemble(task, trial_seeds, replace(base, mode=mode), network=net, errors=model,
+                               on_epoch=None if report is None else
+                               (lambda epoch, epochs, i=i: report((i + epoch / max(epochs, 1)) / len(modes))))
+                for i, mode in enumerate(modes)]
     return [rows([results[i] for results in per_mode], task.n_ports) for i in range(len(trial_seeds))]
 
 

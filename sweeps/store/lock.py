@@ -14,6 +14,7 @@ from insitu.sweeps.store.errors import StoreError
 from insitu.sweeps.store.paths import StorePaths
 
 log = logging.getLogger(__name__)
+LOCK_TEMP_PREFIX = ".lock."  # the lock is written under .lock.<pid>.<hex>, then linked as .lock
 
 
 class StoreLock:
@@ -39,9 +40,9 @@ class StoreLock:
     def acquire(self) -> None:
         record = {"pid": os.getpid(), "host": socket.gethostname(), "launch_id": self.launch_id,
                   "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        temp = self.path.with_name(f".lock.{os.getpid()}.{secrets.token_hex(3)}")
-        temp.write_text(json.dumps(record) + "\n")
+        temp = self.path.with_name(f"{LOCK_TEMP_PREFIX}{os.getpid()}.{secrets.token_hex(3)}")
         try:
+            temp.write_text(json.dumps(record) + "\n")  # inside the try: a full disk leaves nothing
             for _ in range(3):
                 try:
                     os.link(temp, self.path)  # atomic: fails if a lock exists

@@ -25,7 +25,7 @@ from insitu.sweeps.store.keys import stored_trials
 from insitu.sweeps.store.lock import StoreLock, lock_is_stale
 from insitu.sweeps.store.manifest import manifest_entry
 from insitu.sweeps.store.parts import write_table_atomic
-from insitu.sweeps.store.reading import SpecTrials, membership, read_rows
+from insitu.sweeps.store.reading import SpecTrials, launch_seqs, membership, read_rows
 from insitu.sweeps.store.schema import unify_part_types
 from insitu.sweeps.store.store import Store, latest, new_launch_id
 
@@ -209,7 +209,7 @@ def compact(store_dir: str) -> str:
             raise StoreError(f"{store.path}: {foreign} rows are not trials of the store's "
                              f"spec ({reason}); run `insitu verify {store.path}` to "
                              f"quarantine their parts, then compact")
-        kept = latest(table).drop_columns(["_part"])
+        kept = latest(table, launch_seqs(store.paths)).drop_columns(["_part"])
         store.append_launch({
             "launch_id": launch_id, "command": "compact",
             "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds"),

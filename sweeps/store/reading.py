@@ -27,6 +27,7 @@ result into pandas.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +40,11 @@ import pyarrow.parquet as pq
 
 from insitu.sweeps.store.errors import StoreError
 from insitu.sweeps.store.keys import Trial, spec_seeds, stored_trials
-from insitu.sweeps.store.metadata import launch_order, read_meta, read_spec
+from insitu.sweeps.store.metadata import launch_order, read_launches, read_meta, read_spec
 from insitu.sweeps.store.paths import StorePaths
 from insitu.sweeps.store.schema import FIXED_COLUMNS, PARAM_ARROW_TYPES, unify_part_types
+
+VANISHED_RETRIES = 5  # fresh listings a read tries when a part vanished under it
 
 # Always read, whatever ``columns`` asks for: precedence, error separation, pairing.
 ALWAYS_READ = ("key", "seed", "mode", "status", "error", "launch_id")
@@ -111,10 +114,21 @@ def read_schema(paths: StorePaths, files: Sequence[Path]) -> pa.Schema:
     return pa.schema([pa.field(name, merged.get(name, pa.null())) for name in order])
 
 
-def launch_ranks(launch_ids: Sequence[str]) -> dict[str, int]:
-    """The precedence of launches: a greater rank is newer. Launch ids start with their
-    UTC start time, so they rank in string order."""
-    return {launch: rank for rank, launch in enumerate(sorted(set(launch_ids)))}
+def launch_ranks(launch_ids: Sequence[str], seqs: Mapping[str, int] | None = None) -> dict[str, int]:
+    """The precedence of launches: a greater rank is newer. A launch numbered by the
+    store's launch counter (``seqs``: launch id -> ``seq`` of its record in
+    ``launches.jsonl``, kept under the lock) ranks by that number, after every launch
+    without one; those rank among themselves by id, which starts with their UTC start time
+    (stores written before the counter existed keep exactly the order they had)."""
+    seqs = seqs or {}
+    order = sorted(set(launch_ids), key=lambda lid: (1, seqs[lid], lid) if lid in seqs else (0, 0, lid))
+    return {launch: rank for rank, launch in enumerate(order)}
+
+
+def launch_seqs(paths: StorePaths) -> dict[str, int]:
+    """Launch id -> its number in the store's launch counter (``launches.jsonl``)."""
+    return {str(r["launch_id"]): r["seq"] for r in read_launches(paths)
+            if r.get("launch_id") is not None and isinstance(r.get("seq"), int)}
 
 
 def row_precedence(launch: pa.Array, part_index: pa.Array, n_parts: int,
@@ -368,11 +382,27 @@ def read_rows(store_dir: str | Path, columns: Sequence[str] | None = None,
     :func:`pyarrow.parquet.read_table` (``[("bs_error", "<=", 0.1)]``) or a mapping
     ``{column: value or list of values}``. ``StoreError`` for a path that is not a store,
     an unknown column, a bad filter or a part that cannot be read.
+
+    A part can vanish between listing and reading (``compact`` and ``verify`` replace
+    parts under the lock while readers need none): the read then starts again from a fresh
+    listing, so a reader sees the rows of one consistent set of parts.
     """
     paths = store_paths(store_dir)
+    for attempt in range(VANISHED_RETRIES):
+        files = part_files(paths)
+        try:
+            return _read_rows(paths, files, columns, filters)
+        except StoreError:
+            if attempt + 1 < VANISHED_RETRIES and any(not f.exists() for f in files):
+                time.sleep(0.05 * (attempt + 1))
+                continue  # a part went away (compacted, quarantined): list again
+            raise
+    raise AssertionError("unreachable")
+
+
+def _read_rows(paths: StorePaths, files: list[Path], columns, filters) -> Rows:
     meta, spec = read_meta(paths), read_spec(paths)
     order = launch_order(paths)
-    files = part_files(paths)
     if not files:
         return Rows(paths.root, meta, spec, empty_rows(meta, columns), 0, 0, 0, order)
     schema = read_schema(paths, files)
@@ -384,7 +414,12 @@ def read_rows(store_dir: str | Path, columns: Sequence[str] | None = None,
     expr = to_expression(filters, names, added_params(meta))
     parquet = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(
         page_checksum_verification=True))
-    dataset = ds.dataset([str(f) for f in files], schema=schema, format=parquet)
+    try:
+        dataset = ds.dataset([str(f) for f in files], schema=schema, format=parquet)
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"unreadable part in store {paths.root} "
+                         f"({' '.join(str(exc).split())[:200]}); "
+                         f"run `insitu verify {paths.root}` to quarantine it") from None
 
     def scan(cols, where=None) -> pa.Table:
         try:
@@ -404,7 +439,7 @@ def read_rows(store_dir: str | Path, columns: Sequence[str] | None = None,
     # The newest launch of every key, from every row (never filtered).
     ident = scan(["key", "__filename"] + (["launch_id"] if "launch_id" in names else []))
     launch, part = _row_launch(ident, files)
-    ranks = launch_ranks(launch.unique().to_pylist())
+    ranks = launch_ranks(launch.unique().to_pylist(), launch_seqs(paths))
     precedence = row_precedence(launch, part, len(files), ranks)
     best = pa.table({"key": ident["key"], "p": precedence}).group_by("key").aggregate([("p", "max")])
     n_superseded = ident.num_rows - pc.sum(newest(ident["key"], precedence)).as_py()

@@ -39,13 +39,13 @@ import pyarrow.parquet as pq
 
 from insitu.sweeps.store.errors import StoreError
 from insitu.sweeps.store.fsutil import file_sha256, pathconf, read_only
-from insitu.sweeps.store.lock import StoreLock
+from insitu.sweeps.store.lock import LOCK_TEMP_PREFIX, StoreLock
 from insitu.sweeps.store.manifest import (append_manifest, columns_text, new_entry, read_manifest,
                                           write_manifest)
 from insitu.sweeps.store.metadata import (DESCRIPTION_KEYS, read_launches, read_meta, read_spec,
                                           write_meta, write_spec)
 from insitu.sweeps.store.paths import LOCK_NAME, TEMP_SUFFIX, StorePaths
-from insitu.sweeps.store.reading import newest, row_precedence
+from insitu.sweeps.store.reading import launch_ranks, launch_seqs, newest, row_precedence
 from insitu.sweeps.store.schema import FIXED_COLUMNS, unify_part_types
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,20 @@ def new_launch_id() -> str:
 
 def is_store(path: str | Path) -> bool:
     return StorePaths(path).store_json.is_file()
+
+
+def is_creation_debris(path: Path) -> bool:
+    """What a store creation that died leaves in its directory before ``store.json``
+    exists: the lock and its temporary file, the spec files, empty ``parts/`` and
+    ``quarantine/``, temporary files."""
+    name = path.name
+    if name in (LOCK_NAME, "spec.json", "spec.toml") or name.startswith(LOCK_TEMP_PREFIX):
+        return path.is_file()
+    if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+        return path.is_file()
+    if name in ("parts", "quarantine"):
+        return path.is_dir() and not any(path.iterdir())
+    return False
 
 
 @dataclass
@@ -100,12 +114,13 @@ class Store:
 
     @classmethod
     def check_creatable(cls, path: str | Path) -> None:
-        """Refuse a path that exists and is neither a store nor an empty directory."""
+        """Refuse a path that exists and is neither a store, an empty directory, nor what a
+        creation that died left (:func:`creation_debris`: the next launch takes it over)."""
         path = Path(path)
         if path.exists() and not is_store(path):
             if not path.is_dir():
                 raise StoreError(f"{path}: exists and is not a directory")
-            if any(p.name != LOCK_NAME for p in path.iterdir()):  # a lock: a killed create
+            if any(not is_creation_debris(p) for p in path.iterdir()):
                 raise StoreError(f"{path}: exists, is not empty and is not an insitu store")
 
     @classmethod
@@ -144,13 +159,34 @@ class Store:
     def create(cls, path: str | Path, spec: dict, meta: dict) -> "Store":
         """Lay out a new store for ``spec`` (``spec.json``'s form) with ``meta`` as its
         ``store.json`` (:func:`insitu.sweeps.store.metadata.new_meta`); the caller holds the
-        lock (see ``lock``)."""
+        lock (see ``lock``).
+
+        ``store.json`` is written last: it is what makes a directory a store, so a creation
+        that dies on the way (a full disk) leaves only debris that the next launch removes
+        (:func:`is_creation_debris`), never a store without its spec.
+        """
         store = cls(path)
         store.parts_dir.mkdir(parents=True, exist_ok=True)
         store.quarantine_dir.mkdir(exist_ok=True)
-        write_meta(store.paths, meta)
         store.write_spec(spec)
+        write_meta(store.paths, meta)
         return store
+
+    def remove_creation_debris(self) -> None:
+        """What a creation that died left (the caller holds the lock; no ``store.json``)."""
+        if is_store(self.path):
+            return
+        for leftover in self.temp_paths():
+            leftover.unlink(missing_ok=True)
+        for name in (self.paths.spec_json, self.paths.spec_toml):
+            name.unlink(missing_ok=True)
+        for leftover in self.path.glob(f"{LOCK_TEMP_PREFIX}*"):  # a lock write that died
+            leftover.unlink(missing_ok=True)
+        for directory in (self.parts_dir, self.quarantine_dir):
+            try:
+                directory.rmdir()
+            except OSError:
+                pass
 
     # ------------------------------------------------------------------------- metadata
     def update_meta(self, current: dict) -> None:
@@ -192,6 +228,12 @@ class Store:
         return read_launches(self.paths)
 
     def append_launch(self, record: dict) -> None:
+        """Append a launch record (the caller holds the lock). A launch's opening record
+        (``started``) gets the next number of the store's launch counter, ``seq``: the
+        order of launches, whatever the clocks of the hosts that ran them say."""
+        if "started" in record and "seq" not in record:
+            record = {**record, "seq": 1 + max((r.get("seq", 0) for r in self.launches()
+                                                if isinstance(r.get("seq"), int)), default=0)}
         with open(self.paths.launches, "a") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
             f.flush()
@@ -365,17 +407,19 @@ class Store:
         """The rows that count: for each key, those of its newest launch (no ``_part``)."""
         if columns is not None:
             columns = list(dict.fromkeys([*columns, "key", "launch_id"]))
-        return latest(self.read_parts(columns)).drop_columns(["_part"])
+        return latest(self.read_parts(columns), launch_seqs(self.paths)).drop_columns(["_part"])
 
 
-def latest(table: pa.Table) -> pa.Table:
+def latest(table: pa.Table, seqs: dict[str, int] | None = None) -> pa.Table:
     """Keep, for each key, only the rows of its newest launch and, within it, of its last
-    part (:func:`insitu.sweeps.store.reading.row_precedence`). ``table`` needs ``key``,
-    ``launch_id`` and ``_part``."""
+    part (:func:`insitu.sweeps.store.reading.row_precedence`; ``seqs``: the store's launch
+    counter). ``table`` needs ``key``, ``launch_id`` and ``_part``."""
     if table.num_rows == 0:
         return table
     n_parts = pc.max(table["_part"]).as_py() + 1
-    precedence = row_precedence(table["launch_id"], table["_part"], n_parts)
+    launch = table["launch_id"].combine_chunks()
+    precedence = row_precedence(launch, table["_part"], n_parts,
+                                launch_ranks(launch.unique().to_pylist(), seqs))
     return table.filter(newest(table["key"], precedence))
 
 

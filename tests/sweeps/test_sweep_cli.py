@@ -34,12 +34,17 @@ def test_help_and_usage_errors(cli):
     assert code == 2 and "invalid choice" in err
 
 
-def test_dry_run_counts_and_writes_nothing(cli, write_spec, tmp_path):
-    code, out, err = cli("run", write_spec(SPEC), "--out", tmp_path / "s", "--dry-run",
-                         "--workers", "4")
-    assert code == 0 and "20 trials (20 pending)" in out
-    assert "pilot trial" in out and "on 4 workers" in out
+def test_a_validating_dry_run_writes_nothing_and_a_pilot_keeps_its_trials(cli, write_spec, tmp_path):
+    code, out, _ = cli("run", write_spec(SPEC), "--out", tmp_path / "s", "--dry-run", "--no-pilot")
+    assert code == 0 and out.strip() == "cli: 20 trials (20 pending) of experiment selftest v1"
     assert not (tmp_path / "s").exists()
+    code, out, err = cli("run", write_spec(SPEC), "--out", tmp_path / "s", "--dry-run",
+                         "--workers", "2")
+    assert code == 0 and "20 trials (20 pending)" in out, err
+    assert "pilot: one trial" in out and "(1 trials kept in the store)" in out
+    assert "19 trials to run" in out and "on 2 workers" in out
+    code, out, _ = cli("run", write_spec(SPEC), "--out", tmp_path / "s", "--backend", "serial")
+    assert code == 0 and "19 trials (0 errors)" in out  # the pilot's trial is not run again
 
 
 def test_default_output_is_results_slash_name(cli, write_spec, tmp_path, monkeypatch):

@@ -21,6 +21,7 @@ from tests.sweeps.helpers import all_keys, stored_rows
 from insitu.sweeps.app import catalog, launch
 from insitu.sweeps.engine import ray_backend
 from insitu.sweeps.engine.registry import get_experiment
+from insitu.sweeps.store import read_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 INSITU = [sys.executable, "-m", "insitu"]
@@ -66,9 +67,11 @@ def test_dry_run_with_pilot_without_workers_on_the_embedded_ray(cli, write_spec,
     assert code == 0, err
     assert "18 trials (18 pending)" in stdout
     cpus = os.cpu_count() or 1
-    assert re.search(rf"pilot: one device ensemble of 6 seeds: [\d.e-]+ s; 3 ensembles to run: "
-                     rf"estimated [\d.]+ (s|min|h) on {cpus} workers? \(one per CPU\)", stdout), stdout
-    assert not out.exists()
+    assert re.search(r"pilot: one trial [\d.e-]+ s, an ensemble of 2 seeds [\d.e-]+ s "
+                     r"\(2 trials kept in the store\)", stdout), stdout
+    assert re.search(rf"3 ensembles to run: estimated [\d.]+ (s|min|h) on {cpus} workers? "
+                     rf"\(one per CPU\)", stdout), stdout
+    assert len(read_rows(out).table) == 2 * 2  # the pilot's two trials, two modes each
 
 
 def test_dry_run_estimate_is_within_2x_of_the_run(cli, write_spec, tmp_path):
@@ -78,9 +81,9 @@ def test_dry_run_estimate_is_within_2x_of_the_run(cli, write_spec, tmp_path):
     assert code == 0
     estimate = _seconds(re.search(r"estimated ([\d.]+ (?:s|min|h))", dry).group(1))
     code, ran, _ = cli("run", spec, "--out", out, "--backend", "serial")
-    assert code == 0 and "18 trials (0 errors)" in ran
+    assert code == 0 and "16 trials (0 errors)" in ran  # the pilot kept 2
     actual = float(re.search(r"parts, ([\d.]+) s", ran).group(1))
-    # Timing one trial and multiplying by 18 would overestimate several-fold (6 seeds per ensemble).
+    # Timing one trial and multiplying by 16 would overestimate several-fold (6 seeds per ensemble).
     assert 0.5 <= estimate / actual <= 2.0, (estimate, actual)
 
 
@@ -91,7 +94,7 @@ def test_run_finds_a_shipped_spec_by_name(cli, tmp_path, monkeypatch):
     shipped = catalog.shipped_specs()["quick"]
     assert shipped == ROOT / "sweeps" / "specs" / "quick.toml"
     assert stdout.startswith("quick: ") and "pilot" in stdout
-    assert not (tmp_path / "results").exists()
+    assert (tmp_path / "results" / "quick" / "store.json").exists()  # the pilot's trials kept
     code, _, err = cli("run", "quik", "--dry-run")
     assert code == 2 and "did you mean 'quick'?" in err and err.count("\n") == 1
     # a file of that name in the current directory wins over the shipped spec

@@ -89,7 +89,7 @@ def test_the_closing_count_comes_from_the_rows_as_written(cli, write_spec, spec_
                             out)
     finally:
         object.__setattr__(experiment, "run_trial", original)
-    assert code == 0 and "4 trials (4 errors)" in text
+    assert code == 3 and "4 trials (4 errors)" in text  # completed, with error trials
     (launch,) = [r for r in Store(out).launches() if r.get("trials") == 4]
     assert launch["errors"] == 4 and launch["outcome"] == "completed"
     errors = [r for r in stored_rows(out) if r["status"] == "error"]
@@ -135,6 +135,7 @@ def test_a_row_whose_key_is_not_the_hash_of_its_parameters_is_quarantined(cli, s
     forged = forged.set_column(lid, "launch_id", pa.array(["99999999T0-ffffff"] * table.num_rows))
     forged_path = store.parts_dir / "part-99999999T0-ffffff-000000.parquet"
     pq.write_table(forged, forged_path)
+    store.append_launch({"launch_id": "99999999T0-ffffff", "started": "later", "command": "run"})
     assert read_store(out).n_foreign == table.num_rows
     code, text, _ = cli("verify", out)
     assert code == 0 and f"quarantined {forged_path.name}" in text

@@ -170,10 +170,10 @@ def test_retry_failed_after_resume_from_the_manifest(cli, write_spec, tmp_path):
     out = tmp_path / "store"
     failing = write_spec(SPEC.replace("curve_len = 2", "curve_len = 2\nfail = true"), "f.toml")
     code, stdout, _ = run(cli, failing, out)
-    assert code == 0 and "12 errors" in stdout
+    assert code == 3 and "12 errors" in stdout  # completed, with error trials
     assert run(cli, failing, out)[1].startswith(f"{out}: nothing to do")  # errors are stored
     code, stdout, _ = cli("retry-failed", out, "--backend", "serial")
-    assert code == 0 and "12 trials (12 errors)" in stdout
+    assert code == 3 and "12 trials (12 errors)" in stdout  # still failing
     entries = manifest_lines(out)
     assert {e["part"] for e in entries} == {p.name for p in Store(out).part_paths()}
 

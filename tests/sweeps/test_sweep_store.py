@@ -59,7 +59,7 @@ def test_failing_trials_become_error_rows_and_retry_supersedes(cli, write_spec, 
     out = tmp_path / "store"
     failing = write_spec(SPEC.replace("curve_len = 2", "curve_len = 2\nfail = true"))
     code, stdout, _ = run(cli, failing, out)
-    assert code == 0 and "12 trials (12 errors)" in stdout
+    assert code == 3 and "12 trials (12 errors)" in stdout  # exit 3: completed, some trials errored
     rows = stored_rows(out)
     assert len(rows) == 12 and all(r["status"] == "error" and r["mode"] is None for r in rows)
     assert rows[0]["error"].startswith("RuntimeError: selftest failure requested")
@@ -179,8 +179,8 @@ def test_not_a_store_and_missing_paths(cli, spec_file, tmp_path):
 
 def test_live_lock_is_refused_and_stale_lock_taken_over(cli, spec_file, tmp_path):
     out = tmp_path / "store"
-    run(cli, spec_file.parent / spec_file.name.replace("spec", "spec"), out, "--dry-run")
-    assert not out.exists()  # a dry run writes nothing
+    run(cli, spec_file.parent / spec_file.name.replace("spec", "spec"), out, "--dry-run", "--no-pilot")
+    assert not out.exists()  # a validating dry run writes nothing
     run(cli, spec_file, out)
     (out / "parts" / Store(out).part_paths()[0].name).unlink()
     lock = out / ".lock"
