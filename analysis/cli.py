@@ -19,7 +19,7 @@ def register(add_command) -> None:
                               "axis that varies; the others must be named with --pool)")
     _add_common(summary, out="write the table to this file instead of printing it")
     _add_format(summary)
-    summary.set_defaults(handler=_summary)
+    summary.set_defaults(handler=_counted(_summary))
 
     tolerance = add_command(
         "tolerance", help="error tolerance per mode: where the metric falls DROP below its error-free value")
@@ -37,12 +37,12 @@ def register(add_command) -> None:
                            help="the figure's x axis (default: the first other axis that varies)")
     tolerance.add_argument("--resamples", type=positive_int, default=2000, metavar="N",
                            help="bootstrap resamples over seeds (default 2000)")
-    tolerance.set_defaults(handler=_tolerance)
+    tolerance.set_defaults(handler=_counted(_tolerance))
 
     figures = add_command("figures", help="draw the store's figures")
     figures.add_argument("store", help="store directory")
     _add_common(figures, out="output directory (default: STORE/figures)")
-    figures.set_defaults(handler=_figures)
+    figures.set_defaults(handler=_counted(_figures))
 
     compare = add_command(
         "compare", help="any contrast: modes on the same chips, two values of an axis, or both",
@@ -58,7 +58,7 @@ def register(add_command) -> None:
                          help="adjust p-values over the table's rows (Holm) and mark with them")
     _add_common(compare, out="write the table to this file instead of printing it")
     _add_format(compare)
-    compare.set_defaults(handler=_compare)
+    compare.set_defaults(handler=_counted(_compare))
 
     power = add_command("power", help="seeds per cell for an interval of a given half-width")
     power.add_argument("store", help="store directory")
@@ -67,12 +67,27 @@ def register(add_command) -> None:
     power.add_argument("--contrast", metavar="A-B", help="size the paired gap of two modes instead")
     _add_common(power, out="write the table to this file instead of printing it")
     _add_format(power)
-    power.set_defaults(handler=_power)
+    power.set_defaults(handler=_counted(_power))
 
     report = add_command("report", help="write a report of the store")
     report.add_argument("store", help="store directory")
     _add_common(report, out="output file (default: STORE/report.html)")
-    report.set_defaults(handler=_report)
+    report.set_defaults(handler=_counted(_report))
+
+
+def _counted(handler):
+    """``handler`` with numpy's floating-point warnings silenced: every NaN or infinite
+    value is counted and named in the output itself (``n_nonfinite``), not left to a
+    RuntimeWarning on standard error."""
+    def run(args: argparse.Namespace) -> int:
+        import warnings
+
+        import numpy as np
+
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return handler(args)
+    return run
 
 
 def _add_common(parser: argparse.ArgumentParser, out: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import pathlib
 from collections.abc import Sequence
 
@@ -18,10 +19,11 @@ import pandas as pd
 from insitu.analysis.exceptions import AnalysisInputError
 from insitu.analysis.load import LoadedStore, read_store
 from insitu.analysis.summary import default_metric, metric_columns
+from insitu.sweeps.store.fsutil import is_disk_full, read_only, write_bytes_atomic
 
 __all__ = ["FORMATS", "apply_where", "check_axes", "check_format", "check_metric", "json_value",
-           "open_store", "query_rows", "read_results", "records", "state_of", "usable_dir",
-           "usable_file", "write_text"]
+           "nonfinite_shown", "open_store", "query_rows", "read_results", "records", "state_of",
+           "usable_dir", "usable_file", "write_output", "write_text"]
 
 FORMATS = ("text", "csv", "md", "json")
 
@@ -102,11 +104,17 @@ def check_format(fmt: str) -> str:
 
 
 def usable_dir(path: pathlib.Path) -> None:
+    """Refuse, in one line, a directory outputs cannot be written to: a file, under a file,
+    or (nearest existing ancestor) not writable or on a read-only file system."""
     if path.exists() and not path.is_dir():
         raise AnalysisInputError(f"output directory is a file: {path}")
     parent = next((p for p in [path, *path.parents] if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise AnalysisInputError(f"cannot create output directory under a file: {parent}")
+    if parent is not None and (read_only(parent) or not os.access(parent, os.W_OK | os.X_OK)):
+        why = "is on a read-only file system" if read_only(parent) else "is not writable"
+        raise AnalysisInputError(f"cannot write to {path}: {parent} {why}; "
+                                 "name another place with --out")
 
 
 def usable_file(path: pathlib.Path) -> None:
@@ -120,9 +128,30 @@ def write_text(out: str | None, text: str) -> str:
     if out is None:
         return text
     path = pathlib.Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    write_output(path, (text if text.endswith("\n") else text + "\n").encode("utf-8"))
     return f"wrote {path}"
+
+
+def write_output(path: pathlib.Path, data: bytes) -> None:
+    """Write an output file whole or not at all (temporary name, fsync, rename), parents
+    created. A path that cannot be written (permissions, a read-only file system) is one
+    :class:`AnalysisInputError` line; a full disk propagates as ``OSError`` (the CLI's
+    one-line disk-full message, exit status 1)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(path, data)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise
+        raise AnalysisInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def nonfinite_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """A table for text and Markdown: its ``n_nonfinite`` column kept only when a value was
+    left out (CSV and JSON always keep it)."""
+    if "n_nonfinite" in table.columns and not (table["n_nonfinite"].fillna(0) > 0).any():
+        return table.drop(columns="n_nonfinite")
+    return table
 
 
 def json_value(value):

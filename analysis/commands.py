@@ -31,21 +31,23 @@ from insitu.analysis.command_io import (
     check_axes,
     check_format,
     check_metric,
+    nonfinite_shown,
     open_store,
     read_results,
     records,
     state_of,
     usable_dir,
     usable_file,
+    write_output,
     write_text,
 )
 from insitu.analysis.exceptions import AnalysisInputError
-from insitu.analysis.figures import save_figure, tolerance_vs_axis
+from insitu.analysis.figures import figure_files, tolerance_vs_axis
 from insitu.analysis.grouping import value_text
 from insitu.analysis.plan import Plan
 from insitu.analysis.report import render_report
 from insitu.analysis.scaling import size_axis
-from insitu.analysis.summary import format_table, to_markdown
+from insitu.analysis.summary import format_table, nonfinite_note, to_markdown
 from insitu.analysis.tolerance import tolerance, tolerance_axes, tolerance_header, tolerance_text
 from insitu.sweeps.store.outputs import record_output, stale_notices
 
@@ -69,7 +71,9 @@ def _drop_note(table: pd.DataFrame, by: list[str], vocab) -> str:
 
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:
-    """A copy for text and Markdown: all-exact gradient errors shown as "exact"."""
+    """A copy for text and Markdown: all-exact gradient errors shown as "exact", the
+    ``n_nonfinite`` column only when a seed value was left out."""
+    table = nonfinite_shown(table)
     if "n_exact" not in table.columns or not len(table):
         return table
     shown = table.astype({c: object for c in ("mean", "ci_low", "ci_high")})
@@ -126,6 +130,12 @@ def summary_command(
                   + (", ".join(by_axes + ["mode"])) + f": {stat} (n = seeds)"
                   + (f"; {pooled_line}, averaged per seed" if pooled_line else "")
                   + _drop_note(table, by_axes, plan.params))
+        left_out = nonfinite_note(table, by_axes, label(metric_name), label)
+        header += f"; {left_out}" if left_out else ""
+        gap_left_out = nonfinite_note(gaps, by_axes, f"the gap in {label(metric_name)}", label)
+        gap_header = (f"paired gaps in {metric_name} (same grid point and seed), mean over seeds, "
+                      f"95 % t interval" + (f"; {pooled_line}" if pooled_line else "")
+                      + (f"; {gap_left_out}" if gap_left_out else ""))
     if fmt == "csv":
         csv = table.assign(metric=metric_name)
         if pooled:
@@ -134,14 +144,14 @@ def summary_command(
     if fmt == "json":
         doc = {"store": str(store.path), "experiment": meta.get("experiment"), "where": where,
                "metric": metric_name, "grouped_by": by_axes, "pooled_over": pooled,
-               "statistic": header, "rows": records(table), "paired_gaps": records(gaps)}
+               "statistic": header, "rows": records(table), "paired_gaps": records(gaps),
+               "paired_gaps_statistic": gap_header}
         return write_text(out, json.dumps(doc, indent=1))
     if fmt == "md":
         text = ([f"rows where `{where}`", ""] if where else []) + [f"**{header}**", "", to_markdown(_display(table))]
         if len(gaps):
-            text += [f"**paired gaps in {metric_name} (same grid point and seed), mean over seeds, "
-                     f"95 % t interval{'; ' + pooled_line if pooled_line else ''}**", "",
-                     to_markdown(gaps.drop(columns="metric"))]
+            text += [f"**{gap_header}**", "",
+                     to_markdown(nonfinite_shown(gaps.drop(columns="metric")))]
         return write_text(out, "\n".join(text))
     lines = [
         f"store {store.path}: {spec.get('name', '')} ({meta.get('experiment', '')}, "
@@ -158,9 +168,7 @@ def summary_command(
     if table is not None:
         lines += ["", header, format_table(_display(table))]
         if len(gaps):
-            lines += ["", f"paired gaps in {metric_name} (same grid point and seed), mean over seeds, "
-                          f"95 % t interval" + (f"; {pooled_line}" if pooled_line else ""),
-                      format_table(gaps.drop(columns="metric"))]
+            lines += ["", gap_header, format_table(nonfinite_shown(gaps.drop(columns="metric")))]
     else:
         lines += ["", "no successful rows yet"]
     design = spec.get("precision")
@@ -259,7 +267,10 @@ def tolerance_command(
         # against a size (n_ports for the task): log-log, the axes of a power law
         log = True if sized is not None and fig_x not in store.params else None
         fig = tolerance_vs_axis(table, fig_x, facet=facet, log_x=log, log_y=log, params=params)
-        written = save_figure(fig, stem)
+        files = {stem.with_name(stem.name + suffix): data for suffix, data in figure_files(fig).items()}
+        for path, data in files.items():
+            write_output(path, data)
+        written = list(files)
     header = tolerance_header(table)
     if fmt == "csv":
         text = table.to_csv(index=False)
@@ -311,9 +322,11 @@ def figures_command(
     built, _notes = Plan.build(store, metric, pool, where).draw()
     if notices is not None:
         notices += stale_notices(full.path, skip=("figures", out))
-    paths: list[pathlib.Path] = []
-    for plan, fig in built:
-        paths += save_figure(fig, out / plan.name)
+    files = {out / (plan.name + suffix): data  # every file rendered before the first is written
+             for plan, fig in built for suffix, data in figure_files(fig).items()}
+    for path, data in files.items():
+        write_output(path, data)
+    paths = list(files)
     problem = record_output(full.path, "figures", out, state_of(full), where=where, metric=metric,
                             pool=list(pool))
     if problem and notices is not None:
@@ -347,8 +360,7 @@ def report_command(
     page = render_report(plan, built, notes)
     if notices is not None:
         notices += stale_notices(full.path, skip=("report", out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    write_output(out, page.encode("utf-8"))
     problem = record_output(full.path, "report", out, state_of(full), where=where, metric=metric,
                             pool=list(pool))
     if problem and notices is not None:

@@ -42,15 +42,18 @@ __all__ = ["CONTRAST_COLUMNS", "axis_contrast", "chips_shared", "difference_in_d
            "holm", "mode_contrast", "paired_interval", "welch_interval"]
 
 CONTRAST_COLUMNS = ["contrast", "metric", "design", "n", "n_reference", "estimate", "ci_low",
-                    "ci_high", "df", "p"]
+                    "ci_high", "df", "p", "n_nonfinite"]
 
 
 def paired_interval(differences: Sequence[float], confidence: float = 0.95) -> dict:
-    """Mean of paired differences with its Student t interval and two-sided p-value."""
+    """Mean of paired differences with its Student t interval and two-sided p-value;
+    ``n_nonfinite`` counts the differences left out (NaN or infinite: a diverged trial)."""
     d = np.asarray(differences, dtype=float)
+    nonfinite = int(d.size - np.isfinite(d).sum())
     d = d[np.isfinite(d)]
     n = int(d.size)
-    out = {"n": n, "n_reference": n, "estimate": float(d.mean()) if n else math.nan}
+    out = {"n": n, "n_reference": n, "estimate": float(d.mean()) if n else math.nan,
+           "n_nonfinite": nonfinite}
     if n < 2:
         return {**out, "ci_low": math.nan, "ci_high": math.nan, "df": math.nan, "p": math.nan}
     sd = float(d.std(ddof=1))
@@ -65,12 +68,15 @@ def paired_interval(differences: Sequence[float], confidence: float = 0.95) -> d
 
 
 def welch_interval(a: Sequence[float], b: Sequence[float], confidence: float = 0.95) -> dict:
-    """``mean(a) − mean(b)`` with Welch's interval and two-sided p-value (NaN below 2 per side)."""
+    """``mean(a) − mean(b)`` with Welch's interval and two-sided p-value (NaN below 2 per side);
+    ``n_nonfinite`` counts the values of both sides left out (NaN or infinite)."""
     x = np.asarray(a, dtype=float)
     y = np.asarray(b, dtype=float)
+    nonfinite = int(x.size + y.size - np.isfinite(x).sum() - np.isfinite(y).sum())
     x, y = x[np.isfinite(x)], y[np.isfinite(y)]
     out = {"n": int(x.size), "n_reference": int(y.size),
-           "estimate": float(x.mean() - y.mean()) if x.size and y.size else math.nan}
+           "estimate": float(x.mean() - y.mean()) if x.size and y.size else math.nan,
+           "n_nonfinite": nonfinite}
     if x.size < 2 or y.size < 2:
         return {**out, "ci_low": math.nan, "ci_high": math.nan, "df": math.nan, "p": math.nan}
     va, vb = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size

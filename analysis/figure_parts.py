@@ -153,7 +153,7 @@ def set_scale(ax, values, axis: str, name: str | None, log: bool | None = None,
 
 def figure_legend(fig, modes: list[str], colors: dict[str, str], title: str) -> None:
     handles = [Line2D([], [], color=colors[m], marker="o", lw=2) for m in modes]
-    fig.legend(handles, modes, title=title, loc="outside right upper", frameon=False)
+    fig.legend(handles, modes, title=title, loc="outside right center", frameon=False)
 
 
 def mode_title(frame: pd.DataFrame, params: Sequence[str] = ()) -> str:

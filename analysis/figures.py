@@ -370,13 +370,28 @@ def _would_log(values, log: bool | None, name: str) -> bool:
 # Output
 
 
+def figure_files(fig: Figure, dpi: int = 150) -> dict[str, bytes]:
+    """The figure as PNG (``dpi``) and PDF bytes, keyed by suffix; drawn in memory, so a
+    failure writes nothing."""
+    files = {}
+    for suffix, options in ((".png", {"dpi": dpi}), (".pdf", {})):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=suffix[1:], **options)
+        files[suffix] = buffer.getvalue()
+    return files
+
+
 def save_figure(fig: Figure, path_stem: str | Path, dpi: int = 150) -> list[Path]:
-    """Write ``<stem>.png`` and ``<stem>.pdf`` (parents created); returns both paths."""
+    """Write ``<stem>.png`` and ``<stem>.pdf`` (parents created), each whole or not at all
+    (temporary name, fsync, rename); returns both paths."""
+    from insitu.sweeps.store.fsutil import write_bytes_atomic
+
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]
-    fig.savefig(paths[0], dpi=dpi)
-    fig.savefig(paths[1])
+    paths = []
+    for suffix, data in figure_files(fig, dpi).items():
+        paths.append(stem.with_name(stem.name + suffix))
+        write_bytes_atomic(paths[-1], data)
     return paths
 
 

@@ -28,9 +28,11 @@ pairs) is skipped with a note.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -39,7 +41,7 @@ from insitu.analysis.exceptions import AnalysisInputError
 from insitu.analysis.grouping import has_items, has_values, pooled_text, value_text
 from insitu.analysis.load import LoadedStore
 from insitu.analysis.scaling import SIZE_COLUMN, size_axis
-from insitu.analysis.summary import default_metric, gap_summary, summarize
+from insitu.analysis.summary import default_metric, gap_summary, reporting_modes, summarize
 from insitu.analysis.tolerance import tolerance
 from insitu.analysis.vocabulary import Vocabulary
 
@@ -61,6 +63,7 @@ class FigurePlan:
     name: str
     caption: str
     build: Callable[[], Figure] = field(repr=False)
+    metric: str | None = None  # the metric drawn, whose NaN or infinite values are counted
 
 
 def _numeric(frame: pd.DataFrame, name: str) -> bool:
@@ -136,7 +139,32 @@ class Plan:
                    user_pool, metric or default_metric(rows, params, experiment), where, notes)
         for planner in FIGURES.get(experiment, FIGURES["classify"]):
             plan.figures += planner(plan)
+        for figure in plan.figures:  # a value not drawn is said in the caption and the figure
+            left_out = plan.nonfinite_text(figure.metric)
+            if left_out:
+                figure.caption += f" {left_out}."
         return plan
+
+    def nonfinite_text(self, metric: str | None) -> str:
+        """``"3 seed values of test accuracy are NaN or infinite ..."`` for the cells whose
+        seeds gave a non-finite value of ``metric`` (modes that never report it aside)."""
+        if metric is None or metric not in self.rows.columns:
+            return ""
+        values = pd.to_numeric(self.rows[metric], errors="coerce")
+        reporting = self.rows["mode"].isin(reporting_modes(self.rows, metric))
+        bad = self.rows[reporting & ~np.isfinite(values.to_numpy(dtype=float))]
+        if not len(bad):
+            return ""
+        cells = bad.groupby(["mode", *[a for a in self.axes if a in bad.columns]], sort=True,
+                            dropna=False).size()
+        named = []
+        for cell, count in list(cells.items())[:4]:
+            cell = cell if isinstance(cell, tuple) else (cell,)
+            at = ", ".join(f"{self.label(a)} = {value_text(v)}" for a, v in zip(self.axes, cell[1:]))
+            named.append(f"{cell[0]}{' at ' + at if at else ''}: {count}")
+        more = f" and {len(cells) - 4} more cells" if len(cells) > 4 else ""
+        return (f"{len(bad)} value{'s' if len(bad) != 1 else ''} of {self.label(metric)} NaN or "
+                f"infinite (a diverged trial), left out ({'; '.join(named)}{more})")
 
     # --------------------------------------------------------------------------- words
     def label(self, name: str) -> str:
@@ -185,9 +213,14 @@ class Plan:
         built, notes = [], list(self.notes)
         for plan in self.figures:
             try:
-                built.append((plan, plan.build()))
+                fig = plan.build()
             except AnalysisInputError as exc:
                 notes.append(f"skipped {plan.name}: {exc}")
+                continue
+            left_out = self.nonfinite_text(plan.metric)
+            if left_out:  # a figure-level x label: constrained layout makes room for it
+                fig.supxlabel(textwrap.fill(left_out, 100), fontsize=6.5, color="#a00000")
+            built.append((plan, fig))
         return built, notes
 
 
@@ -208,7 +241,7 @@ def _headline(c: Plan) -> list[FigurePlan]:
             build = _bind(figures.metric_vs_axis, rows, x, facet=facet, row=row, metric=metric,
                           pool=[*c.user_pool, *pooled], params=c.params)
             what = f"{c.label(metric)} against {c.label(x)} per training mode; mean over seeds with 95 % t bands"
-        plans.append(FigurePlan(stem, f"{what}.{c.pooled_note(pooled)}", build))
+        plans.append(FigurePlan(stem, f"{what}.{c.pooled_note(pooled)}", build, metric))
     if not c.xs:
         facet = next((a for a in c.categorical if a in c.facetable), None)
         pooled = [*c.user_pool, *[a for a in c.axes if a != facet]]
@@ -216,7 +249,8 @@ def _headline(c: Plan) -> list[FigurePlan]:
             f"{metric}_by_mode" + (f"_by_{facet}" if facet else ""),
             f"{c.label(metric)} per mode: mean over seeds with 95 % t interval, one dot per seed."
             + c.pooled_note([a for a in pooled if a not in c.user_pool]),
-            _bind(figures.metric_by_mode, rows, metric, facet=facet, pool=pooled, params=c.params)))
+            _bind(figures.metric_by_mode, rows, metric, facet=facet, pool=pooled, params=c.params),
+            metric))
     return plans
 
 
@@ -243,7 +277,8 @@ def _gap_heatmaps(c: Plan) -> list[FigurePlan]:
             f"Paired {c.label(gap_metric)} gap {mode} − {reference} (same device and seed), "
             f"mean over seeds, over {over}.{c.pooled_note(pooled)}",
             _bind(figures.gap_heatmap, rows, hx, hy, metric=gap_metric, mode=mode,
-                  reference=reference, facet=hf, pool=[*c.user_pool, *pooled], params=c.params)))
+                  reference=reference, facet=hf, pool=[*c.user_pool, *pooled], params=c.params),
+            gap_metric))
     return plans
 
 
@@ -271,7 +306,7 @@ def _tolerance_figure(c: Plan) -> list[FigurePlan]:
         + c.pooled_note(pooled),
         lambda: figures.tolerance_vs_axis(
             tolerance(rows, err, TOLERANCE_DROP, gap_metric, by=shown(tx, tf), pool=pool_t, params=c.params),
-            tx, facet=tf, params=c.params))]
+            tx, facet=tf, params=c.params), gap_metric)]
 
 
 def _training_gradient_error(c: Plan) -> list[FigurePlan]:
@@ -290,7 +325,7 @@ def _training_gradient_error(c: Plan) -> list[FigurePlan]:
         "mode: geometric mean over seeds with 95 % log-scale t bands; exact values named."
         + c.pooled_note(pooled),
         _bind(figures.gradient_error, measured, x, facet=facet, row=row, metric="grad_error_mean",
-              pool=[*c.user_pool, *pooled], params=c.params))]
+              pool=[*c.user_pool, *pooled], params=c.params), "grad_error_mean")]
 
 
 def _learning_curves(c: Plan) -> list[FigurePlan]:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from insitu.analysis.command_io import (check_axes, check_format, check_metric, open_store, records,
-                                        usable_file, write_text)
+from insitu.analysis.command_io import (check_axes, check_format, check_metric, nonfinite_shown,
+                                        open_store, records, usable_file, write_text)
 from insitu.analysis.contrasts import axis_contrast, difference_in_differences, mode_contrast
 from insitu.analysis.exceptions import AnalysisInputError
 from insitu.analysis.grouping import pooled_text, value_text
@@ -98,13 +98,18 @@ def compare_command(store_dir: str, a: str | None = None, b: str | None = None,
               + ("; * = Holm-adjusted p < 0.05 over the rows of this table" if holm else
                  "; * = the interval excludes 0, not corrected for multiple comparisons (--holm corrects)")
               + f"; {FIXED_TEST_SET}")
+    left_out = int(table["n_nonfinite"].sum()) if len(table) else 0
+    if left_out:
+        header += (f"; {left_out} value{'s' if left_out != 1 else ''} NaN or infinite (a diverged "
+                   "trial) left out of n (column n_nonfinite)")
     if fmt == "csv":
         return write_text(out, table.to_csv(index=False))
     if fmt == "json":
         return write_text(out, json.dumps({"store": str(store.path), "where": where, "statistic": header,
                                            "pooled_over": table.attrs.get("pooled", []),
                                            "rows": records(table)}, indent=1))
-    shown = _marked(table).rename(columns={b_: params.label(b_) for b_ in table.attrs.get("by", [])})
+    shown = nonfinite_shown(_marked(table)).rename(
+        columns={b_: params.label(b_) for b_ in table.attrs.get("by", [])})
     if fmt == "md":
         return write_text(out, (f"rows where `{where}`\n\n" if where else "") + f"**{header}**\n\n"
                           + to_markdown(shown))

@@ -24,6 +24,7 @@ from insitu.analysis.figures import figure_png
 from insitu.analysis.grouping import value_text
 from insitu.analysis.load import LoadedStore
 from insitu.analysis.plan import FigurePlan, Plan
+from insitu.analysis.summary import nonfinite_note
 from insitu.analysis.tolerance import tolerance_axes, tolerance_header, tolerance_text
 from insitu.analysis.vocabulary import spec_seeds
 from insitu.sweeps.store.metadata import spec_toml
@@ -99,7 +100,16 @@ def _error_groups(store: LoadedStore) -> pd.DataFrame:
 
 def _stat_text(row, log: bool, signed: bool = False) -> str:
     """``"0.940 ± 0.008"`` (mean ± half-width of the 95 % interval); log scale: geometric
-    mean and interval ``"0.0123 (0.0101, 0.0150)"``, or "exact"."""
+    mean and interval ``"0.0123 (0.0101, 0.0150)"``, or "exact"; seeds whose value was NaN
+    or infinite are counted beside it ("[2 NaN/inf]")."""
+    text = _finite_stat_text(row, log, signed)
+    bad = int(row.get("n_nonfinite", 0) or 0)
+    if not bad:
+        return text
+    return f"{text} [{bad} NaN/inf]" if text else f"all {bad} NaN/inf"
+
+
+def _finite_stat_text(row, log: bool, signed: bool = False) -> str:
     if log:
         if row.get("n_exact", 0) == row["n"] and row["n"] > 0:
             return "exact"
@@ -212,6 +222,9 @@ def render_report(plan: Plan, built: Sequence[tuple[FigurePlan, Figure]],
                 excludes = r["ci_low"] > 0 or r["ci_high"] < 0
                 return text + (" *" if excludes and r["n"] > 1 else "")
 
+            left_out = nonfinite_note(gaps, by, f"the gap in {label(metric)}", label)
+            if left_out:
+                parts.append(f'<p class="err">{html.escape(left_out[0].upper() + left_out[1:])}.</p>')
             gaps = gaps.assign(comparison=gaps["comparison"].str.replace(" - ", " − ")
                                + f": {label(metric)} gap")
             parts.append(_table(_wide(gaps, by, "comparison", gap_cell, label)))
@@ -256,6 +269,9 @@ def render_report(plan: Plan, built: Sequence[tuple[FigurePlan, Figure]],
                      + " The test set is fixed: intervals are over chips, initial phases and data orders."
                      + (f" {html.escape(pooled_line)}, averaged per seed." if pooled_line else "")
                      + "</p>")
+        left_out = nonfinite_note(table, by, label(metric), label)
+        if left_out:
+            parts.append(f'<p class="err">{html.escape(left_out[0].upper() + left_out[1:])}.</p>')
         wide = _wide(table, by, "mode", lambda r: _stat_text(r, log), label)
         if "drop" in table.columns:
             drops = table.assign(mean=table["drop"], ci_half_width=(table["drop_ci_high"] - table["drop_ci_low"]) / 2)

@@ -48,14 +48,16 @@ __all__ = [
     "gap_summary",
     "interval",
     "metric_columns",
+    "nonfinite_note",
     "paired_differences",
+    "reporting_modes",
     "summarize",
     "t_quantile",
     "to_markdown",
     "write_table",
 ]
 
-STAT_COLUMNS = ["n", "mean", "sd", "ci_low", "ci_high", "ci_half_width"]
+STAT_COLUMNS = ["n", "mean", "sd", "ci_low", "ci_high", "ci_half_width", "n_nonfinite"]
 LOG_COLUMNS = ["scale", "n_exact"]
 DROP_COLUMNS = ["drop", "drop_ci_low", "drop_ci_high", "drop_design"]
 # 1 − cos below this is exact up to floating-point rounding (about 1e-16 in practice).
@@ -74,16 +76,23 @@ def t_quantile(n: int, confidence: float = 0.95) -> float:
     return float(stats.t.ppf(0.5 + confidence / 2, n - 1))
 
 
+def _finite(values: Iterable[float]) -> tuple[np.ndarray, int]:
+    """The finite values given, and how many were not (NaN, ±inf or None)."""
+    x = np.asarray([math.nan if v is None else v for v in values], dtype=float)
+    finite = np.isfinite(x)
+    return x[finite], int(x.size - finite.sum())
+
+
 def interval(values: Iterable[float], confidence: float = 0.95) -> dict[str, float]:
-    """n, mean, sd (ddof 1) and the Student t interval of the finite values given."""
-    x = np.asarray([v for v in values if v is not None], dtype=float)
-    x = x[np.isfinite(x)]
+    """n, mean, sd (ddof 1) and the Student t interval of the finite values given;
+    ``n_nonfinite`` counts the values left out (NaN or infinite: a diverged trial)."""
+    x, nonfinite = _finite(values)
     n = int(x.size)
     mean = float(x.mean()) if n else math.nan
     sd = float(x.std(ddof=1)) if n > 1 else math.nan
     half = t_quantile(n, confidence) * sd / math.sqrt(n) if n > 1 else math.nan
     return {"n": n, "mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half,
-            "ci_half_width": half}
+            "ci_half_width": half, "n_nonfinite": nonfinite}
 
 
 def log_interval(values: Iterable[float], confidence: float = 0.95) -> dict[str, float]:
@@ -91,15 +100,15 @@ def log_interval(values: Iterable[float], confidence: float = 0.95) -> dict[str,
 
     Returns ``n`` (finite values), ``n_exact`` (values below :data:`EXACT_BELOW`, left out of
     the logarithms), ``mean`` = 10**mean(log10 x), ``sd`` = sd of log10 x (decades),
-    ``ci_low``/``ci_high`` = 10**(mean ± t sd / sqrt(k)) over the k inexact values, and
-    ``ci_half_width`` in decades. With only exact values every statistic is NaN.
+    ``ci_low``/``ci_high`` = 10**(mean ± t sd / sqrt(k)) over the k inexact values,
+    ``ci_half_width`` in decades and ``n_nonfinite`` (values left out: NaN or infinite).
+    With only exact values every statistic is NaN.
     """
-    x = np.asarray([v for v in values if v is not None], dtype=float)
-    x = x[np.isfinite(x)]
+    x, nonfinite = _finite(values)
     exact = x < EXACT_BELOW
     logs = np.log10(x[~exact])
     stats_ = interval(logs, confidence)
-    out = {"n": int(x.size), "n_exact": int(exact.sum())}
+    out = {"n": int(x.size), "n_exact": int(exact.sum()), "n_nonfinite": nonfinite}
     if not logs.size:
         return {**out, "mean": math.nan, "sd": math.nan, "ci_low": math.nan, "ci_high": math.nan,
                 "ci_half_width": math.nan}
@@ -150,8 +159,9 @@ def seed_statistics(
 ) -> pd.DataFrame:
     """Statistics over seeds of a per-seed table (:func:`analysis.grouping.per_seed`).
 
-    One row per ``keys`` group: ``*keys, n, mean, sd, ci_low, ci_high, ci_half_width``, and
-    for a log-scale metric also ``scale`` ("log10") and ``n_exact`` (see :func:`log_interval`).
+    One row per ``keys`` group: ``*keys, n, mean, sd, ci_low, ci_high, ci_half_width,
+    n_nonfinite`` (seeds whose value is NaN or infinite, left out of the others), and for a
+    log-scale metric also ``scale`` ("log10") and ``n_exact`` (see :func:`log_interval`).
     Figures and tables both call this, so they always show the same numbers.
     """
     log = is_log_metric(metric) if log is None else log
@@ -187,8 +197,11 @@ def summarize(
     not named in ``pool`` raises (nothing is pooled silently). Pooled axes are averaged per
     seed first, so ``n`` counts seeds. ``mode`` is always added. ``metrics`` default to every
     scalar metric column. Returns a tidy table: ``*by, mode, metric, n, mean, sd, ci_low,
-    ci_high, ci_half_width``; 95 % Student t intervals for linear metrics, geometric means
-    with ``scale`` and ``n_exact`` for gradient errors (:func:`log_interval`).
+    ci_high, ci_half_width, n_nonfinite``; 95 % Student t intervals for linear metrics,
+    geometric means with ``scale`` and ``n_exact`` for gradient errors (:func:`log_interval`).
+    A seed whose value is NaN or infinite (a diverged trial) is counted in ``n_nonfinite``
+    and left out of the other statistics; a mode that never reports the metric (digital
+    training measures no gradient error) gets no row for it.
     ``table.attrs["pooled"]`` lists the pooled axes.
 
     With ``drop``, linear metrics also get the mean **drop against the error-free cell**
@@ -210,7 +223,8 @@ def summarize(
     tables = []
     for metric in metrics:
         seeds = per_seed(frame, keys, [metric])
-        seeds = seeds[np.isfinite(seeds[metric])] if len(seeds) else seeds
+        if len(seeds):
+            seeds = seeds[seeds["mode"].isin(reporting_modes(frame, metric))]
         table = seed_statistics(seeds, keys, metric, confidence, log=vocab.is_log(metric))
         table.insert(len(keys), "metric", metric)
         if drop and errs and not vocab.is_log(metric):
@@ -228,6 +242,44 @@ def summarize(
     table.attrs["pooled"] = list(pooled)
     table.attrs["by"] = list(by)
     return table
+
+
+def reporting_modes(frame: pd.DataFrame, metric: str) -> list:
+    """The modes whose rows report ``metric``: at least one value that is not NaN (a mode
+    with NaN everywhere does not measure it; an infinite value is a diverged trial)."""
+    values = pd.to_numeric(frame[metric], errors="coerce")
+    return frame.loc[values.notna(), "mode"].dropna().unique().tolist()
+
+
+def nonfinite_note(table: pd.DataFrame, by: Sequence[str], metric_label: str,
+                   label=lambda name: name) -> str:
+    """One sentence naming the cells whose seeds gave NaN or infinite values, or ``""``.
+
+    ``table`` is a :func:`summarize` or :func:`gap_summary` table; its ``n_nonfinite``
+    counts, per row, the seeds left out of the statistics.
+    """
+    if "n_nonfinite" not in table.columns or not len(table):
+        return ""
+    bad = table[table["n_nonfinite"].fillna(0) > 0]
+    if not len(bad):
+        return ""
+    column = "comparison" if "comparison" in table.columns else "mode"
+    cells = []
+    for _, row in bad.head(6).iterrows():
+        at = ", ".join(f"{label(b)} = {_value(row[b])}" for b in by)
+        seeds = int(row["n"]) + int(row["n_nonfinite"])
+        cells.append(f"{row[column]}{' at ' + at if at else ''} ({int(row['n_nonfinite'])} of {seeds})")
+    more = f" and {len(bad) - 6} more cells" if len(bad) > 6 else ""
+    total = int(bad["n_nonfinite"].sum())
+    return (f"{total} seed value{'s' if total != 1 else ''} of {metric_label} "
+            f"{'are' if total != 1 else 'is'} NaN or infinite (a diverged trial) and left out of n, "
+            f"mean and interval: {'; '.join(cells)}{more}")
+
+
+def _value(v) -> str:
+    from insitu.analysis.grouping import value_text
+
+    return value_text(v)
 
 
 def _drops(frame: pd.DataFrame, seeds: pd.DataFrame, by: list[str], errs: list[str], metric: str,
@@ -286,13 +338,15 @@ def paired_differences(
     mode: str = "insitu",
     reference: str = "digital",
     by: Sequence[str] = (),
+    keep_nonfinite: bool = False,
 ) -> pd.DataFrame:
     """Per-trial gaps ``metric[mode] − metric[reference]``, one row per paired trial.
 
     Rows pair when they share ``key`` (one trial: same grid point, same seed, same sampled
     device). Returns ``*by, seed, key, comparison, metric, gap``; a trial lacking one of the
-    two modes (or with a NaN metric) gives no row. ``by`` are the columns kept beside each
-    gap (a grouping is chosen by :func:`gap_summary`).
+    two modes gives no row, nor (unless ``keep_nonfinite``) one whose gap is NaN or
+    infinite. ``by`` are the columns kept beside each gap (a grouping is chosen by
+    :func:`gap_summary`).
     """
     by = list(by)
     require_columns(frame, [*by, metric, "key", "mode"], "column")
@@ -302,7 +356,8 @@ def paired_differences(
     right = frame.loc[frame["mode"] == reference, ["key", metric]]
     paired = left.merge(right, on="key", suffixes=("", "_ref"))
     paired["gap"] = paired[metric] - paired[f"{metric}_ref"]
-    paired = paired[np.isfinite(paired["gap"].astype(float))]
+    if not keep_nonfinite:
+        paired = paired[np.isfinite(paired["gap"].astype(float))]
     paired["comparison"] = f"{mode} - {reference}"
     paired["metric"] = metric
     return paired[[*cols, "comparison", "metric", "gap"]].reset_index(drop=True)
@@ -332,7 +387,7 @@ def gap_summary(
     check_replicates(frame, [*by, "mode"], pooled)
     tables = []
     for mode, reference in comparisons:
-        diffs = paired_differences(frame, metric, mode, reference, [*by, *pooled])
+        diffs = paired_differences(frame, metric, mode, reference, [*by, *pooled], keep_nonfinite=True)
         if not len(diffs):
             continue
         seeds = per_seed(diffs, by, ["gap"])
@@ -342,7 +397,7 @@ def gap_summary(
         tables.append(table)
     columns = [*by, "comparison", "metric", *STAT_COLUMNS]
     out = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
-    out = out[out["n"] > 0].reset_index(drop=True) if len(out) else out
+    out = out[(out["n"] > 0) | (out["n_nonfinite"] > 0)].reset_index(drop=True) if len(out) else out
     out.attrs["pooled"] = list(pooled)
     out.attrs["by"] = list(by)
     return out
@@ -380,10 +435,12 @@ def format_table(frame: pd.DataFrame) -> str:
 
 
 def write_table(frame: pd.DataFrame, path_stem: str | Path) -> list[Path]:
-    """Write ``<stem>.csv`` and ``<stem>.md``; returns both paths."""
+    """Write ``<stem>.csv`` and ``<stem>.md``, each whole or not at all; returns both paths."""
+    from insitu.sweeps.store.fsutil import write_bytes_atomic
+
     stem = Path(path_stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv, md = stem.with_name(stem.name + ".csv"), stem.with_name(stem.name + ".md")
-    frame.to_csv(csv, index=False)
-    md.write_text(to_markdown(frame))
+    write_bytes_atomic(csv, frame.to_csv(index=False).encode("utf-8"))
+    write_bytes_atomic(md, to_markdown(frame).encode("utf-8"))
     return [csv, md]

@@ -10,13 +10,14 @@ Exit status: 0 on success; 2 for bad input (one ``insitu: error:`` line per prob
 nothing written); 3 when ``run`` or ``retry-failed`` completed but some trials ended in an
 error row (stored: ``insitu retry-failed`` reruns them), so that scripts and Slurm notice;
 130 when interrupted (the store keeps only whole parts); 141 when the reader of the
-output went away (``insitu ... | head``: no traceback); 1 for anything else (a full disk:
-one line, the parts written stay).
+output went away (``insitu ... | head``: no traceback); 1 for anything else (a full disk,
+in any command: one line, and every file written whole or not at all).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import re
 import sys
@@ -24,6 +25,7 @@ from typing import Sequence
 
 from insitu.errors import InputError, did_you_mean
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
 
@@ -145,6 +147,14 @@ def _main(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("insitu: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"insitu: error: the disk is full{where} ({exc.strerror or exc}); every file is "
+              "written whole or not at all: free some space and run the command again",
+              file=sys.stderr)
+        return EXIT_FAILED
 
 
 def _silence_stdout() -> None:

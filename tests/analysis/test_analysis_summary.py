@@ -61,7 +61,7 @@ def test_summarize_per_grid_point_and_mode(hand_store):
     frame = load(hand_store.root)
     table = summarize(frame, by=["bs_error"], metrics=["test_accuracy"], params=load_params(hand_store.root))
     assert list(table.columns) == ["bs_error", "mode", "metric", "n", "mean", "sd", "ci_low",
-                                   "ci_high", "ci_half_width"]
+                                   "ci_high", "ci_half_width", "n_nonfinite"]
     row = table[(table["bs_error"] == 0.1) & (table["mode"] == "digital")].iloc[0]
     assert row["n"] == 3 and row["mean"] == pytest.approx(0.9) and row["sd"] == pytest.approx(0.1)
     assert row["ci_half_width"] == pytest.approx(T_975_2 * 0.1 / math.sqrt(3))
