@@ -11,8 +11,11 @@ estimated with an independent zero-mean Gaussian error of std ``sigma_c``
   ``a_hat = a 10**(-sigma_c n / 20)`` (the estimated arm loss is off by ``sigma_c n`` dB);
 
 with ``n ~ N(0, 1)`` drawn per element. ``sigma_c = 0`` is perfect knowledge: the twin
-equals the chip. The twin keeps the chip's error model (its crosstalk coefficient and DAC
-resolution are taken as known) without detector or I/O noise. ``CALIBRATED_FIELDS`` lists
+equals the chip. The twin keeps the chip's error model (its DAC resolution is taken as
+known) without detector or I/O noise; its heater curves and crosstalk coefficient are those
+of the control layer's calibration (:func:`insitu.photonics.heaters.calibrate_control`:
+curves and the crosstalk of every neighbour pair and direction off by a relative error
+``calibration_error``), which training puts into the twin. ``CALIBRATED_FIELDS`` lists
 every static field with its unit; a new static field of :class:`DeviceErrors` is one line
 there (a test checks that none is left out).
 """
@@ -42,7 +45,10 @@ UNITS = ("rad", "dB")
 # heater adjacency (no error arrays), and the idle-position transmission ``idle_amp``, which
 # the twin takes as known (it is 1 unless ``idle_loss_db`` is set, and a calibration of it
 # would need a per-position measurement model this one does not have).
-NOT_CALIBRATED = ("model", "neighbour_pairs", "idle_amp")
+NOT_CALIBRATED = ("model", "neighbour_pairs", "idle_amp", "theta_heater", "phi_heater", "crosstalk_estimate")
+# The heater curves and the crosstalk coefficient are the control layer's: a lab calibrates
+# them with its own procedure (insitu.photonics.heaters.calibrate_control, errors of
+# calibration_error); training gives a twin those estimates.
 
 
 def calibrated_twin(device: DeviceErrors, calibration_error: float, rng: np.random.Generator) -> DeviceErrors:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
+from .heaters import HEATER_MODELS, drive_voltages, heater_coefficients, heater_phases
 from .layout import MeshLayout
 from .settings import check_settings, setting
 
@@ -69,6 +70,14 @@ class ErrorModel:
             column touches); 0 = lossless idle positions.
         io_placement: where I/O error acts: ``"generate_and_read"`` (every generated vector
             and every read amplitude) or ``"read"`` (read amplitudes only).
+        heater: how a set point becomes a phase (:mod:`insitu.photonics.heaters`):
+            ``"phase"`` (the set point is the phase; crosstalk and the DAC act on phases),
+            ``"thermal"`` (``theta = alpha V**2 / R``) or ``"cubic"`` (the paper's fitted
+            ``theta(V)``); with a heater model the DAC rounds voltages and crosstalk is
+            linear in heater power.
+        v_max: the heater drivers' voltage range ``[0, v_max]`` (V; heater models only).
+        heater_spread: relative spread of every shifter's curve: each coefficient is its
+            nominal value times ``1 + heater_spread n`` (heater models only).
 
     Every field is a declared setting (:func:`insitu.photonics.settings.setting`): the sweep
     parameters and the store's labels and units are derived from its metadata.
@@ -106,6 +115,16 @@ class ErrorModel:
     io_placement: str = setting(
         "generate_and_read", "I/O error on generated vectors and reads, or on reads only (the paper's code)",
         label="I/O error placement", choices=IO_PLACEMENTS, shares_chips=True)
+    heater: str = setting(
+        "phase", "how a set point becomes a phase: phase (the set point is the phase), thermal "
+        "(alpha V^2 / R) or cubic (the paper's fitted theta(V))", label="heater model",
+        choices=HEATER_MODELS, shares_chips=True)
+    v_max: float = setting(7.5, "heater driver range [0, v_max] (V; heater models; 7.07 V is 2 pi at nominal)",
+                           label="heater voltage range", unit="V", low=0.1, high=1000.0, role="error",
+                           error_free="high")
+    heater_spread: float = setting(
+        0.0, "relative spread of each shifter's heater curve (heater models)", label="heater curve spread",
+        unit="relative", low=0.0, high=1.0, role="error")
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -123,12 +142,17 @@ class ErrorModel:
         """The same static device errors with ideal detectors and I/O."""
         return replace(self, tap_noise=0.0, io_amp_error=0.0, io_phase_error=0.0)
 
-    def sample(self, layout: MeshLayout, rng: np.random.Generator, n_outputs: int | None = None) -> "DeviceErrors":
+    def sample(self, layout: MeshLayout, rng: np.random.Generator, n_outputs: int | None = None,
+               control_rng: np.random.Generator | None = None) -> "DeviceErrors":
         """Draw the static errors of one device with this layout.
 
         The draw order is fixed (couplers, arm imbalance, phase offsets, output-phase offsets,
         then the paper's loss variation) and every array is drawn even when its std is 0, so
-        changing one parameter never reshuffles the others' draws.
+        changing one parameter never reshuffles the others' draws. Heater curves
+        (:mod:`insitu.photonics.heaters`) come from ``control_rng``, which draws them
+        whatever the heater model (training passes a stream of its own, so a chip's static
+        errors do not depend on its heater model); without it they are drawn from ``rng``
+        after the rest, and only for a heater model.
         """
         m = layout.n_mzis
         n = layout.n_ports if n_outputs is None else n_outputs
@@ -139,6 +163,11 @@ class ErrorModel:
         gamma_offset = rng.standard_normal(n) * self.phase_error
         variation_db = rng.standard_normal((2, m)) * self.loss_std_db  # theta arm, phi arm
         tap_amp = math.sqrt(1.0 - self.tap_fraction)
+        heaters = None
+        if control_rng is not None or self.heater != "phase":
+            draws = (rng if control_rng is None else control_rng).standard_normal((2, m, 3))
+            if self.heater != "phase":
+                heaters = heater_coefficients(self.heater, self.heater_spread, draws)
         return DeviceErrors(
             bs1=bs[0],
             bs2=bs[1],
@@ -151,6 +180,8 @@ class ErrorModel:
             model=self,
             neighbour_pairs=layout.neighbours(),
             idle_amp=idle_amplitudes(layout, self.idle_loss_db),
+            theta_heater=None if heaters is None else heaters[0],
+            phi_heater=None if heaters is None else heaters[1],
         )
 
 
@@ -180,7 +211,11 @@ class DeviceErrors:
     ``arm_input`` of the top input arm (the paper's loss variation on the phi arm, and the
     phi tap). ``idle_amp`` ``(depth, ports)`` is the amplitude transmission of each mode in
     each column: ``10**(-idle_loss_db/20)`` at idle positions, 1 where an MZI sits (its
-    losses are in the arm arrays). Arrays may carry a leading device axis (an ensemble).
+    losses are in the arm arrays). ``theta_heater`` / ``phi_heater`` ``(..., m, 3)`` are the
+    shifters' heater curves (None for the ``"phase"`` heater model). A twin holds its
+    calibrated crosstalk in ``crosstalk_estimate`` ``(..., 2, 2, P)`` (shifter kind, direction,
+    neighbour pair; :func:`insitu.photonics.heaters.calibrate_control`); None: the model's
+    ``crosstalk`` for every pair. Arrays may carry a leading device axis (an ensemble).
     """
 
     bs1: np.ndarray
@@ -194,6 +229,9 @@ class DeviceErrors:
     model: ErrorModel
     neighbour_pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), dtype=np.int64))
     idle_amp: np.ndarray | None = None
+    theta_heater: np.ndarray | None = None
+    phi_heater: np.ndarray | None = None
+    crosstalk_estimate: np.ndarray | None = None  # (..., 2, 2, P): a twin's calibrated crosstalk
 
     @staticmethod
     def stack(devices: list["DeviceErrors"]) -> "DeviceErrors":
@@ -215,40 +253,60 @@ def quantize_phase(phase: np.ndarray, dac_bits: int | None) -> np.ndarray:
     return np.round(np.asarray(phase) / step) * step
 
 
-def apply_crosstalk(phase: np.ndarray, pairs: np.ndarray, kappa: float) -> np.ndarray:
-    """``phase_j + kappa * sum_{i neighbour of j} phase_i`` over the last axis.
+def apply_crosstalk(phase: np.ndarray, pairs: np.ndarray, kappa) -> np.ndarray:
+    """``phase_j + sum_{i neighbour of j} kappa_ij phase_i`` over the last axis.
 
+    ``kappa`` is one number for every pair and direction, or per pair ``(..., 2, P)`` (row 0:
+    the pair's first heater onto its second, row 1 the reverse; leading axes over devices).
     ``pairs`` holds (i, i+1) index pairs of neighbouring heaters; within each side of the
     pairs no index repeats, so two fancy-indexed additions are exact.
     """
-    if kappa == 0 or pairs.size == 0:
+    if pairs.size == 0 or not np.any(kappa):
         return phase
     out = np.array(phase, dtype=float, copy=True)
     i, j = pairs[:, 0], pairs[:, 1]
+    if np.ndim(kappa):
+        out[..., j] += kappa[..., 0, :] * phase[..., i]
+        out[..., i] += kappa[..., 1, :] * phase[..., j]
+        return out
     out[..., i] += kappa * phase[..., j]
     out[..., j] += kappa * phase[..., i]
     return out
 
 
 def program_phases(errors: DeviceErrors | None, theta, phi, gamma=None):
-    """Programmed phases -> actual phases of a device.
+    """Programmed phases (set points) -> actual phases of a device.
 
-    Set points are wrapped into ``[0, 2 pi)`` (when crosstalk or a DAC acts on them), rounded
-    by the DAC, spread by thermal crosstalk, then offset by the static phase error.
+    ``"phase"`` heater model: set points are wrapped into ``[0, 2 pi)`` (when crosstalk or a
+    DAC acts on them), rounded by the DAC, spread by thermal crosstalk, then offset by the
+    static phase error. A heater model: the controller turns set points into voltages
+    (:func:`insitu.photonics.heaters.drive_voltages`), each shifter's phase is its curve at
+    the heat it receives, crosstalk included (:func:`insitu.photonics.heaters.heater_phases`),
+    then the static offset. Output phases ``gamma`` are set as phases in every model.
     """
     theta = np.asarray(theta, dtype=float)
     phi = np.asarray(phi, dtype=float)
     if errors is None:
         return theta, phi, None if gamma is None else np.asarray(gamma, dtype=float)
     model = errors.model
+    est = errors.crosstalk_estimate
+    kappa_theta, kappa_phi = (model.crosstalk, model.crosstalk) if est is None else (est[..., 0, :, :], est[..., 1, :, :])
+    if model.heater != "phase":
+        theta = heater_phases(errors.theta_heater, drive_voltages(model.heater, model.v_max, model.dac_bits, theta),
+                              errors.neighbour_pairs, kappa_theta) + errors.theta_offset
+        phi = heater_phases(errors.phi_heater, drive_voltages(model.heater, model.v_max, model.dac_bits, phi),
+                            errors.neighbour_pairs, kappa_phi) + errors.phi_offset
+        if gamma is not None:
+            gamma = quantize_phase(np.asarray(gamma, dtype=float), model.dac_bits) + errors.gamma_offset
+        return theta, phi, gamma
     # Heater set points live in [0, 2 pi): wrapping first makes crosstalk (which scales the
     # set point) independent of which multiple of 2 pi the optimiser happens to hold.
     if model.crosstalk or model.dac_bits is not None:
         theta, phi = np.mod(theta, TWO_PI), np.mod(phi, TWO_PI)
     theta = quantize_phase(theta, model.dac_bits)
     phi = quantize_phase(phi, model.dac_bits)
-    theta = apply_crosstalk(theta, errors.neighbour_pairs, model.crosstalk)
-    phi = apply_crosstalk(phi, errors.neighbour_pairs, model.crosstalk)
+    theta = apply_crosstalk(theta, errors.neighbour_pairs, kappa_theta)
+    phi = apply_crosstalk(phi, errors.neighbour_pairs, kappa_phi)
     theta = theta + errors.theta_offset
     phi = phi + errors.phi_offset
     if gamma is not None:

@@ -154,11 +154,14 @@ def protocol_gradient_errors(
     phases (Haar-consistent), child 1 the inputs and labels (:func:`random_inputs`), child
     ``2 + i`` the detector noise and I/O error of ``protocols[i]``. So the device, phases and
     inputs do not depend on which protocols are measured, nor on the noise levels; each
-    protocol measures the same ``n_repeats`` batches.
+    protocol measures the same ``n_repeats`` batches. A further child, spawned after these,
+    draws the heater curves (:meth:`ErrorModel.sample`), so no other stream depends on the
+    heater model.
     """
     streams = rng.spawn(2 + len(protocols))
+    control_rng = rng.spawn(1)[0]
     device_rng, input_rng = streams[:2]
-    devices = sample_devices(net, model, device_rng)
+    devices = sample_devices(net, model, device_rng, control_rng)
     params = net.init_params(device_rng)
     xs, labels = random_inputs(input_rng, n_repeats, batch_size, net.n_ports, input_power, net.n_classes)
     truths = [exact_gradient(net, params, x, y, devices)[1] for x, y in zip(xs, labels)]

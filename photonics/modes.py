@@ -7,7 +7,8 @@ programs onto the chip for evaluation (:mod:`photonics.training` runs them). The
 * ``digital``: train the ideal, error-free model with exact gradients, then program its
   phases onto the erroneous device ("offline" training);
 * ``insitu``: train on the device with gradients measured by the three-pass protocol;
-* ``analog``: as ``insitu`` with the analog toggle protocol;
+* ``analog``: as ``insitu`` with the analog toggle protocol, its update digital or, by its
+  own setting ``update``, all-analog (:mod:`photonics.analog_update`);
 * ``calibrated``: digital training with exact gradients on a digital twin, the model with
   the calibrated errors (:mod:`photonics.calibration`), then program the chip;
 * ``corrected``: digital training of the ideal model, then local hardware error correction
@@ -36,14 +37,17 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .analog_update import AnalogUpdateSettings, analog_step
 from .correction import correct_network
 from .errors import DeviceErrors, DeviceNoise, FrozenNoise
+from .heaters import compensated_set_points
 from .insitu import measure_gradient
 from .network import PhotonicNetwork, exact_gradient
 from .pat import pat_gradient
 from .spsa import SpsaSettings, spsa_gradient
 
-__all__ = ["MODES", "Mode", "Run", "measured", "mode_settings", "register_mode", "unregister_mode"]
+__all__ = ["MODES", "Mode", "Run", "measured", "mode_settings", "on_chip", "programmed", "register_mode",
+           "unregister_mode"]
 
 
 @dataclass
@@ -57,6 +61,8 @@ class Run:
     signs: DeviceNoise  # SPSA perturbation signs
     config: Any  # the run's TrainConfig (insitu.photonics.training imports this module)
     settings: Any = None  # the mode's own settings (an instance of ``Mode.settings``)
+    control: list | None = None  # per layer: the calibrated control layer (crosstalk compensation)
+    gains: np.ndarray | None = None  # (K, P): per-shifter gains of an analog update
 
 
 def measured(run: Run, params, x, labels, protocol: str) -> np.ndarray:
@@ -87,6 +93,21 @@ class Mode:
     on_chip_gradient: bool = True
     label: str = ""
     protocol: str | None = None
+    step: Callable | None = None  # step(run, params, grad): new params, or None (the optimiser steps)
+
+
+def on_chip(run: Run, params) -> np.ndarray:
+    """The set points that put ``params`` on the chip: compensated for crosstalk when the
+    run compensates (:func:`insitu.photonics.heaters.compensated_set_points`), else ``params``."""
+    return params if run.control is None else compensated_set_points(run.net, params, run.chip, run.control)
+
+
+def programmed(mode: Mode, run: Run, params) -> np.ndarray:
+    """The set points a mode writes to the chip for evaluation: its program, then, when the
+    run compensates crosstalk (``crosstalk_compensation = "calibrated"``, a mode that uses
+    it), the set points that give those phases through the calibrated heaters and crosstalk
+    (:func:`insitu.photonics.heaters.compensated_set_points`)."""
+    return on_chip(run, mode.program(run, params))
 
 
 def _ideal_gradient(run, params, x, labels):
@@ -102,7 +123,7 @@ def _corrected_program(run, params):
 
 
 def _pat_gradient(run, params, x, labels):
-    return pat_gradient(run.net, params, x, labels, run.chip, run.twin, run.noise)[1]
+    return pat_gradient(run.net, params, x, labels, run.chip, run.twin, run.noise, on_chip(run, params))[1]
 
 
 def _spsa_gradient(run, params, x, labels):
@@ -117,6 +138,15 @@ def _three_pass_gradient(run, params, x, labels):
 
 def _analog_gradient(run, params, x, labels):
     return measured(run, params, x, labels, "analog")
+
+
+def _analog_step(run, params, grad):
+    """The all-analog update (:mod:`insitu.photonics.analog_update`), or None to let the
+    optimiser step (``update = "digital"``)."""
+    s = run.settings
+    if s is None or not s.analog:
+        return None
+    return analog_step(params, grad, run.gains, run.config.effective_lr, run.chip[0].model, s)
 
 
 # The registry, in the order tables and legends show the modes: offline and hybrid
@@ -154,17 +184,18 @@ def mode_settings() -> dict[str, tuple[Any, tuple[str, ...]]]:
     return found
 
 
-register_mode(Mode("digital", _ideal_gradient, on_chip_gradient=False,
+register_mode(Mode("digital", _ideal_gradient, uses=("crosstalk_compensation",), on_chip_gradient=False,
                    label="digital training, then programmed"))
-register_mode(Mode("calibrated", _twin_gradient, uses=("calibration_error", "twin"),
+register_mode(Mode("calibrated", _twin_gradient, uses=("calibration_error", "twin", "crosstalk_compensation"),
                    label="digital training on a calibrated twin"))
-register_mode(Mode("corrected", _ideal_gradient, _corrected_program, uses=("calibration_error", "twin"),
+register_mode(Mode("corrected", _ideal_gradient, _corrected_program,
+                   uses=("calibration_error", "twin", "crosstalk_compensation"),
                    on_chip_gradient=False, label="digital training, hardware error correction"))
-register_mode(Mode("pat", _pat_gradient, uses=("calibration_error", "twin", "noise_draws"),
+register_mode(Mode("pat", _pat_gradient, uses=("calibration_error", "twin", "noise_draws", "crosstalk_compensation"),
                    label="physics-aware training"))
 register_mode(Mode("spsa", _spsa_gradient, uses=("noise_draws",), settings=SpsaSettings,
                    label="forward-only SPSA training"))
 register_mode(Mode("insitu", _three_pass_gradient, uses=("launch", "noise_draws"),
                    label="in situ training, three-pass protocol", protocol="three_pass"))
-register_mode(Mode("analog", _analog_gradient, uses=("launch", "noise_draws"),
-                   label="in situ training, analog toggle protocol", protocol="analog"))
+register_mode(Mode("analog", _analog_gradient, uses=("launch", "noise_draws"), settings=AnalogUpdateSettings,
+                   label="in situ training, analog toggle protocol", protocol="analog", step=_analog_step))

@@ -128,9 +128,11 @@ def build_network(
     return PhotonicNetwork((layout,) * n_layers, groups, float(logit_scale), loss)
 
 
-def sample_devices(net: PhotonicNetwork, model: ErrorModel, rng: np.random.Generator) -> list[DeviceErrors]:
-    """Static errors of every layer's mesh (independent draws, one device per layer)."""
-    return [model.sample(lay, rng) for lay in net.layouts]
+def sample_devices(net: PhotonicNetwork, model: ErrorModel, rng: np.random.Generator,
+                   control_rng: np.random.Generator | None = None) -> list[DeviceErrors]:
+    """Static errors of every layer's mesh (independent draws, one device per layer);
+    heater curves from ``control_rng`` (:meth:`ErrorModel.sample`)."""
+    return [model.sample(lay, rng, control_rng=control_rng) for lay in net.layouts]
 
 
 class NetworkPass(NamedTuple):

@@ -46,13 +46,14 @@ def chip_forward(net, params, x, chip, rng) -> NetworkPass:
     return NetworkPass(inputs, outputs)
 
 
-def pat_gradient(net, params, x, labels, chip, twin, rng=None):
+def pat_gradient(net, params, x, labels, chip, twin, rng=None, chip_params=None):
     """Loss, physics-aware gradient and probabilities of a batch (steps 1-3 above).
 
     ``chip``: the device's per-layer errors; ``twin``: the twin's per-layer errors, or
-    ``None`` for the ideal model as twin. Returns ``(loss, grad, probs)`` like
-    :func:`photonics.network.exact_gradient`.
+    ``None`` for the ideal model as twin; ``chip_params``: the set points written to the chip
+    for ``params`` (crosstalk compensation; default ``params``). Returns ``(loss, grad,
+    probs)`` like :func:`photonics.network.exact_gradient`.
     """
-    fields = chip_forward(net, params, x, chip, rng)
+    fields = chip_forward(net, params if chip_params is None else chip_params, x, chip, rng)
     loss, _, g, probs = loss_and_seed(net, fields.outputs[-1], labels)
     return loss, adjoint_gradient(net, params, fields, g, twin), probs

@@ -44,7 +44,7 @@ class SpsaSettings:
 def _with_sample_axis(dev: DeviceErrors) -> DeviceErrors:
     """An ensemble's errors ``(K, M)`` as ``(K, 1, M)``: broadcast over perturbations."""
     arrays = {f.name: getattr(dev, f.name)[:, None] for f in fields(DeviceErrors)
-              if f.name not in ("model", "neighbour_pairs")}
+              if f.name not in ("model", "neighbour_pairs") and getattr(dev, f.name) is not None}
     return replace(dev, **arrays)
 
 

@@ -39,11 +39,16 @@ from .network import (
 )
 from .optim import make_optimizer
 from .insitu import gradient_error
-from .modes import MODES, Run, mode_settings
+from .analog_update import check_analog_update, update_gains
+from .heaters import calibrate_control, control_draws
+from .modes import MODES, Run, mode_settings, on_chip, programmed
 from .protocols import LAUNCHES
 from .settings import check_settings, setting
 
-N_STREAMS = 7  # device, init, order, measurement, evaluation, calibration, spsa signs
+# device, init, order, measurement, evaluation, calibration, spsa signs, control layer (heater
+# curves, their calibration and the analog update's gains). A stream added at the end leaves
+# the others as they were (SeedSequence children are numbered).
+N_STREAMS = 8
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,11 @@ class TrainConfig:
         label="calibration error σ", unit="rad, dB", low=0.0, high=1.0, role="error")
     twin: str = setting("calibrated", "twin of calibrated / corrected / pat: the calibrated chip, or the ideal model",
                         label="digital twin", choices=("calibrated", "ideal"), shares_chips=True)
+    crosstalk_compensation: str = setting(
+        "none", "programming of digital / calibrated / corrected / pat: as trained (none), or solved for the heater "
+        "powers that give the trained phases through the calibrated heaters and crosstalk (calibrated, "
+        "with calibration_error)", label="crosstalk compensation", choices=("none", "calibrated"),
+        shares_chips=True)
     mode_settings: tuple = ()
 
     def __post_init__(self) -> None:
@@ -111,6 +121,8 @@ class TrainConfig:
                                                if f.name in values})
             values.update({f.name: getattr(settings, f.name) for f in fields(settings) if f.name in values})
         object.__setattr__(self, "mode_settings", tuple(sorted(values.items())))
+        if self.mode == "analog":
+            check_analog_update(self.settings_of(), self.optimizer, self.batch_size)
 
     def settings_of(self, mode: str | None = None):
         """The own settings of ``mode`` (default: this config's mode), an instance of its
@@ -284,6 +296,36 @@ def _evaluate(net, params, x, y, devices, rngs):
     return acc, loss
 
 
+def _control(net, chip: list[DeviceErrors], draws: np.ndarray, calibration_error: float) -> list:
+    """Per layer, the calibration of the chip's heater curves and crosstalk (stacked over
+    devices) that crosstalk compensation programs with."""
+    out, start = [], 0
+    for layer, lay in enumerate(net.layouts):
+        n_pairs = len(lay.neighbours())
+        n = control_draws(lay.n_mzis, n_pairs)
+        dev = chip[layer]
+        out.append(calibrate_control(dev.theta_heater, dev.phi_heater, dev.model.crosstalk, calibration_error,
+                                     draws[:, start:start + n], n_pairs))
+        start += n
+    return out
+
+
+def _as_compensated(twin: DeviceErrors) -> DeviceErrors:
+    """The twin of a chip that crosstalk compensation programs: it believes the phases it is
+    given are the phases it gets (no crosstalk, no heater curve)."""
+    model = replace(twin.model, crosstalk=0.0, heater="phase")
+    return replace(twin, model=model, theta_heater=None, phi_heater=None, crosstalk_estimate=None)
+
+
+def _with_control(twin: DeviceErrors, control) -> DeviceErrors:
+    """A twin with the calibrated heater curves and crosstalk (unchanged when they are exact)."""
+    if np.all(control.kappa == twin.model.crosstalk) and control.theta_heater is None:
+        return twin
+    return replace(twin, crosstalk_estimate=control.kappa,
+                   theta_heater=control.theta_heater if control.theta_heater is not None else twin.theta_heater,
+                   phi_heater=control.phi_heater if control.phi_heater is not None else twin.phi_heater)
+
+
 def _stack(per_seed: list[list[DeviceErrors]], n_layers: int) -> list[DeviceErrors]:
     return [DeviceErrors.stack([d[layer] for d in per_seed]) for layer in range(n_layers)]
 
@@ -313,17 +355,30 @@ def train_ensemble(
     opt = make_optimizer(cfg.optimizer, cfg.effective_lr)
     seeds = [int(s) for s in seeds]
     k = len(seeds)
-    dev_rng, init_rng, order_rng, meas_gens, eval_gens, cal_rng, sign_gens = zip(*(_streams(s) for s in seeds))
+    dev_rng, init_rng, order_rng, meas_gens, eval_gens, cal_rng, sign_gens, ctl_rng = zip(*(_streams(s) for s in seeds))
     eval_rng = DeviceNoise(eval_gens)
 
-    per_seed = [sample_devices(net, errors, r) for r in dev_rng]
+    per_seed = [sample_devices(net, errors, r, c) for r, c in zip(dev_rng, ctl_rng)]
     chip = _stack(per_seed, net.n_layers)
+    # the control stream draws everything it holds whatever the settings: heater curves
+    # (above), then the calibration of curves and crosstalk, then the analog update's gains
+    cal_draws = np.stack([np.concatenate([c.standard_normal(control_draws(lay.n_mzis, len(lay.neighbours())))
+                                          for lay in net.layouts]) for c in ctl_rng])
+    gain_draws = np.stack([c.standard_normal(net.n_params) for c in ctl_rng])
     twin = None
     if cfg.twin_calibration is not None and "calibration_error" in mode.uses:
         twin = _stack([[calibrated_twin(d, cfg.twin_calibration, r) for d in devs]
                        for devs, r in zip(per_seed, cal_rng)], net.n_layers)
+    compensating = cfg.crosstalk_compensation == "calibrated" and "crosstalk_compensation" in mode.uses
+    control = _control(net, chip, cal_draws, cfg.calibration_error) if twin is not None or compensating else None
+    if twin is not None:  # the twin knows heaters and crosstalk as the control layer's calibration does
+        twin = [_as_compensated(t) if compensating else _with_control(t, c) for t, c in zip(twin, control)]
     run = Run(net, chip, twin, measurement_noise(DeviceNoise(meas_gens), cfg.noise_draws), DeviceNoise(sign_gens), cfg,
               cfg.settings_of())
+    if compensating:
+        run.control = control
+    if run.settings is not None and getattr(run.settings, "analog", False):
+        run.gains = update_gains(run.settings.update_gain_spread, gain_draws)
     params = np.stack([net.init_params(r) for r in init_rng])
     state = opt.init(params)
     record_errors = cfg.record_gradient_error and mode.on_chip_gradient
@@ -336,9 +391,9 @@ def train_ensemble(
     start = time.perf_counter()
 
     def evaluate(epoch: int) -> None:
-        programmed = mode.program(run, params)
-        train = _evaluate(net, programmed, task.x_train, task.y_train, chip, eval_rng)
-        test = _evaluate(net, programmed, task.x_test, task.y_test, chip, eval_rng)
+        written = programmed(mode, run, params)
+        train = _evaluate(net, written, task.x_train, task.y_train, chip, eval_rng)
+        test = _evaluate(net, written, task.x_test, task.y_test, chip, eval_rng)
         curves.add(epoch, train, test, epoch_errors)
 
     evaluate(0)
@@ -349,11 +404,12 @@ def train_ensemble(
             xb, yb = task.x_train[idx], task.y_train[idx]
             run.noise.new_step()
             grad = mode.gradient(run, params, xb, yb)
-            if record_errors:
-                err = gradient_error(grad, exact_gradient(net, params, xb, yb, chip)[1])
+            if record_errors:  # against the chip as this step's phases are written to it
+                err = gradient_error(grad, exact_gradient(net, on_chip(run, params), xb, yb, chip)[1])
                 epoch_errors.append(err)
                 step_errors.append(err)
-            params = opt.step(params, grad, state)
+            stepped = None if mode.step is None else mode.step(run, params, grad)
+            params = opt.step(params, grad, state) if stepped is None else stepped
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             evaluate(epoch)
             epoch_errors = []
@@ -361,13 +417,13 @@ def train_ensemble(
             on_epoch(epoch, cfg.epochs)
     elapsed = time.perf_counter() - start
 
-    programmed = mode.program(run, params)
+    written = programmed(mode, run, params)
     ideal_acc, _ = _evaluate(net, params, task.x_test, task.y_test, None, None)
     boundaries = [{} for _ in range(k)]
     if cfg.boundary_grid and task.is_2d:
         ax1, ax2, points = boundary_grid(cfg.boundary_grid)
         grid = task.encode_points(points)
-        probs = predict_proba(net, programmed, np.broadcast_to(grid, (k,) + grid.shape), chip)
+        probs = predict_proba(net, written, np.broadcast_to(grid, (k,) + grid.shape), chip)
         for i in range(k):
             boundaries[i] = {
                 "grid_x1": ax1,

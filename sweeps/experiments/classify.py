@@ -85,19 +85,23 @@ def _params() -> tuple[Param, ...]:
     return keyed_since_first(params, KEYED)
 
 
-def _users(name: str) -> tuple[str, ...]:
-    """The modes that read a parameter (empty: every mode reads it)."""
+def _users(name: str, values: dict | None = None) -> tuple[str, ...]:
+    """The modes that read a parameter (empty: every mode reads it); the calibration error
+    is also read by the modes that compensate crosstalk when a spec asks for it."""
     own = mode_settings()
     if name in own:
         return own[name][1]
-    return tuple(m for m, mode in MODES.items() if name in mode.uses)
+    users = tuple(m for m, mode in MODES.items() if name in mode.uses)
+    if name == "calibration_error" and values and "calibrated" in values.get("crosstalk_compensation", ()):
+        users += tuple(m for m in _users("crosstalk_compensation") if m not in users)
+    return users
 
 
 def validate(values: dict, set_in_spec: frozenset) -> list[tuple[str, str]]:
     """Combinations a ``classify`` spec may not hold (each value is valid alone): empty or
     unknown modes, an MNIST task (``mnist64``, ...) without ``mnist_path`` (or a path
-    without one), a parameter set in the spec that no chosen mode reads, and a
-    calibration error for an ideal twin."""
+    without one), a parameter set in the spec that no chosen mode reads, a calibration
+    error for an ideal twin, and an analog update with Adam or (comparator) with batches."""
     problems = mode_list_problems(values, MODES)
     if problems:
         return problems
@@ -108,12 +112,20 @@ def validate(values: dict, set_in_spec: frozenset) -> list[tuple[str, str]]:
         problems.append(("mnist_path", "is set, but no task reads MNIST (mnist4 ... mnist256)"))
     chosen = {m.strip() for text in values["modes"] for m in text.split(",") if m.strip()}
     for name in sorted(set_in_spec):
-        users = _users(name)
+        users = _users(name, values)
         if users and not chosen & set(users):
             problems.append((name, f"is set, but no chosen mode uses it (used by {', '.join(users)})"))
     twin_modes = set(_users("twin"))
     if "calibration_error" in set_in_spec and values["twin"] == ["ideal"] and chosen & twin_modes:
         problems.append(("calibration_error", "is set, but twin = 'ideal' uses no calibration"))
+    if "analog" in chosen and any(u != "digital" for u in values.get("update", ["digital"])):
+        circuit = next(u for u in values["update"] if u != "digital")
+        if any(o != "sgd" for o in values["optimizer"]):
+            problems.append(("optimizer", f"must be 'sgd' with the analog update (update = {circuit!r}): "
+                                          "Adam needs per-shifter memory the circuits do not have"))
+        if "comparator" in values["update"] and any(b != 1 for b in values["batch_size"]):
+            problems.append(("batch_size", "must be 1 with update = 'comparator' (the single-example "
+                                           "circuit); use update = 'sample_hold' for batches"))
     return problems
 
 

@@ -76,7 +76,7 @@ def test_every_declared_setting_is_a_classify_parameter_with_its_one_default(cls
 def test_every_mode_setting_is_a_classify_parameter_used_by_its_mode():
     experiment = get_experiment("classify")
     for name, (f, modes) in mode_settings().items():
-        assert experiment.by_name[name].default == f.default
+        assert experiment.by_name[name].default == (f.metadata["none_as"] if f.default is None else f.default)
         problems = experiment.validate({**{p: [v] for p, v in experiment.defaults().items()},
                                         "modes": ["digital"]}, frozenset({name}))
         assert problems == [(name, f"is set, but no chosen mode uses it (used by {', '.join(modes)})")]
