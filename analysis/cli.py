@@ -18,7 +18,7 @@ def register(add_command) -> None:
                          help="group by these axes (comma-separated; repeatable; default: every "
                               "axis that varies; the others must be named with --pool)")
     _add_common(summary, out="write the table to this file instead of printing it")
-    _add_format(summary)
+    _add_format(summary, "latex")
     summary.set_defaults(handler=_counted(_summary))
 
     tolerance = add_command(
@@ -100,9 +100,10 @@ def _add_common(parser: argparse.ArgumentParser, out: str) -> None:
     parser.add_argument("--out", help=out)
 
 
-def _add_format(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", dest="fmt", choices=("text", "csv", "md", "json"),
-                        default="text", help="output format (default: text)")
+def _add_format(parser: argparse.ArgumentParser, *extra: str) -> None:
+    parser.add_argument("--format", dest="fmt", choices=("text", "csv", "md", "json", *extra),
+                        default="text", help="output format (default: text"
+                        + ("; latex: booktabs tables with captions" if "latex" in extra else "") + ")")
 
 
 def axes_list(groups) -> list[str]:

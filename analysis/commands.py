@@ -97,10 +97,12 @@ def summary_command(
     ``by`` defaults to every axis that varies; an explicit ``by`` must cover every varying
     axis not named in ``pool`` (nothing is pooled silently). ``fmt`` is ``text`` (with the
     paired gaps and the counts of finished, failed and superseded trials), ``csv`` (the
-    tidy table), ``md`` (header line and tables) or ``json``. With ``out`` the result is
+    tidy table), ``md`` (header line and tables), ``json`` or ``latex`` (booktabs tables,
+    their captions saying the statistic and what was pooled: :mod:`insitu.analysis.latex`). With ``out`` the result is
     written there and the returned text says so.
     """
-    check_format(fmt)
+    if fmt != "latex":
+        check_format(fmt)
     store = open_store(store_dir, where)
     if out is not None:
         usable_file(pathlib.Path(out))
@@ -147,6 +149,18 @@ def summary_command(
                "statistic": header, "rows": records(table), "paired_gaps": records(gaps),
                "paired_gaps_statistic": gap_header}
         return write_text(out, json.dumps(doc, indent=1))
+    if fmt == "latex":
+        from insitu.analysis.latex import label_of, summary_latex
+
+        where_text = f"; rows where {where}" if where else ""
+        gap_caption = (f"Paired gaps in {plan.label(metric_name)} ({metric_name}) of each mode "
+                       f"against its reference on the same chips (same grid point and seed): mean "
+                       f"over seeds, sd, 95 % Student t interval (n = seeds)"
+                       + (f"; {pooled_line}, averaged per seed" if pooled_line else "") + where_text)
+        text = summary_latex(table, gaps, plan.params, metric_name, header[0].upper() + header[1:]
+                             + where_text, gap_caption, label_of(spec.get("name"), metric_name))
+        return write_text(out, f"% insitu summary of {' '.join(str(store.path).split())}; "
+                               "needs \\usepackage{booktabs}\n" + text)
     if fmt == "md":
         text = ([f"rows where `{where}`", ""] if where else []) + [f"**{header}**", "", to_markdown(_display(table))]
         if len(gaps):

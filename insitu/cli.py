@@ -3,7 +3,7 @@
 Each room registers its own subcommands, with their options and handlers: the sweep
 application (:mod:`insitu.sweeps.app.commands`: ``run``, ``retry-failed``, ``specs``,
 ``params``), the store (:mod:`insitu.sweeps.store.commands`: ``status``, ``verify``,
-``compact``) and analysis (:mod:`insitu.analysis.cli`: ``summary``, ``tolerance``,
+``compact``, ``export``) and analysis (:mod:`insitu.analysis.cli`: ``summary``, ``tolerance``,
 ``figures``, ``report``). Registering imports nothing heavy: a handler imports what it runs.
 
 Exit status: 0 on success; 2 for bad input (one ``insitu: error:`` line per problem, and
@@ -35,11 +35,13 @@ EPILOG = """examples:
   insitu run quick --dry-run                count trials and estimate the time
   insitu run quick                          run it into results/quick (rerun to resume)
   insitu run my-spec.toml --out results/x   run your own spec
+  insitu run quick --set seeds=32           the spec with 32 seeds (--set KEY=VALUE)
   insitu params classify                    every parameter a spec may set
   insitu status results/quick               done / error / pending per axis value
   insitu summary results/quick              means and 95 % intervals over seeds
   insitu figures results/quick              figures as PNG and PDF
   insitu report results/quick               one HTML page
+  insitu export results/quick               the finished rows as one CSV file
 
 insitu COMMAND --help describes one command."""
 

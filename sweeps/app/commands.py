@@ -18,6 +18,11 @@ def register_run(add_command) -> None:
                      help="print the trial count and a time estimate; write nothing")
     run.add_argument("--no-pilot", action="store_true",
                      help="with --dry-run: validate and count only, skip the pilot trial")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override the spec (repeatable; values are TOML): P=V fixes a parameter, "
+                          "P=V1,V2 or grid.P=V1,V2 makes it an axis, fixed.P=V is one value "
+                          "whatever its commas, seeds=N, name=NAME, ray.S=V; validated as the "
+                          "spec file and recorded in the store's spec")
     _add_execution_options(run)
     run.set_defaults(handler=_run)
 
@@ -46,20 +51,27 @@ def _add_execution_options(parser: argparse.ArgumentParser) -> None:
                              "else an embedded local Ray on 127.0.0.1)")
     parser.add_argument("--force", action="store_true",
                         help="start an embedded Ray of more than 4 workers per CPU")
+    parser.add_argument("--note", metavar="TEXT",
+                        help="a note kept in this launch's record (launches.jsonl)")
+    parser.add_argument("--tag", dest="tags", action="append", default=[], metavar="TAG",
+                        help="a tag kept in this launch's record (repeatable)")
 
 
 def _run(args: argparse.Namespace) -> int:
     from insitu.sweeps.app import launch
     from insitu.sweeps.app.catalog import resolve_spec
-    from insitu.sweeps.app.options import LaunchOptions
+    from insitu.sweeps.app.options import LaunchOptions, check_labels
 
     quiet = getattr(args, "verbosity", 0) < 0
     dry_run = getattr(args, "dry_run", False)
     if getattr(args, "no_pilot", False) and not dry_run:
         raise InputError("--no-pilot only applies to a dry run: add --dry-run, or drop it")
+    note, tags = check_labels(args.note, args.tags)
+    overrides = tuple(getattr(args, "overrides", ()))
     options = LaunchOptions(backend=args.backend, workers=args.workers, address=args.address,
                             dry_run=dry_run, pilot=not getattr(args, "no_pilot", False),
-                            quiet=quiet, force=args.force)
+                            quiet=quiet, force=args.force, note=note, tags=tags,
+                            overrides=overrides)
     if args.command == "run":
         return launch.run_spec_file(str(resolve_spec(args.spec)), args.out, options)
     return launch.retry_failed(args.store, options)

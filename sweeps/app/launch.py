@@ -33,6 +33,7 @@ from insitu.sweeps.app.dry_run import FixedChunks, count_line, estimate_text, pi
 from insitu.sweeps.app.interrupts import interrupts_deferred, interrupts_raise
 from insitu.sweeps.app.options import LaunchOptions, Pool
 from insitu.sweeps.app.progress import Progress
+from insitu.sweeps.app.provenance import launch_provenance
 from insitu.sweeps.engine.backends import make_backend
 from insitu.sweeps.engine.chunker import Chunker, Waiting, uses_ensembles
 from insitu.sweeps.engine.registry import Experiment, get_experiment
@@ -56,7 +57,7 @@ def run_spec_file(spec_path: str, out: str | None, options: LaunchOptions,
 
     A spec with ``[precision]`` runs in two stages (:func:`run_two_stages`)."""
     stdout, stderr = stdout or sys.stdout, stderr or sys.stderr
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, options.overrides)
     store_path = Path(out) if out else Path("results") / spec.name
     Store.check_writable(store_path)
     if not is_store(store_path):
@@ -269,7 +270,7 @@ def _launch(store_path: Path, spec: Spec, experiment: Experiment, select,
             with interrupts_raise():
                 store = _open_launch(store_path, spec, experiment, plan, launch_id,
                                      "pilot" if options.dry_run else command, backend,
-                                     pool.address, stderr)
+                                     pool.address, stderr, options.record())
                 if store is None:
                     return EXIT_FAILED
                 writer = PartWriter(store, launch_id, store.metadata()["params"],
@@ -357,13 +358,16 @@ def _nothing_to_do(store_path: Path, plan: Plan, rerun: bool, stdout: TextIO) ->
 
 def _open_launch(store_path: Path, spec: Spec, experiment: Experiment, plan: Plan,
                  launch_id: str, command: str, backend, address: str,
-                 stderr: TextIO) -> Store | None:
+                 stderr: TextIO, labels: dict | None = None) -> Store | None:
     """Create the store (or record the extended spec in it), clear what a killed launch
-    left, index the parts the plan read, and record the launch; None on a full disk
-    (said in one line on ``stderr``)."""
+    left, index the parts the plan read, and record the launch with its provenance
+    (:mod:`insitu.sweeps.app.provenance`) and ``labels`` (note, tags, overrides); None on
+    a full disk (said in one line on ``stderr``)."""
+    provenance = launch_provenance()
     try:
-        store = plan.store or Store.create(store_path, spec.to_json(),
-                                           new_meta(experiment.description()))
+        store = plan.store or Store.create(
+            store_path, spec.to_json(),
+            new_meta(experiment.description(), created_by={"launch_id": launch_id, **provenance}))
         if plan.store is not None:
             store.update_meta(experiment.description())
             if plan.record is not None:
@@ -375,7 +379,8 @@ def _open_launch(store_path: Path, spec: Spec, experiment: Experiment, plan: Pla
             "launch_id": launch_id, "command": command,
             "started": _now(), "host": socket.gethostname(), "pid": os.getpid(),
             "backend": backend.name, "workers": backend.workers,
-            "address": address or None, "trials": len(plan.pending)})
+            "address": address or None, "trials": len(plan.pending),
+            **provenance, **(labels or {})})
     except OSError as exc:
         if not is_disk_full(exc):
             raise

@@ -30,6 +30,43 @@ class LaunchOptions:
     progress_seconds: float = PROGRESS_SECONDS  # plain progress lines when there is no bar
     quiet: bool = False  # no start line, no bar, no progress lines
     force: bool = False  # start an embedded Ray of more than MAX_WORKERS_PER_CPU x CPUs
+    note: str | None = None  # --note: kept in the launch's record
+    tags: tuple[str, ...] = ()  # --tag: kept in the launch's record
+    overrides: tuple[str, ...] = ()  # --set: recorded as given (the spec holds their effect)
+
+    def record(self) -> dict:
+        """What the launch's record keeps of these options: ``note``, ``tags``, ``overrides``."""
+        return {"note": self.note, "tags": list(self.tags), "overrides": list(self.overrides)}
+
+
+MAX_NOTE_CHARS = 2000
+MAX_TAG_CHARS = 64
+
+
+def check_labels(note: str | None, tags) -> tuple[str | None, tuple[str, ...]]:
+    """``--note`` and ``--tag`` values, checked: a note is text of at most
+    :data:`MAX_NOTE_CHARS` characters (new lines and tabs allowed, no other control
+    characters); a tag is 1 to :data:`MAX_TAG_CHARS` printable characters without spaces
+    or commas. Repeated tags are kept once, in order. ``InputError``: one line per problem."""
+    problems = []
+    if note is not None:
+        if not note.strip():
+            problems.append("--note: empty note")
+        elif len(note) > MAX_NOTE_CHARS:
+            problems.append(f"--note: {len(note)} characters, more than {MAX_NOTE_CHARS}")
+        elif any(not (c.isprintable() or c in "\n\t") for c in note):
+            problems.append("--note: holds control characters (only new lines and tabs are kept)")
+    kept: list[str] = []
+    for tag in tags or ():
+        if not tag or len(tag) > MAX_TAG_CHARS or not tag.isprintable() or any(
+                c.isspace() or c == "," for c in tag):
+            problems.append(f"--tag {tag[:MAX_TAG_CHARS + 10]!r}: expected 1 to {MAX_TAG_CHARS} "
+                            f"printable characters without spaces or commas")
+        elif tag not in kept:
+            kept.append(tag)
+    if problems:
+        raise InputError(problems)
+    return note, tuple(kept)
 
 
 @dataclass(frozen=True)

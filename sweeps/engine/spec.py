@@ -28,7 +28,8 @@ spread asks for (:mod:`insitu.analysis.precision` gives the rule and why it is f
 The allocation is recorded in the spec once stage 1 is done.
 Everything is validated against the experiment's declared parameters before anything runs,
 and every problem is reported as one line naming the key and the reason. Parameters not set
-take the experiment's default.
+take the experiment's default. ``insitu run SPEC --set KEY=VALUE`` changes a spec's TOML
+before this validation (:mod:`insitu.sweeps.engine.overrides`).
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from insitu.errors import InputError, did_you_mean
+from insitu.sweeps.engine.overrides import apply_overrides, parse_overrides
 from insitu.sweeps.engine.registry import Experiment, Param, experiment_names, get_experiment
 from insitu.sweeps.store.metadata import spec_toml
 
@@ -129,8 +131,12 @@ class Spec:
         return count
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read and validate a spec file; ``SpecError`` lists every problem found."""
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> Spec:
+    """Read and validate a spec file; ``SpecError`` lists every problem found.
+
+    ``overrides``: ``--set KEY=VALUE`` texts (:mod:`insitu.sweeps.engine.overrides`),
+    applied to the file's TOML before it is validated, so they are checked as the file is."""
+    changes = parse_overrides(overrides)
     path = Path(path)
     try:
         text = path.read_bytes().decode("utf-8")
@@ -144,7 +150,12 @@ def load_spec(path: str | Path) -> Spec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path}: malformed TOML: {exc}") from None
-    return parse_spec(data, source=str(path))
+    if not changes:
+        return parse_spec(data, source=str(path))
+    experiment = data.get("experiment")
+    params = get_experiment(experiment).by_name if isinstance(experiment, str) \
+        and experiment in experiment_names() else None
+    return parse_spec(apply_overrides(data, changes, params), source=f"{path} with --set")
 
 
 def parse_spec(data: dict, source: str = "spec") -> Spec:

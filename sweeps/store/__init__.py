@@ -16,7 +16,8 @@ columns, keys, metadata, the newest-launch and spec-membership rules) lives here
   :mod:`~insitu.sweeps.store.manifest`, :mod:`~insitu.sweeps.store.lock`,
   :mod:`~insitu.sweeps.store.fsutil`: the writer (atomic parts, their index, the lock);
 * :mod:`~insitu.sweeps.store.maintenance`: ``status``, ``verify``, ``compact``;
-* :mod:`~insitu.sweeps.store.outputs`: the record of figures and reports made from a store;
+* :mod:`~insitu.sweeps.store.export`: ``export``, the resolved rows as CSV or Parquet;
+* :mod:`~insitu.sweeps.store.outputs`: the record of figures, reports and exports made from a store;
 * :mod:`~insitu.sweeps.store.commands`: those commands on the command line.
 """
 

@@ -45,8 +45,10 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def status_text(store_dir: str) -> str:
-    """Done / error / pending counts, overall and per axis value, with rate and ETA."""
+def status_data(store_dir: str) -> dict:
+    """The state of a store as JSON values (``insitu status --format json``; docs/store.md,
+    "Status"): trial counts overall and per axis value, whether a launch is running, the
+    latest launch's rate and the ETA of what is pending."""
     store = Store.open(store_dir)
     spec, meta = store.spec_json(), store.metadata()
     trials = list(stored_trials(spec, meta))
@@ -56,56 +58,96 @@ def status_text(store_dir: str) -> str:
         if state.get(key) != "error":
             state[key] = "error" if status == "error" else "done"
     counts = Counter(state.get(t.key, "pending") for t in trials)
-    lines = [
-        f"store {store.path}: experiment {spec.get('experiment')} v{spec.get('experiment_version')}, "
-        f"{len(store.part_paths())} parts, {len(store.launches())} launches",
-        f"trials: {len(trials)} total, {counts['done']} done, {counts['error']} error, "
-        f"{counts['pending']} pending",
-    ]
+    axes = {}
     for axis, values in (spec.get("grid") or {}).items():
         per_value: dict = defaultdict(Counter)
         for t in trials:
             per_value[t.params[axis]][state.get(t.key, "pending")] += 1
-        width = max(len(axis), *(len(repr(v)) for v in values))
+        axes[axis] = [{"value": value, **{k: per_value[value][k] for k in STATES}}
+                      for value in values]
+    launches = store.launches()
+    return {"store": str(store.path), "experiment": spec.get("experiment"),
+            "experiment_version": spec.get("experiment_version"),
+            "parts": len(store.part_paths()), "launches": len(launches),
+            "trials": {"total": len(trials), **{k: counts[k] for k in STATES}},
+            "axes": axes, **_rate(store, launches, rows, counts["pending"])}
+
+
+STATES = ("done", "error", "pending")
+
+
+def status_text(store_dir: str) -> str:
+    """Done / error / pending counts, overall and per axis value, with rate and ETA."""
+    data = status_data(store_dir)
+    trials = data["trials"]
+    lines = [
+        f"store {data['store']}: experiment {data['experiment']} v{data['experiment_version']}, "
+        f"{data['parts']} parts, {data['launches']} launches",
+        f"trials: {trials['total']} total, {trials['done']} done, {trials['error']} error, "
+        f"{trials['pending']} pending",
+    ]
+    for axis, counts in data["axes"].items():
+        width = max(len(axis), *(len(repr(c["value"])) for c in counts))
         lines.append(f"  {axis:<{width}}  {'done':>7} {'error':>7} {'pending':>7}")
-        for value in values:
-            c = per_value[value]
-            lines.append(f"  {value!r:<{width}}  {c['done']:>7} {c['error']:>7} {c['pending']:>7}")
-    lines.append(_rate_line(store, rows, counts["pending"]))
+        for c in counts:
+            lines.append(f"  {c['value']!r:<{width}}  {c['done']:>7} {c['error']:>7} {c['pending']:>7}")
+    lines.append(_rate_line(data))
     return "\n".join(lines)
 
 
-def _rate_line(store: Store, rows, pending: int) -> str:
-    launches = [r for r in store.launches() if r.get("command") in ("run", "retry-failed")]
+def _rate_line(data: dict) -> str:
+    holder, latest = data["running_launch"], data["latest_launch"]
+    state = (f"running: launch {holder['launch_id']} (pid {holder['pid']} on "
+             f"{holder['host']})" if data["running"] else "not running")
+    if latest is None:
+        return state
+    if not latest["trials_stored"] or data["rate_trials_per_s"] is None:
+        return f"{state}; latest launch {latest['launch_id']}: no trials stored yet"
+    eta = ""
+    if data["stalled_s"] is not None:
+        eta = (f", but no part written for {format_duration(data['stalled_s'])} (waiting for "
+               f"workers?), so no ETA")
+    elif data["eta_s"] is not None:
+        eta = f", ETA {format_duration(data['eta_s'])}"
+    return (f"{state}; latest launch {latest['launch_id']}: {latest['trials_stored']} trials at "
+            f"{data['rate_trials_per_s']:.3g} trials/s{eta}")
+
+
+def _rate(store: Store, launches: list[dict], rows, pending: int) -> dict:
+    """``running``, ``running_launch``, ``latest_launch``, ``rate_trials_per_s`` (of
+    the latest run or retry), ``eta_s`` and ``stalled_s``."""
+    runs = [r for r in launches if r.get("command") in ("run", "retry-failed")]
     holder = StoreLock(store.paths.lock, "").holder()
     running = holder is not None and not lock_is_stale(holder)
-    state = (f"running: launch {holder.get('launch_id')} (pid {holder.get('pid')} on "
-             f"{holder.get('host')})" if running else "not running")
-    if not launches:
-        return state
-    last = launches[-1]
+    out = {"running": running,
+           "running_launch": {k: holder.get(k) for k in ("launch_id", "pid", "host")} if running else None,
+           "latest_launch": None, "rate_trials_per_s": None, "eta_s": None, "stalled_s": None}
+    if not runs:
+        return out
+    last = runs[-1]
     finished = len(set(k for k, lid in zip(rows.column("key").to_pylist(),
                                            rows.column("launch_id").to_pylist())
                        if lid == last["launch_id"]))
+    out["latest_launch"] = {"launch_id": last["launch_id"], "command": last.get("command"),
+                            "started": last.get("started"), "ended": last.get("ended"),
+                            "outcome": last.get("outcome"), "trials_stored": finished,
+                            "note": last.get("note"), "tags": last.get("tags") or []}
     parts = [p for p in store.part_paths() if last["launch_id"] in p.name]
     if not finished or not parts:
-        return f"{state}; latest launch {last['launch_id']}: no trials stored yet"
+        return out
     started = _dt.datetime.fromisoformat(last["started"]).timestamp()
     last_write = max(p.stat().st_mtime for p in parts)
     span = max(last_write - started, 1e-3)
-    rate = finished / span
-    eta = ""
+    out["rate_trials_per_s"] = rate = finished / span
     if running and pending:
         # No ETA from a rate the launch no longer has: a driver waiting for workers (every
         # worker node gone, say) writes nothing.
         idle = time.time() - last_write
         if idle > max(STALLED_MIN_S, STALLED_PART_INTERVALS * span / len(parts)):
-            eta = (f", but no part written for {format_duration(idle)} (waiting for "
-                   f"workers?), so no ETA")
+            out["stalled_s"] = idle
         else:
-            eta = f", ETA {format_duration(pending / rate)}"
-    return (f"{state}; latest launch {last['launch_id']}: {finished} trials at "
-            f"{rate:.3g} trials/s{eta}")
+            out["eta_s"] = pending / rate
+    return out
 
 
 def verify(store_dir: str) -> str:

@@ -55,12 +55,17 @@ def read_spec(paths: StorePaths) -> dict:
     return read_json(paths.spec_json)
 
 
-def new_meta(description: Mapping[str, Any]) -> dict:
+def new_meta(description: Mapping[str, Any], created_by: Mapping[str, Any] | None = None) -> dict:
     """``store.json`` of a new store from an experiment's description (the keys
     ``experiment``, ``experiment_version``, ``params``, ``defaults``, ``omit_at_default``
-    and :data:`DESCRIPTION_KEYS`)."""
+    and :data:`DESCRIPTION_KEYS`); ``created_by``: the provenance of the launch that
+    creates it (``launch_id``, ``versions``, ``git``, ``host``, ``platform``: docs/store.md,
+    "Provenance"), kept as it was whatever later launches run."""
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    return {"format": FORMAT, **description, "created": created}
+    meta = {"format": FORMAT, **description, "created": created}
+    if created_by is not None:
+        meta["created_by"] = dict(created_by)
+    return meta
 
 
 def write_meta(paths: StorePaths, meta: Mapping) -> None:
