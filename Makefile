@@ -33,7 +33,7 @@ paper: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) benchmarks/mesh.py --compare --threads 1
-	$(PY) benchmarks/insitu.py --compare
+	$(PY) benchmarks/gradients.py --compare
 	$(PY) benchmarks/control.py --threads 1
 	sh scripts/netns.sh $(PY) benchmarks/sweep.py
 

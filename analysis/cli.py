@@ -42,6 +42,9 @@ def register(add_command) -> None:
     figures = add_command("figures", help="draw the store's figures")
     figures.add_argument("store", help="store directory")
     _add_common(figures, out="output directory (default: STORE/figures)")
+    figures.add_argument("--width", metavar="W",
+                         help="figure width: single (3.5 in), double (7.16 in) or inches; fonts "
+                              "and lines shrink with it (default: as drawn, up to 13 in)")
     figures.set_defaults(handler=_counted(_figures))
 
     compare = add_command(
@@ -156,7 +159,7 @@ def _figures(args: argparse.Namespace) -> int:
     from insitu.analysis.commands import figures_command
 
     notices: list[str] = []
-    for path in figures_command(args.store, args.out, notices=notices, **_common(args)):
+    for path in figures_command(args.store, args.out, notices=notices, width=args.width, **_common(args)):
         print(path)
     _notes(notices)
     return 0

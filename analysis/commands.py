@@ -42,7 +42,7 @@ from insitu.analysis.command_io import (
     write_text,
 )
 from insitu.analysis.exceptions import AnalysisInputError
-from insitu.analysis.figures import figure_files, tolerance_vs_axis
+from insitu.analysis.figures import figure_files, figure_width, fit_width, tolerance_vs_axis
 from insitu.analysis.grouping import value_text
 from insitu.analysis.plan import Plan
 from insitu.analysis.report import render_report
@@ -315,8 +315,10 @@ def figures_command(
     metric: str | None = None,
     pool: Sequence[str] = (),
     notices: list[str] | None = None,
+    width: str | float | None = None,
 ) -> list[pathlib.Path]:
-    """Write every figure the store supports (PNG and PDF); default ``<store>/figures``.
+    """Write every figure the store supports (PNG and PDF); default ``<store>/figures``;
+    ``width``: ``single``, ``double`` or inches (:func:`insitu.analysis.figures.fit_width`).
 
     All figures are drawn in memory first, so an error leaves nothing half-written. The
     output is recorded (:mod:`insitu.sweeps.store.outputs`); notices about other outputs
@@ -328,12 +330,16 @@ def figures_command(
             f"store {full.path} has no successful trials to plot "
             f"({full.n_trials_error} trials ended in an error; see `insitu summary`)"
         )
+    if width is not None:
+        figure_width(width)  # checked before anything is drawn
     store = apply_where(full, where)
     metric = None if metric is None else check_metric(store, metric)
     pool = check_axes(store, pool, "axis to pool")
     out = pathlib.Path(out_dir) if out_dir is not None else store.path / "figures"
     usable_dir(out)
     built, _notes = Plan.build(store, metric, pool, where).draw()
+    if width is not None:
+        built = [(plan, fit_width(fig, width)) for plan, fig in built]
     if notices is not None:
         notices += stale_notices(full.path, skip=("figures", out))
     files = {out / (plan.name + suffix): data  # every file rendered before the first is written

@@ -16,6 +16,7 @@ import html
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -42,14 +43,17 @@ figure { margin: 1.2rem 0; } figure img { max-width: 100%; border: 1px solid #ee
 figcaption { font-size: 0.9rem; color: #444; margin-top: 0.3rem; }
 pre { background: #f7f7f7; padding: 0.8rem; overflow-x: auto; font-size: 0.8rem; }
 .muted { color: #666; } .err { color: #a00; }
+div.scroll { overflow-x: auto; max-width: 100%; }
+p.headline { font-size: 1.05rem; }
 """
 
 
 def _table(frame: pd.DataFrame) -> str:
     if not len(frame):
         return '<p class="muted">(no rows)</p>'
-    return frame.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:.4g}",
-                         escape=True)
+    # wrapped so that a wide table scrolls on its own on a narrow screen, not the page
+    return '<div class="scroll">' + frame.to_html(
+        index=False, border=0, na_rep="", float_format=lambda v: f"{v:.4g}", escape=True) + "</div>"
 
 
 def _img(fig: Figure, alt: str) -> str:
@@ -98,6 +102,47 @@ def _error_groups(store: LoadedStore) -> pd.DataFrame:
     return groups.assign(example=examples)
 
 
+def headline_sentence(gaps: pd.DataFrame, log: bool, metric_label: str, label) -> str:
+    """One sentence of the finding, from the paired-gap table: the largest gap (mean over
+    seeds and its 95 % interval, at which cell) and at how many cells the interval of each
+    comparison excludes 0. Empty without gaps (a single mode) or on a log scale (the gap
+    table is on the linear scale there; the figure says more)."""
+    if gaps is None or not len(gaps) or log:
+        return ""
+    finite = gaps[np.isfinite(gaps["mean"].astype(float))]
+    if not len(finite):
+        return ""
+    by = [b for b in gaps.attrs.get("by", []) if b in finite.columns]
+    top = finite.loc[finite["mean"].abs().idxmax()]
+    where = ", ".join(f"{label(b)} {top[b]:g}" if isinstance(top[b], (int, float, np.number))
+                      else f"{label(b)} {top[b]}" for b in by)
+    comparison = str(top["comparison"]).replace(" - ", " − ")
+    n_cells = finite.groupby("comparison").size()
+    excludes = finite[(finite["ci_low"] > 0) | (finite["ci_high"] < 0)].groupby("comparison").size()
+    counts = "; ".join(f"{c.replace(' - ', ' − ')} at {int(excludes.get(c, 0))} of {int(n)}"
+                       for c, n in n_cells.items())
+    interval = (f" (95 % interval {top['ci_low']:+.3f} to {top['ci_high']:+.3f}, {int(top['n'])} seeds)"
+                if top["n"] > 1 else " (one seed)")
+    return (f"Largest paired gap in {metric_label}: {comparison} {top['mean']:+.3f}{interval}"
+            + (f" at {where}" if where else "")
+            + f". The gap's interval excludes 0 for {counts} grid points.")
+
+
+def provenance_line(created_by) -> str:
+    """Who made the store: the first launch's insitu version, git commit and libraries."""
+    if not isinstance(created_by, dict):
+        return ""
+    v = created_by.get("versions") or {}
+    git = created_by.get("git") or {}
+    code = f"insitu {v.get('insitu', '?')}"
+    if git.get("commit"):
+        code += f" (git {git['commit'][:10]}{', with uncommitted changes' if git.get('dirty') else ''})"
+    libs = ", ".join(f"{name} {v[name]}" for name in ("python", "numpy", "scipy", "ray", "pyarrow", "pandas")
+                     if v.get(name))
+    host = f" on {created_by['host']}" if created_by.get("host") else ""
+    return f"Created by {code} with {libs}{host} (the store's first launch; launches.jsonl has every launch's)."
+
+
 def _stat_text(row, log: bool, signed: bool = False) -> str:
     """``"0.940 ± 0.008"`` (mean ± half-width of the 95 % interval); log scale: geometric
     mean and interval ``"0.0123 (0.0101, 0.0150)"``, or "exact"; seeds whose value was NaN
@@ -120,7 +165,11 @@ def _finite_stat_text(row, log: bool, signed: bool = False) -> str:
         return ""
     sign = "+" if signed else ""
     half = row["ci_half_width"]
-    return f"{row['mean']:{sign}.3f}" + (f" ± {half:.3f}" if half == half else " (one seed)")
+    # three decimals for accuracies; significant digits for small gaps (of a log-scale metric,
+    # say), which three decimals would show as "-0.000 ± 0.000"
+    scale = max(abs(row["mean"]), abs(half) if half == half else 0.0)
+    digits = ".3f" if scale == 0 or scale >= 0.01 else ".2e"
+    return f"{row['mean']:{sign}{digits}}" + (f" ± {half:{digits}}" if half == half else " (one seed)")
 
 
 def _wide(table: pd.DataFrame, by: list[str], column: str, cell, label) -> pd.DataFrame:
@@ -190,7 +239,8 @@ def render_report(plan: Plan, built: Sequence[tuple[FigurePlan, Figure]],
     title = f"{spec.get('name') or store.path.name}: {store.meta.get('experiment', '')}"
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
         f'<p class="muted">insitu analysis report, generated '
@@ -198,6 +248,10 @@ def render_report(plan: Plan, built: Sequence[tuple[FigurePlan, Figure]],
         + (f"; rows where <code>{html.escape(where)}</code>" if where else "") + "</p>",
     ]
     rows, metric = plan.rows, plan.metric
+    if len(rows):
+        headline = headline_sentence(plan.gap_table(), plan.params.is_log(metric), label(metric), label)
+        if headline:
+            parts.append(f'<p class="headline">{html.escape(headline)}</p>')
     built = list(built)
     if built:
         parts.append(_figure_html(*built[0]))
@@ -281,6 +335,9 @@ def render_report(plan: Plan, built: Sequence[tuple[FigurePlan, Figure]],
         parts.append(_table(wide))
 
     parts.append("<h2>Bookkeeping</h2>")
+    made_by = provenance_line(store.meta.get("created_by"))
+    if made_by:
+        parts.append(f'<p class="muted">{html.escape(made_by)}</p>')
     parts.append(_table(_overview(store)))
     if store.n_trials_error:
         parts.append(f'<p class="err">{store.n_trials_error} trial(s) ended in an error; '

@@ -29,8 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-# the package before this folder: it holds a script named insitu.py
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from insitu.photonics import ErrorModel  # noqa: E402
 from insitu.photonics.analog_update import AnalogUpdateSettings, analog_step, update_gains  # noqa: E402
 from insitu.photonics.calibration import calibrated_twin  # noqa: E402
@@ -51,9 +49,9 @@ OFF = ErrorModel(bs_error=0.02, crosstalk=0.05, tap_noise=0.01)
 ON = ErrorModel(bs_error=0.02, crosstalk=0.05, tap_noise=0.01, heater="thermal", heater_spread=0.05, dac_bits=12)
 
 
-def setup(model: ErrorModel, compensate: bool):
+def setup(model: ErrorModel, compensate: bool, task_name: str = "digits64", batch: int = BATCH):
     """Network, chip, twin, control calibration (or None), a batch and phases."""
-    task = load_task("digits64")
+    task = load_task(task_name)
     net = NetworkConfig().build(task)
     rng = np.random.default_rng(SEED)
     chip = [DeviceErrors.stack([d]) for d in sample_devices(net, model, rng, np.random.default_rng(SEED + 1))]
@@ -67,12 +65,12 @@ def setup(model: ErrorModel, compensate: bool):
                                      len(lay.neighbours()))
                    for d, lay in zip(chip, net.layouts)]
     params = net.init_params(rng)[None]
-    idx = rng.choice(len(task.y_train), BATCH, replace=False)
+    idx = rng.choice(len(task.y_train), batch, replace=False)
     return net, chip, twin, control, params, task.x_train[idx][None], task.y_train[idx][None]
 
 
-def rows(repeat: int) -> list[list[str]]:
-    off, on = setup(OFF, False), setup(ON, True)
+def rows(repeat: int, task_name: str = "digits64", batch: int = BATCH) -> list[list[str]]:
+    off, on = setup(OFF, False, task_name, batch), setup(ON, True, task_name, batch)
     noise = np.random.default_rng(3)
 
     def on_chip(case, p):
@@ -123,11 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=40, help="calls per variant (default 40)")
     parser.add_argument("--threads", type=int, default=None, help="BLAS threads (needs threadpoolctl)")
+    parser.add_argument("--task", default="digits64", help="task of the network (default digits64)")
+    parser.add_argument("--batch", type=int, default=BATCH, help=f"examples per step (default {BATCH})")
     args = parser.parse_args(argv)
     with thread_limit(args.threads):
-        table = rows(args.repeat)
-    print(f"BLAS: {blas_description()}; load average {load_average()}")
-    print_table(f"control layer off / on, digits64 (2 x 64-port rectangular layers), batch {BATCH}, "
+        table = rows(args.repeat, args.task, args.batch)
+        blas = blas_description()  # inside the limit: the threads the table ran with
+    print(f"BLAS: {blas}; load average {load_average()}")
+    print_table(f"control layer off / on, {args.task} (the task's network), batch {args.batch}, "
                 f"median of {args.repeat} alternating calls",
                 ["step", "off ms", "on ms", "on/off"], table)
     return 0

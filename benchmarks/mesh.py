@@ -149,7 +149,10 @@ def bench_neuroptica(neu, n: int, batch: int, repeat: int, budget_s: float) -> d
 
 def describe(model: ErrorModel) -> str:
     """The non-zero fields of an error model."""
-    return ", ".join(f"{f.name}={getattr(model, f.name):g}" for f in fields(model) if getattr(model, f.name))
+    def shown(value) -> str:
+        return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+    return ", ".join(f"{f.name}={shown(getattr(model, f.name))}" for f in fields(model) if getattr(model, f.name))
 
 
 def blas_description() -> str:

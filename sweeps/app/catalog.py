@@ -15,6 +15,23 @@ from insitu.sweeps.engine.registry import Experiment, Param, experiment_names, g
 from insitu.sweeps.engine.spec import SpecError, load_spec
 
 SPECS_DIR = Path(__file__).resolve().parents[1] / "specs"
+CLUSTER_DIR = Path(__file__).resolve().parents[1] / "cluster"
+# name -> shipped file: a Slurm batch script, a KubeRay RayJob, a Ray cluster-launcher config
+CLUSTER_FILES = {"slurm": "slurm.sbatch", "kuberay": "rayjob.yaml", "ray-cluster": "ray-cluster.yaml"}
+
+
+def cluster_examples() -> dict[str, Path]:
+    """The shipped cluster examples by name (``insitu cluster-example NAME`` prints one)."""
+    return {name: CLUSTER_DIR / file for name, file in CLUSTER_FILES.items()}
+
+
+def cluster_example(name: str) -> str:
+    """The text of a shipped cluster example, to copy and adapt."""
+    examples = cluster_examples()
+    if name not in examples:
+        hint = did_you_mean(name, list(examples))
+        raise SpecError(f"no cluster example named {name!r}{hint}; choose {', '.join(examples)}")
+    return examples[name].read_text()
 
 
 def shipped_specs() -> dict[str, Path]:

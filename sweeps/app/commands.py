@@ -33,8 +33,15 @@ def register_run(add_command) -> None:
 
 
 def register_catalog(add_command) -> None:
-    """``specs`` and ``params``."""
-    add_command("specs", help="list the shipped specs, one line each").set_defaults(handler=_specs)
+    """``specs``, ``params`` and ``cluster-example``."""
+    specs = add_command("specs", help="list the shipped specs, one line each")
+    specs.add_argument("--path", action="store_true",
+                       help="print the folder that holds the shipped specs instead")
+    specs.set_defaults(handler=_specs)
+    example = add_command("cluster-example",
+                          help="print a shipped cluster example (slurm, kuberay, ray-cluster) to adapt")
+    example.add_argument("name", nargs="?", help="slurm, kuberay or ray-cluster (default: list them with their paths)")
+    example.set_defaults(handler=_cluster_example)
     params = add_command("params", help="an experiment's parameters: type, allowed values, "
                                         "default, meaning; and its modes")
     params.add_argument("experiment", nargs="?", help="experiment (default: list them)")
@@ -78,9 +85,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _specs(args: argparse.Namespace) -> int:
-    from insitu.sweeps.app.catalog import specs_text
+    from insitu.sweeps.app.catalog import SPECS_DIR, specs_text
 
-    print(specs_text())
+    print(SPECS_DIR if args.path else specs_text())
+    return 0
+
+
+def _cluster_example(args: argparse.Namespace) -> int:
+    from insitu.sweeps.app.catalog import cluster_example, cluster_examples
+
+    if args.name is None:
+        for name, path in cluster_examples().items():
+            print(f"{name:12s} {path}")
+        return 0
+    print(cluster_example(args.name), end="")
     return 0
 
 

@@ -81,6 +81,18 @@ def test_figures_and_report_on_a_classify_store(classify_store):
     assert re.search(r"<td>\+0\.1\d\d ± 0\.\d{3} \*</td>", page)  # digital falls: interval excludes 0
     assert "No trial ended in an error." in page
     assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched
+    # a phone renders it at its own width, and wide tables scroll inside their own box
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert page.count('<div class="scroll"><table') == page.count("<table")
+    # the one-sentence finding opens the page, before the headline figure
+    headline = re.search(r'<p class="headline">([^<]+)</p>', page).group(1)
+    assert headline.startswith("Largest paired gap in test accuracy: ")
+    assert page.index('class="headline"') < page.index('id="test_accuracy_vs_bs_error_by_depth"')
+    # PDFs embed TrueType fonts, never Type 3 (rejected by many venues)
+    for pdf in (p for p in paths if p.suffix == ".pdf"):
+        data = pdf.read_bytes()
+        assert b"/Subtype /Type3" not in data
+        assert b"/Subtype /TrueType" in data or b"/Subtype /CIDFontType2" in data  # Type 42
 
 
 def test_report_lists_errors_grouped(make_store, fill, tmp_path):
@@ -181,3 +193,52 @@ def test_output_path_that_is_a_file(classify_store, tmp_path):
         figures_command(str(classify_store.root), str(blocker))
     with pytest.raises(AnalysisInputError, match="cannot create output directory under a file"):
         report_command(str(classify_store.root), str(blocker / "sub" / "r.html"))
+
+
+def test_small_gaps_keep_their_digits_and_accuracies_three_decimals():
+    from insitu.analysis.report import _stat_text
+
+    tiny = {"mean": -2.4e-5, "ci_half_width": 1.1e-5, "n": 4, "ci_low": -3.5e-5, "ci_high": -1.3e-5}
+    assert _stat_text(tiny, False, signed=True) == "-2.40e-05 ± 1.10e-05"
+    usual = {"mean": 0.1234, "ci_half_width": 0.0081, "n": 4, "ci_low": 0.115, "ci_high": 0.13}
+    assert _stat_text(usual, False, signed=True) == "+0.123 ± 0.008"
+    zero = {"mean": 0.0, "ci_half_width": 0.0, "n": 4, "ci_low": 0.0, "ci_high": 0.0}
+    assert _stat_text(zero, False) == "0.000 ± 0.000"
+
+
+def test_the_provenance_line_names_versions_and_commit():
+    from insitu.analysis.report import provenance_line
+
+    line = provenance_line({"versions": {"insitu": "0.9", "python": "3.11.9", "numpy": "2.1.0", "ray": None},
+                            "git": {"commit": "0123456789abcdef" * 2 + "01234567", "dirty": True},
+                            "host": "node7"})
+    assert line.startswith("Created by insitu 0.9 (git 0123456789, with uncommitted changes) with "
+                           "python 3.11.9, numpy 2.1.0 on node7")
+    assert "ray" not in line  # not installed: not named
+    assert provenance_line(None) == ""
+
+
+def test_figures_at_a_column_width(classify_store, tmp_path):
+    from matplotlib.text import Text
+    from PIL import Image
+
+    from insitu.analysis.figures import MIN_FONT_PT, figure_width
+
+    paths = figures_command(str(classify_store.root), str(tmp_path / "single"), width="single")
+    for png in (p for p in paths if p.suffix == ".png"):
+        assert Image.open(png).size[0] == round(3.5 * 150)  # 150 dpi
+    assert figure_width("double") == 7.16 and figure_width("4.5") == 4.5
+    for bad in ("wide", "0.5", "25"):
+        with pytest.raises(AnalysisInputError) as info:
+            figures_command(str(classify_store.root), str(tmp_path / "bad"), width=bad)
+        assert "figure width" in _one_line(info)
+    assert not (tmp_path / "bad").exists()  # refused before anything was drawn or written
+    from insitu.analysis.figures import fit_width
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4))
+    ax = fig.subplots()
+    ax.set_title("a title", fontsize=12)
+    fit_width(fig, "single")
+    assert tuple(fig.get_size_inches()) == (3.5, 4 * 0.6)
+    assert all(t.get_fontsize() >= MIN_FONT_PT for t in fig.findobj(Text))

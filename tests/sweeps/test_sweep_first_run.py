@@ -135,6 +135,22 @@ def test_specs_lists_every_shipped_spec_on_one_line(cli):
     assert "classify, 128 trials" in quick and catalog.spec_summary(catalog.shipped_specs()["quick"]) in quick
 
 
+def test_cluster_examples_print_the_shipped_files(cli):
+    code, listing, _ = cli("cluster-example")
+    assert code == 0
+    for name, path in catalog.cluster_examples().items():
+        assert f"{name:12s} {path}" in listing.splitlines()
+        assert path.exists() and path.parent == ROOT / "sweeps" / "cluster"
+    code, text, _ = cli("cluster-example", "slurm")
+    assert code == 0 and text == (ROOT / "sweeps" / "cluster" / "slurm.sbatch").read_text()
+    code, text, _ = cli("cluster-example", "kuberay")
+    assert code == 0 and "kind: RayJob" in text
+    code, out, err = cli("cluster-example", "slurn")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "did you mean 'slurm'?" in err
+    code, out, _ = cli("specs", "--path")
+    assert code == 0 and Path(out.strip()) == catalog.SPECS_DIR and (catalog.SPECS_DIR / "quick.toml").exists()
+
+
 # ------------------------------------------------------------------------ extending stores
 def _run(cli, spec, out):
     return cli("run", spec, "--out", out, "--backend", "serial")

@@ -13,7 +13,7 @@
    at batch 1, as an ensemble of K = 1, 16, 64, 256 devices: wall time, and time per
    device.
 
-Usage: ``python benchmarks/insitu.py [--compare] [--ensembles 1,16,64,256] [--threads 1]``.
+Usage: ``python benchmarks/gradients.py [--compare] [--ensembles 1,16,64,256] [--threads 1]``.
 """
 
 from __future__ import annotations
@@ -140,11 +140,11 @@ def paired_ratio(n: int, batch: int, pairs: int) -> float:
     return float(np.median(ratios))
 
 
-def bench_training(ks: list[int]) -> list[tuple[int, float]]:
+def bench_training(ks: list[int], examples: int = 250) -> list[tuple[int, float]]:
     moons = load_task("moons")
     # 250 examples x 4 epochs = 1000 iterations at batch 1
-    task = Task("moons", moons.x_train[:250], moons.y_train[:250], moons.x_test, moons.y_test, 2,
-                moons.points_train[:250], moons.points_test)
+    task = Task("moons", moons.x_train[:examples], moons.y_train[:examples], moons.x_test, moons.y_test, 2,
+                moons.points_train[:examples], moons.points_test)
     rows = []
     for k in ks:
         start = time.perf_counter()
@@ -163,6 +163,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--budget", type=float, default=3.0, help="seconds per measurement, about")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1, as a sweep worker)")
+    parser.add_argument("--iterations", type=int, default=1000,
+                        help="training iterations of the ensemble table (4 epochs at batch 1; default 1000)")
     args = parser.parse_args(argv)
 
     limiter = contextlib.nullcontext()
@@ -198,10 +200,10 @@ def main(argv=None) -> int:
             [[f"{bench_fig4_step(args.repeat, args.budget):.1f}"]],
         )
         ks = [int(k) for k in args.ensembles.split(",")]
-        trows = bench_training(ks)
+        trows = bench_training(ks, max(1, args.iterations // 4))
         base = trows[0][1]
         print_table(
-            "paper network (3 x 4 ports, moons), insitu, 1000 iterations at batch 1, noisy device",
+            f"paper network (3 x 4 ports, moons), insitu, {4 * max(1, args.iterations // 4)} iterations at batch 1, noisy device",
             ["devices K", "wall s", "x K=1 wall", "s per device"],
             [[str(k), f"{t:.2f}", f"{t / base:.2f}x", f"{t / k:.3f}"] for k, t in trows],
         )
