@@ -1,4 +1,4 @@
-"""The README's Python snippets run as written.
+"""The Python snippets of the README and docs/ run as written, and every link resolves.
 
 Each ```python block is executed on its own, in a fresh namespace. The analysis snippet
 reads ``results/quick``: it runs in a temporary working directory holding a real classify
@@ -25,7 +25,9 @@ from insitu.cli import main as insitu  # noqa: E402
 from insitu.sweeps.engine.spec import parse_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-BLOCKS = re.findall(r"^```python\n(.*?)^```", (ROOT / "README.md").read_text(), re.M | re.S)
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TEXT = {page: page.read_text() for page in PAGES}
+BLOCKS = [block for text in TEXT.values() for block in re.findall(r"^```python\n(.*?)^```", text, re.M | re.S)]
 
 
 def _snippets(needle: str) -> list[str]:
@@ -45,11 +47,11 @@ def test_photonics_snippet_runs(block, capsys):
 
 
 def test_the_training_snippet_prints_what_the_readme_says(capsys):
-    """The README quotes the training snippet's output: it must be this code's output."""
-    text = (ROOT / "README.md").read_text()
+    """docs/python.md quotes the training snippet's output: it must be this code's output."""
+    text = TEXT[ROOT / "docs" / "python.md"]
     match = re.search(r"^```python\n(from insitu.photonics import ErrorModel\nfrom insitu.photonics.training import train\n.*?)"
                       r"^```\n\nprints[^\n]*\n\n```\n(.*?)^```", text, re.M | re.S)
-    assert match, "the training snippet and its quoted output are not found in the README"
+    assert match, "the training snippet and its quoted output are not found in docs/python.md"
     exec(compile(match.group(1), "README.md", "exec"), {})
     assert capsys.readouterr().out == match.group(2)
 
@@ -79,3 +81,34 @@ def test_analysis_snippet_runs_on_a_quick_store(block, quick_store):
     assert len(namespace["df"]) == 8 * 3 * 2  # grid points x seeds x modes
     assert set(namespace["table"]["bs_error"]) == {0.0, 0.02, 0.05, 0.1}
     assert set(namespace["tol"]["mode"]) == {"digital", "insitu"}
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_link_resolves(page):
+    """Relative links name files of the repository (and headings of them, after #)."""
+    text = re.sub(r"^```.*?^```", "", TEXT[page], flags=re.M | re.S)  # not inside code blocks
+    links = re.findall(r"\]\(([^)\s]+)\)", text)
+    for link in links:
+        if re.match(r"[a-z]+:", link):
+            continue  # an absolute URL: not fetched here
+        path, _, anchor = link.partition("#")
+        target = (page.parent / path).resolve() if path else page
+        assert target.exists(), f"{page.relative_to(ROOT)} links to {link}, which does not exist"
+        assert ROOT in target.parents or target == ROOT, f"{link} leaves the repository"
+        if anchor and target.suffix == ".md":
+            headings = re.findall(r"^#+ (.+)$", target.read_text(), re.M)
+            assert anchor in {_anchor(h) for h in headings}, f"{page.relative_to(ROOT)}: no heading #{anchor} in {path or page.name}"
+
+
+def test_the_readme_is_a_front_door():
+    """At most about 200 lines, and every page of docs/ is linked from it."""
+    readme = TEXT[ROOT / "README.md"]
+    assert len(readme.splitlines()) <= 200
+    for page in (ROOT / "docs").glob("*.md"):
+        assert f"(docs/{page.name})" in readme, f"docs/{page.name} is not linked from the README"
