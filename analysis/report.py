@@ -216,8 +216,76 @@ def _setup_line(store: LoadedStore) -> str:
     modes = store.params.mode_order(rows["mode"].dropna().unique()) if "mode" in rows else []
     if modes:
         parts.append("modes " + ", ".join(modes))
+    fixed_errors = _fixed_errors(store, grid, value)
+    if fixed_errors:
+        parts.append("fixed errors " + ", ".join(fixed_errors))
     parts.append(f"{len(spec_seeds(store.spec))} seeds")
     return "; ".join(parts)
+
+
+def _fixed_errors(store: LoadedStore, grid: dict, value) -> list[str]:
+    """The error settings that are not axes and not at the experiment's default, labelled
+    with their units: the chip every cell shares."""
+    defaults = store.meta.get("defaults") or {}
+    out = []
+    for name in (store.meta.get("params") or {}):
+        if not store.params.is_error(name) or (name in grid and len(grid[name]) > 1):
+            continue
+        shown = value(name)
+        if shown is None or name not in defaults or shown == value_text(defaults[name]):
+            continue
+        out.append(f"{store.params.label(name)} {shown}")
+    return out
+
+
+CONTRAST_AXES = 2  # error axes given a contrasts table in the report, at most
+
+
+def _contrasts_html(plan: Plan) -> list[str]:
+    """The report's contrasts, chosen from the grid: along each error axis (its error-free
+    value against its largest), per mode, and how the first paired gap between modes changes
+    there (difference in differences); paired where the axis shares chips, Welch otherwise."""
+    from insitu.analysis.contrasts import axis_contrast, difference_in_differences
+
+    store, metric, label = plan.store, plan.metric, plan.label
+    rows = plan.rows
+    if plan.params.is_log(metric):
+        return []  # contrasts of a log-scale metric are read from the figures and summary
+    axes = [a for a in plan.params.error_axes(plan.axes) if rows[a].nunique() > 1][:CONTRAST_AXES]
+    if not axes:
+        return []
+    tables = []
+    modes = plan.params.mode_order(rows["mode"].dropna().unique())
+    for axis in axes:
+        levels = plan.params.error_order(axis, rows[axis].unique())
+        free, worst = levels[0], levels[-1]
+        try:
+            tables.append(axis_contrast(rows, axis, free, worst, metric, plan.user_pool, params=store.params))
+            if len(modes) >= 2:
+                tables.append(difference_in_differences(rows, modes[1], modes[0], axis, free, worst, metric,
+                                                        plan.user_pool, params=store.params))
+        except AnalysisInputError:
+            continue  # a grid this contrast cannot read (an axis not crossed with the others)
+    tables = [t for t in tables if len(t)]
+    if not tables:
+        return []
+    out = [f"<h2>Contrasts: {html.escape(label(metric))}</h2>",
+           '<p class="muted">Each error axis from its error-free value to its largest, per mode, '
+           "and how the paired gap between the first two modes changes there (difference in "
+           "differences); estimate and 95 % interval over chips, paired where the axis shares "
+           "chips (same seed, same chip), Welch otherwise (the design column says which); * marks "
+           "an interval that excludes 0, not corrected for multiple comparisons "
+           "(<code>insitu compare --holm</code> corrects).</p>"]
+    for table in tables:
+        shown = table.copy()
+        shown["estimate (95 % CI)"] = [
+            f"{r.estimate:+.3f} ({r.ci_low:+.3f}, {r.ci_high:+.3f})"
+            + (" *" if (r.ci_low > 0 or r.ci_high < 0) else "") for r in shown.itertuples()]
+        keep = [c for c in shown.columns if c not in ("metric", "estimate", "ci_low", "ci_high", "df",
+                                                      "p", "n_nonfinite", "n_reference")]
+        shown = shown[keep].rename(columns={c: label(c) for c in keep if c in rows.columns})
+        out.append(_table(shown))
+    return out
 
 
 def _spec_toml(store: LoadedStore) -> str:
@@ -295,6 +363,8 @@ def render_report(plan: Plan, built: Sequence[tuple[FigurePlan, Figure]],
                 parts.append("<h2>Tolerances</h2>")
                 parts.append(f'<p class="muted">{html.escape(tolerance_header(table))}.</p>')
                 parts.append(_table(_wide(table, tolerance_axes(table), "mode", tolerance_cell, label)))
+    if len(rows):
+        parts += _contrasts_html(plan)
     parts.append(f"<p><b>Setup:</b> {html.escape(_setup_line(store))}.</p>")
 
     if len(built) > 1:

@@ -81,6 +81,12 @@ def test_figures_and_report_on_a_classify_store(classify_store):
     assert re.search(r"<td>\+0\.1\d\d ± 0\.\d{3} \*</td>", page)  # digital falls: interval excludes 0
     assert "No trial ended in an error." in page
     assert "http" not in page.replace("http-equiv", "")  # self-contained: nothing fetched
+    # contrasts chosen from the grid: the error axis from 0 to its largest per mode, and the
+    # difference in differences of the first two modes, each saying its design
+    contrasts = page[page.index("<h2>Contrasts: test accuracy</h2>"):page.index("<b>Setup:</b>")]
+    assert "splitting error σ (rad): 0.1 − 0" in contrasts
+    assert "(insitu − digital) at splitting error σ (rad) 0.1 − at 0" in contrasts
+    assert re.search(r"<td>(paired|Welch)</td>", contrasts)
     # a phone renders it at its own width, and wide tables scroll inside their own box
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
     assert page.count('<div class="scroll"><table') == page.count("<table")
@@ -242,3 +248,16 @@ def test_figures_at_a_column_width(classify_store, tmp_path):
     fit_width(fig, "single")
     assert tuple(fig.get_size_inches()) == (3.5, 4 * 0.6)
     assert all(t.get_fontsize() >= MIN_FONT_PT for t in fig.findobj(Text))
+
+
+def test_the_setup_line_names_the_fixed_errors(make_store, fill, tmp_path):
+    """Errors fixed away from their default are the chip every cell shares: named with units."""
+    from insitu.analysis.report import _setup_line
+    from insitu.analysis.load import read_store
+
+    store = make_store("classify", fixed={"task": "moons", "tap_noise": 0.01, "bs_error": 0.0},
+                       grid={"depth": [2, 4]}, seeds=(0, 1), defaults={"tap_noise": 0.0, "bs_error": 0.0})
+    fill.classify(store)
+    line = _setup_line(read_store(str(store.root)))
+    assert "fixed errors tap noise s (√(launch power)) 0.01" in line
+    assert "splitting error" not in line  # at its default: not a fixed error
