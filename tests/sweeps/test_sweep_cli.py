@@ -140,6 +140,7 @@ def test_analysis_subcommands_delegate(cli, fake_analysis):
     assert cli("tolerance", "st", "--axis", "noise", "--drop", "0.1", "--relative") == (0, "tolerances\n", "")
     assert cli("figures", "st", "--out", "figs") == (
         0, "f1.png\nf2.png\n", "insitu: note: report report.html is out of date\n")
+    assert cli("figures", "st", "--width", "single")[0] == 0
     assert cli("report", "st") == (0, "report.html\n", "")
     assert fake_analysis == [
         ("summary", "st", ["noise", "seed", "x"], {**plain, "fmt": "text", "out": None}),
@@ -147,7 +148,8 @@ def test_analysis_subcommands_delegate(cli, fake_analysis):
                                  "out": "t.md"}),
         ("tolerance", "st", "noise", 0.1, {**plain, "relative": True, "fmt": "text", "out": None,
                                            "figure": None, "against": None, "n_resamples": 2000}),
-        ("figures", "st", "figs", plain), ("report", "st", None, plain)]
+        ("figures", "st", "figs", {**plain, "width": None}),
+        ("figures", "st", None, {**plain, "width": "single"}), ("report", "st", None, plain)]
     code, _, err = cli("tolerance", "st", "--axis", "noise", "--drop", "-1")
     assert code == 2 and err.count("\n") == 1 and "expected a positive number" in err
     assert cli("summary", "bad") == (2, "", "insitu: error: bad: not a store (really)\n")
