@@ -9,7 +9,8 @@ from insitu.photonics.optim import SGD, Adam, make_optimizer
 from insitu.photonics.training import MODES, TrainConfig, train, train_ensemble
 
 
-@pytest.mark.parametrize("mode", ["digital", "insitu"])
+# insitu learning is covered fast by test_in_situ_beats_digital_under_large_splitting_error
+@pytest.mark.parametrize("mode", ["digital", pytest.param("insitu", marks=pytest.mark.slow)])
 def test_moons_reaches_ninety_percent(mode):
     accs = [train("moons", mode=mode, epochs=30, batch_size=16, lr=0.02, seed=s,
                   record_gradient_error=False).test_accuracy[-1] for s in range(5)]
@@ -24,6 +25,7 @@ def test_ring_reaches_ninety_percent(mode):
     assert np.median(accs) >= 0.90
 
 
+@pytest.mark.slow  # learning is covered fast on moons; ensembles by test_ensemble_equals_one_by_one
 @pytest.mark.parametrize("mode", ["digital", "insitu"])
 def test_ring_learns_with_ensembles(mode):
     # 5 seeds in one ensemble (fast); the recipe needs a few hundred epochs for ring.
@@ -59,7 +61,9 @@ def test_modes_share_device_init_and_order():
         np.testing.assert_allclose(r.params, runs[0].params, atol=1e-9)
 
 
-@pytest.mark.parametrize("mode", ["insitu", "calibrated", "corrected", "pat", "spsa"])
+# the fast set covers a measured gradient (insitu) and a twin (corrected); the rest are slow
+@pytest.mark.parametrize("mode", ["insitu", "corrected", *(pytest.param(m, marks=pytest.mark.slow)
+                                                     for m in ("calibrated", "pat", "spsa"))])
 def test_ensemble_equals_one_by_one(mode):
     errors = ErrorModel(bs_error=0.05, loss_imbalance_db=0.1, tap_noise=0.01, io_amp_error=0.01, io_phase_error=0.01)
     kw = dict(errors=errors, mode=mode, epochs=2, batch_size=4, lr=0.02, boundary_grid=5, calibration_error=0.02,

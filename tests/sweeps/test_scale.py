@@ -75,6 +75,7 @@ def _analyse(store: Path, tmp_path: Path, capsys) -> None:
         assert (out / f"{stem}.png").stat().st_size > 1000
 
 
+@pytest.mark.slow  # the scale tables and figures are covered fast by tests/analysis/test_analysis_scaling.py
 def test_reduced_scale_study_serial_end_to_end(tmp_path, capsys):
     spec = tmp_path / "scale-reduced.toml"
     spec.write_text(_reduced((ROOT / "sweeps" / "specs" / "scale.toml").read_text()))
@@ -86,6 +87,7 @@ def test_reduced_scale_study_serial_end_to_end(tmp_path, capsys):
     _analyse(store, tmp_path, capsys)
 
 
+@pytest.mark.slow  # Ray equals serial is covered fast by test_sweep_ray.py
 @pytest.mark.ray
 def test_reduced_scale_study_on_ray_equals_serial(tmp_path, ray_cluster, capsys):
     spec = tmp_path / "scale-reduced.toml"

@@ -36,6 +36,7 @@ def _reduced(text: str) -> str:
     return text
 
 
+@pytest.mark.slow  # run, figures and report of a quick store are covered fast by the README snippet test
 @pytest.mark.ray
 def test_reduced_quick_study_runs_through_run_figures_and_report(tmp_path, ray_cluster, capsys):
     spec = tmp_path / "quick-reduced.toml"

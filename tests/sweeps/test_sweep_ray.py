@@ -174,6 +174,7 @@ class RayNode:
                 pass
 
 
+@pytest.mark.slow  # a lost worker is covered fast by test_killed_worker_loses_and_duplicates_nothing
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc")
 def test_worker_node_lost_mid_sweep(write_spec, tmp_path):
     port = free_port()
