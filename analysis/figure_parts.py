@@ -1,6 +1,8 @@
-"""The parts every figure of :mod:`analysis.figures` is built from: the mode colours, the
-seaborn style, panel grids and their sizes, titles that name what is pooled, scales and
-ticks, the figure legend, and the faceted line plot with t bands.
+"""The parts every figure of :mod:`analysis.figures` is built from: the mode colours, markers
+and dashes, the seaborn style, panel grids and their sizes, titles that name what is pooled,
+scales and ticks, log axes that do not reach down to exact values, the figure legend and
+foot, and the faceted plot of a metric per mode (lines with t bands, or dodged points with
+error bars on an axis of two or three values).
 
 Kept apart from the figure functions so that each module holds one concept; the
 conventions they implement are listed in :mod:`analysis.figures`.
@@ -37,6 +39,18 @@ MODE_COLORS: dict[str, str] = {
     "ideal": "#000000",
 }
 _SPARE_COLORS = ("#e69f00", "#56b4e9", "#f0e442", "#999999", "#882255", "#44aa99")
+# One marker and one dash pattern per mode as well, so that two modes whose curves coincide
+# (``analog`` drawn exactly over ``insitu``) stay distinguishable, in grey print too.
+MODE_MARKERS: dict[str, str] = {"digital": "o", "insitu": "s", "analog": "^", "three_pass": "D",
+                                "ideal": "*"}
+_SPARE_MARKERS = ("P", "X", "h", "<", ">", "p")
+MODE_DASHES: dict[str, object] = {"digital": "-", "insitu": (0, (5, 2)), "analog": (0, (1.2, 1.6)),
+                                  "three_pass": (0, (5, 1.5, 1.2, 1.5)), "ideal": "-"}
+_SPARE_DASHES = ((0, (3, 1)), (0, (8, 2, 1, 2, 1, 2)), (0, (2, 2)), (0, (6, 3)))
+EXACT_MARKER = "v"  # exact values (below EXACT_BELOW), drawn hollow at a log axis's floor
+FEW_VALUES = 3  # an x axis with at most this many values gets dodged points with error bars
+COINCIDE_WITHIN = 1e-9  # two modes whose means differ by no more than this coincide
+FLOOR_DECADES = 2.0  # a log axis reaches this many decades below its smallest inexact mean
 _PANEL = (4.0, 3.1)  # inches per panel
 MAX_COLUMNS = 4  # panel grids wrap after this many columns
 MAX_WIDTH_IN = 13.0  # no figure is wider (1950 px at 150 dpi)
@@ -48,6 +62,14 @@ def mode_palette(modes: Sequence[str], params: Sequence[str] = ()) -> tuple[list
     ordered = vocabulary(params).mode_order(modes)
     spare = iter(_SPARE_COLORS * 4)
     return ordered, {m: MODE_COLORS.get(m) or next(spare) for m in ordered}
+
+
+def mode_styles(modes: Sequence[str]) -> dict[str, tuple[str, object]]:
+    """The marker and the dash pattern of each mode (``modes`` in the figure's order); modes
+    without their own get spare ones in that order."""
+    markers, dashes = iter(_SPARE_MARKERS * 4), iter(_SPARE_DASHES * 6)
+    return {m: (MODE_MARKERS.get(m) or next(markers), MODE_DASHES.get(m) or next(dashes))
+            for m in modes}
 
 
 def styled(func):
@@ -151,9 +173,21 @@ def set_scale(ax, values, axis: str, name: str | None, log: bool | None = None,
         setter("log")
 
 
-def figure_legend(fig, modes: list[str], colors: dict[str, str], title: str) -> None:
-    handles = [Line2D([], [], color=colors[m], marker="o", lw=2) for m in modes]
-    fig.legend(handles, modes, title=title, loc="outside right center", frameon=False)
+def figure_legend(fig, modes: list[str], colors: dict[str, str], title: str,
+                  styles: dict[str, tuple[str, object]] | None = None, lines: bool = True,
+                  exact: bool = False, markers: bool = True) -> None:
+    """One legend for the figure, beside the panels: each mode's colour, (with ``markers``)
+    marker and (with ``lines``) dash pattern; with ``exact`` an entry for exact values
+    drawn at the floor."""
+    styles = styles or {m: ("o", "-") for m in modes}
+    handles = [Line2D([], [], color=colors[m], marker=styles[m][0] if markers else None, markersize=5,
+                      ls=styles[m][1] if lines else "none", lw=1.6) for m in modes]
+    labels = list(modes)
+    if exact:
+        handles.append(Line2D([], [], color="0.3", marker=EXACT_MARKER, markerfacecolor="white",
+                              markersize=6, ls="none"))
+        labels.append("exact")
+    fig.legend(handles, labels, title=title, loc="outside right center", frameon=False)
 
 
 def mode_title(frame: pd.DataFrame, params: Sequence[str] = ()) -> str:
@@ -189,53 +223,86 @@ def pooled_axes(frame: pd.DataFrame, params: Sequence[str], shown: Sequence[str]
     return pooled
 
 
-def facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False, params=()):
+def facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False, params=(),
+                x_scale: dict | None = None):
     """Draw ``y`` against ``x`` per mode, one panel per (row, facet) value.
 
     Statistics are over seeds (pooled axes averaged per seed first): the mean, or the
-    geometric mean when ``log``, and its 95 % interval as a band. Returns fig, panels, stats.
+    geometric mean when ``log``, and its 95 % interval. An x axis of at most
+    :data:`FEW_VALUES` values gets points with error bars, moved sideways per mode (in the
+    axis's scale) so that none hides another; a longer one gets lines with bands. Every
+    mode has its own colour, marker and dash pattern; modes whose means coincide are named
+    in the figure's foot. With ``log`` the y axis is logarithmic and stops
+    :data:`FLOOR_DECADES` below the smallest inexact mean, where exact values are drawn
+    (hollow ▽, named in the foot). ``x_scale`` (keywords of :func:`set_scale`) chooses the
+    x axis's scale from the data. Returns fig, panels, stats.
     """
     vocab = vocabulary(params)
     modes, colors = mode_palette(frame["mode"].dropna().unique(), vocab)
+    styles = mode_styles(modes)
     panel_keys = shown(row, facet)
     keys = [*panel_keys, x, "mode"]
     seeds = per_seed(frame, keys, [y])
     seeds = seeds[np.isfinite(seeds[y])]
     stats = seed_statistics(seeds, keys, y, log=log)
+    few = frame[x].nunique() <= FEW_VALUES
+    floor = log_floor(stats) if log else None
+    any_exact = log and bool((stats["mean"].isna() & (stats["n_exact"] > 0)).any())
     rows, cols = levels(frame, row), levels(frame, facet)
     n_rows, n_cols, wrapped = grid_shape(len(rows), len(cols))
     fig, axes = new_figure(n_rows, n_cols, sharey=sharey)
     combos = [(r, f) for r in rows for f in cols]
-    panels = []
+    panels, exact_at, found = [], [], {}
     for k, (rvalue, fvalue) in enumerate(combos):
         i, j = (k // n_cols, k % n_cols) if wrapped else (rows.index(rvalue), cols.index(fvalue))
         ax = axes[i, j]
+        title = panel_title(vocab, facet, fvalue, row, rvalue)
+        if x_scale is not None:
+            set_scale(ax, frame[x], "x", x, **x_scale)
+        if log:
+            ax.set_yscale("log")
         part = stats
         if row is not None:
             part = part[part[row] == rvalue]
         if facet is not None:
             part = part[part[facet] == fvalue]
-        exact_at = []
-        for mode in modes:
+        present = [m for m in modes if (part["mode"] == m).any()]
+        spacing = scaled_spacing(ax, frame[x]) if few else 0.0
+        for mode in present:
             line = part[part["mode"] == mode].sort_values(x)
-            if not len(line):
-                continue
+            marker, dashes = styles[mode]
+            shift = present.index(mode) if few else 0
             if log:
                 exact = line["mean"].isna() & (line["n_exact"] > 0)
                 if exact.any():
-                    exact_at.append(f"{mode} at {x} = "
-                                    + ", ".join(value_text(v) for v in line.loc[exact, x]))
+                    where = ", ".join(value_text(v) for v in line.loc[exact, x])
+                    exact_at.append(f"{mode} at {vocab.label(x)} = {where}"
+                                    + (f" ({' '.join(title.split())})" if title else ""))
+                    xe = line.loc[exact, x].to_numpy(dtype=float)
+                    if few:
+                        xe = dodge(ax, xe, shift, len(present), spacing)
+                    ax.plot(xe, np.full(xe.size, floor), ls="none", marker=EXACT_MARKER,
+                            markerfacecolor="white", color=colors[mode], markersize=7, clip_on=False)
                 line = line[~line["mean"].isna()]
+            if not len(line):
+                continue
             xs = line[x].to_numpy(dtype=float)
-            ax.plot(xs, line["mean"].to_numpy(dtype=float), color=colors[mode],
-                    marker="o" if markers else None, markersize=5, lw=1.8)
-            ax.fill_between(xs, line["ci_low"].to_numpy(dtype=float),
-                            line["ci_high"].to_numpy(dtype=float), color=colors[mode], alpha=0.2,
-                            lw=0)
-        if exact_at:
-            ax.text(0.02, 0.02, f"exact (1 − cos < {EXACT_BELOW:.0e}):\n" + "\n".join(exact_at),
-                    transform=ax.transAxes, fontsize="x-small", va="bottom", wrap=True)
-        ax.set_title(panel_title(vocab, facet, fvalue, row, rvalue))
+            mean = line["mean"].to_numpy(dtype=float)
+            low, high = line["ci_low"].to_numpy(dtype=float), line["ci_high"].to_numpy(dtype=float)
+            if few:
+                err = np.nan_to_num(np.maximum([mean - low, high - mean], 0), nan=0.0)
+                ax.errorbar(dodge(ax, xs, shift, len(present), spacing), mean, yerr=err,
+                            color=colors[mode], marker=marker, markersize=5.5, ls="none",
+                            capsize=3, elinewidth=1.4, label=mode)
+            else:
+                ax.plot(xs, mean, color=colors[mode], marker=marker if markers else None,
+                        markersize=4.5, lw=1.6, ls=dashes, label=mode)
+                ax.fill_between(xs, low, high, color=colors[mode], alpha=0.18, lw=0)
+        for pair in coinciding(part, present, x, log):
+            found.setdefault(pair, []).append(title)
+        if log:  # the same limits for every panel, from every panel's statistics
+            log_limits(ax, stats, exact=any_exact)
+        ax.set_title(title)
         below = k + n_cols < len(combos) if wrapped else i < n_rows - 1
         ax.set_xlabel("" if below else vocab.label(x))
         ax.tick_params(labelbottom=not below)
@@ -244,7 +311,12 @@ def facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False, p
     for ax in axes.flat:
         if ax not in panels:
             ax.remove()
-    figure_legend(fig, modes, colors, mode_title(frame, vocab))
+    figure_legend(fig, modes, colors, mode_title(frame, vocab), styles, lines=not few, exact=any_exact,
+                  markers=markers or few)
+    how = ("drawn side by side with their own markers" if few
+           else "drawn one over the other with their own markers and dashes")
+    add_foot(fig, coincide_note(found, len(combos), how))
+    add_foot(fig, exact_note(exact_at, floor) if log else "")
     return fig, np.asarray(panels), stats
 
 
@@ -266,3 +338,119 @@ def data_ticks(ax, values, axis: str = "x") -> None:
 def stat_name(metric: str, params: Sequence[str] = ()) -> str:
     return "geometric mean and 95 % log-scale t interval" if vocabulary(params).is_log(metric) \
         else "mean and 95 % t interval"
+
+
+FOOT_COLOR, WARN_COLOR = "0.25", "#a00000"
+
+
+def add_foot(fig: Figure, text: str, warn: bool = False) -> None:
+    """Add a note to the figure's foot (its figure-level x label, which constrained layout
+    keeps clear of the panels, so a note never covers data); a warning turns the foot red."""
+    if not text:
+        return
+    width = max(60, int(fig.get_figwidth() * 16))
+    old = fig.get_supxlabel()
+    label = getattr(fig, "_supxlabel", None)  # the Text supxlabel made, to keep its colour
+    was_warning = bool(old) and label is not None and label.get_color() == WARN_COLOR
+    body = "\n".join(filter(None, [old, textwrap.fill(text, width)]))
+    fig.supxlabel(body, fontsize=6.5, color=WARN_COLOR if warn or was_warning else FOOT_COLOR)
+
+
+def foot_text(fig: Figure) -> str:
+    """The figure's foot notes as one line (for a caption), or ``""``."""
+    return " ".join(fig.get_supxlabel().split())
+
+
+def coinciding(stats: pd.DataFrame, modes: Sequence[str], x: str | None, log: bool) -> list[tuple[str, str]]:
+    """Pairs of modes whose means coincide (within :data:`COINCIDE_WITHIN`, relative for a
+    log metric) at every value of ``x`` in ``stats`` (one panel's statistics)."""
+    means = {}
+    for mode in modes:
+        part = stats[stats["mode"] == mode]
+        if len(part):
+            key = part[x].tolist() if x is not None else [None] * len(part)
+            means[mode] = dict(zip(key, part["mean"].to_numpy(dtype=float)))
+    present = list(means)
+    pairs = []
+    for i, a in enumerate(present):
+        for b in present[i + 1:]:
+            if means[a].keys() != means[b].keys():
+                continue
+            va = np.array([means[a][k] for k in means[a]])
+            vb = np.array([means[b][k] for k in means[a]])
+            both = np.isfinite(va) & np.isfinite(vb)
+            if not both.any() or (np.isfinite(va) != np.isfinite(vb)).any():
+                continue
+            scale = np.maximum(np.abs(va[both]), np.abs(vb[both])) if log else 1.0
+            if np.all(np.abs(va[both] - vb[both]) <= COINCIDE_WITHIN * scale):
+                pairs.append((a, b))
+    return pairs
+
+
+def coincide_note(found: dict[tuple[str, str], list[str]], n_panels: int, how: str) -> str:
+    """``"insitu and analog coincide (means within 1e-09) ..."`` for the pairs ``found``
+    (each with the titles of the panels where they coincide), or ``""``."""
+    notes = []
+    for (a, b), where in found.items():
+        named = [" ".join(w.split()) for w in where if w]
+        at = "" if len(where) == n_panels or not named else " in " + "; ".join(named)
+        notes.append(f"{a} and {b} coincide (means within {COINCIDE_WITHIN:.0e}){at}")
+    return "; ".join(notes) + (f": {how}." if notes else "")
+
+
+def dodge(ax, xs, k: int, n: int, spacing: float) -> np.ndarray:
+    """``xs`` moved sideways for the ``k``-th of ``n`` modes in the x axis's scale (a log
+    axis moves points by a factor), the outermost by at most 15 % of ``spacing``, the
+    smallest gap between x values in that scale."""
+    xs = np.asarray(xs, dtype=float)
+    if n < 2:
+        return xs
+    step = min(0.1, 0.3 / (n - 1)) * spacing
+    transform = ax.xaxis.get_transform()
+    t = transform.transform(xs.reshape(-1, 1)).ravel() + (k - (n - 1) / 2) * step
+    return transform.inverted().transform(t.reshape(-1, 1)).ravel()
+
+
+def scaled_spacing(ax, values) -> float:
+    """The smallest gap between the distinct ``values`` in the x axis's scale (1 for one)."""
+    v = np.unique(np.asarray(values, dtype=float))
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return 1.0
+    t = np.sort(ax.xaxis.get_transform().transform(v.reshape(-1, 1)).ravel())
+    gaps = np.diff(t)
+    gaps = gaps[np.isfinite(gaps) & (gaps > 0)]
+    return float(gaps.min()) if gaps.size else 1.0
+
+
+def log_floor(stats: pd.DataFrame) -> float:
+    """The floor of a log axis: :data:`FLOOR_DECADES` below the smallest inexact mean (or
+    :data:`EXACT_BELOW` when every value is exact); exact values are drawn there."""
+    means = pd.to_numeric(stats["mean"], errors="coerce").to_numpy(dtype=float)
+    means = means[np.isfinite(means) & (means >= EXACT_BELOW)]
+    return float(means.min()) / 10 ** FLOOR_DECADES if means.size else EXACT_BELOW
+
+
+def log_limits(ax, stats: pd.DataFrame, exact: bool, extra=()) -> None:
+    """Y limits of a log axis from the means and intervals of ``stats`` (and ``extra``
+    values, such as seed dots), never below :func:`log_floor`: exact values (1e-16) or an
+    interval of two seeds reaching 1e-14 do not stretch the axis over a dozen decades. With
+    ``exact`` the floor itself is shown, since the exact values are drawn there."""
+    floor = log_floor(stats)
+    values = np.concatenate([pd.to_numeric(stats[c], errors="coerce").to_numpy(dtype=float)
+                             for c in ("mean", "ci_low", "ci_high")] + [np.asarray(extra, dtype=float)])
+    values = values[np.isfinite(values) & (values >= EXACT_BELOW)]
+    if not values.size:
+        values = np.array([floor])
+    low = floor if exact else max(floor, float(values.min()))
+    high = max(float(values.max()), low * 10)
+    margin = 0.04 * (np.log10(high) - np.log10(low)) + 0.08
+    ax.set_ylim(low / 10 ** margin, high * 10 ** margin)
+
+
+def exact_note(exact_at: Sequence[str], floor: float) -> str:
+    """The foot note naming the exact values drawn at the floor of a log axis, or ``""``."""
+    if not exact_at:
+        return ""
+    return (f"▽ exact (below {EXACT_BELOW:.0e}), drawn at the floor {floor:.0e}: "
+            + "; ".join(exact_at))

@@ -10,17 +10,24 @@ interactive backend is needed (a notebook still displays the returned figure).
 
 Conventions shared by every figure, so that a reader can compare them:
 
-* one fixed colour per training mode / protocol (:data:`MODE_COLORS`), the same everywhere;
+* one fixed colour, marker and dash pattern per training mode / protocol
+  (:data:`MODE_COLORS`, :data:`MODE_MARKERS`, :data:`MODE_DASHES`), the same everywhere, so
+  two modes whose curves coincide stay visible, and the foot says they coincide;
+* an x axis of two or three values gets points with error bars, moved sideways per mode so
+  none hides another, not lines with bands;
 * axis labels with units from the store's description (:mod:`insitu.analysis.vocabulary`);
 * bands and error bars are 95 % Student t intervals over seeds, computed by
   :func:`analysis.summary.seed_statistics`, so a figure shows the numbers of the table;
-  gradient errors ``1 − cos`` are geometric means with log-scale intervals, and exact values
-  (below :data:`analysis.summary.EXACT_BELOW`) are named in the panel, not drawn at 1e-16;
+  gradient errors ``1 − cos`` are geometric means with log-scale intervals; a log axis stops
+  two decades below the smallest inexact mean, and exact values (below
+  :data:`analysis.summary.EXACT_BELOW`) are drawn there as hollow ▽ and named in the foot,
+  not at 1e-16;
 * nothing is pooled silently: a figure shows every axis that varies (x, panels, rows) or
   names the ones it pools (``pool=``) in its title; pooled values are averaged per seed;
 * panel grids wrap at :data:`MAX_COLUMNS` columns and no figure is wider than
   :data:`MAX_WIDTH_IN` inches (1950 px at the 150 dpi of :func:`save_figure`);
-* constrained layout and a single figure legend outside the panels, so no text overlaps.
+* constrained layout, a single figure legend outside the panels and notes in the figure's
+  foot, so no text overlaps other text or the data.
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ from insitu.analysis.tolerance import tolerance_axes
 # The parts the figures are built from; MODE_COLORS and mode_palette are public here too.
 from insitu.analysis.figure_parts import (
     MODE_COLORS,
+    MODE_DASHES,
+    MODE_MARKERS,
+    EXACT_MARKER,
     MAX_COLUMNS,
     MAX_WIDTH_IN,
     mode_palette,
@@ -63,6 +73,13 @@ from insitu.analysis.figure_parts import (
     shown,
     pooled_axes,
     facet_lines,
+    mode_styles,
+    add_foot,
+    coinciding,
+    coincide_note,
+    log_floor,
+    log_limits,
+    exact_note,
     data_ticks,
     stat_name,
 )
@@ -72,6 +89,8 @@ from insitu.analysis.array_figures import decision_boundaries, learning_curves
 
 __all__ = [
     "MODE_COLORS",
+    "MODE_DASHES",
+    "MODE_MARKERS",
     "decision_boundaries",
     "figure_png",
     "gap_heatmap",
@@ -113,11 +132,9 @@ def metric_vs_axis(
         raise AnalysisInputError(f"metric {metric!r} has no values to plot")
     pooled = pooled_axes(data, params, shown(x, facet, row), pool, "this figure")
     log = vocab.is_log(metric)
-    fig, axes, stats = facet_lines(data, x, metric, facet, row, log=log, params=vocab)
+    fig, axes, stats = facet_lines(data, x, metric, facet, row, log=log, params=vocab,
+                                   x_scale={"log": log_x, "symlog": log})
     for ax in axes:
-        if log and (stats["mean"] > 0).any():
-            ax.set_yscale("log")
-        set_scale(ax, data[x], "x", x, log_x, symlog=log)
         data_ticks(ax, data[x])
     set_title(fig, f"{vocab.label(metric)}: {stat_name(metric, vocab)} over {seed_count(stats)}", data, pooled,
               params=vocab)
@@ -131,7 +148,9 @@ def metric_by_mode(frame: pd.DataFrame, metric: str | None = None, facet: str | 
     """Mean of a metric (default: the headline metric) per mode with a 95 % t interval: the
     figure when no numeric axis varies.
 
-    One dot per seed; gradient errors (or ``log_y``) on a log scale with geometric means.
+    One dot per seed; gradient errors (or ``log_y``) on a log scale with geometric means,
+    exact seed values drawn at the axis's floor (▽) and named in the foot. Modes whose means
+    coincide are named in the foot.
     """
     vocab = vocabulary(params)
     metric = metric or default_metric(frame, vocab)
@@ -142,36 +161,56 @@ def metric_by_mode(frame: pd.DataFrame, metric: str | None = None, facet: str | 
     pooled = pooled_axes(data, params, shown(facet), pool, "this figure")
     log = vocab.is_log(metric) if log_y is None else log_y
     modes, colors = mode_palette(data["mode"].dropna().unique())
+    styles = mode_styles(modes)
     keys = [*shown(facet), "mode"]
     seeds = per_seed(data, keys, [metric])
     stats = seed_statistics(seeds, keys, metric, log=log)
+    values = seeds[metric].to_numpy(dtype=float)
+    any_exact = log and bool((values < EXACT_BELOW).any())
+    floor = log_floor(stats) if log else None
     cols = levels(data, facet)
     n_rows, n_cols, _ = grid_shape(1, len(cols)) if len(cols) > MAX_COLUMNS else (1, len(cols), False)
     fig, axes = new_figure(n_rows, n_cols, sharex=False)
+    exact_at, found = [], {}
     for k, fvalue in enumerate(cols):
         ax = axes.flat[k]
+        title = panel_title(vocab, facet, fvalue, None, None)
         part = stats if facet is None else stats[stats[facet] == fvalue]
         dots = seeds if facet is None else seeds[seeds[facet] == fvalue]
+        if log:
+            ax.set_yscale("log")
         for i, mode in enumerate(modes):
             s = part[part["mode"] == mode]
             d = dots[dots["mode"] == mode][metric].to_numpy(dtype=float)
-            if log:
-                d = d[d >= EXACT_BELOW]
             jitter = np.linspace(-0.12, 0.12, d.size) if d.size > 1 else np.zeros(d.size)
+            if log:
+                exact = d < EXACT_BELOW
+                if exact.any():
+                    ax.plot(i + jitter[exact], np.full(exact.sum(), floor), ls="none",
+                            marker=EXACT_MARKER, markerfacecolor="white", color=colors[mode],
+                            markersize=6, alpha=0.8, clip_on=False)
+                    exact_at.append(f"{exact.sum()} of {d.size} seeds of {mode}"
+                                    + (f" ({' '.join(title.split())})" if title else ""))
+                d, jitter = d[~exact], jitter[~exact]
             ax.scatter(i + jitter, d, color=colors[mode], alpha=0.35, s=9)
             if len(s) and np.isfinite(s["mean"].iloc[0]):
                 m, lo, hi = (float(s[c].iloc[0]) for c in ("mean", "ci_low", "ci_high"))
                 err = [[m - lo if np.isfinite(lo) else 0], [hi - m if np.isfinite(hi) else 0]]
-                ax.errorbar([i], [m], yerr=err, color=colors[mode], marker="o", capsize=4, lw=1.8)
+                ax.errorbar([i], [m], yerr=err, color=colors[mode], marker=styles[mode][0],
+                            markersize=6, capsize=4, lw=1.8)
+        for pair in coinciding(part, modes, None, log):
+            found.setdefault(pair, []).append(title)
         ax.set_xticks(range(len(modes)), modes)
         ax.set_xlim(-0.6, len(modes) - 0.4)
-        ax.set_title(panel_title(vocab, facet, fvalue, None, None))
+        ax.set_title(title)
         ax.set_xlabel(mode_title(data, vocab))
         ax.set_ylabel(vocab.label(metric) if k % n_cols == 0 else "")
         if log:
-            ax.set_yscale("log")
+            log_limits(ax, stats, exact=any_exact, extra=values)
     for ax in list(axes.flat)[len(cols):]:
         ax.remove()
+    add_foot(fig, coincide_note(found, len(cols), "their intervals are the same"))
+    add_foot(fig, exact_note(exact_at, floor) if log else "")
     set_title(fig, f"{vocab.label(metric)}: {stat_name(metric, vocab)} over {seed_count(stats)}, one dot per seed",
            data, pooled, params=vocab)
     return fig
@@ -259,9 +298,10 @@ def gradient_error(
 ) -> Figure:
     """Gradient error ``1 − cos`` against a parameter per protocol (``mode``), log axes.
 
-    The paper's Fig. 2D-F style: geometric means over seeds with log-scale 95 % t bands, y
-    on a log scale; x on a log scale when it spans a decade (symlog when it includes zero),
-    linear for quantities already in dB. Exact values are named in the panel.
+    The paper's Fig. 2D-F style: geometric means over seeds with log-scale 95 % t bands
+    (error bars on an axis of two or three values), y on a log scale; x on a log scale when
+    it spans a decade (symlog when it includes zero), linear for quantities already in dB.
+    Exact values are drawn at the axis's floor (▽) and named in the foot.
     """
     vocab = vocabulary(params)
     require_rows(frame, [x, facet, row, metric, "mode"])
@@ -269,11 +309,9 @@ def gradient_error(
     if not len(data):
         raise AnalysisInputError(f"metric {metric!r} has no finite values to plot")
     pooled = pooled_axes(data, params, shown(x, facet, row), pool, "this figure")
-    fig, axes, stats = facet_lines(data, x, metric, facet, row, log=True, params=vocab)
+    fig, axes, stats = facet_lines(data, x, metric, facet, row, log=True, params=vocab,
+                                   x_scale={"log": log_x, "symlog": True})
     for ax in axes:
-        if (stats["mean"] > 0).any():
-            ax.set_yscale("log")
-        set_scale(ax, data[x], "x", x, log_x, symlog=True)
         data_ticks(ax, data[x])
     set_title(fig, f"{vocab.label(metric)}: geometric mean and 95 % log-scale t interval over "
                    f"{seed_count(stats)}", data, pooled, params=vocab)

@@ -28,9 +28,8 @@ pairs) is skipped with a note.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -38,6 +37,7 @@ from matplotlib.figure import Figure
 
 from insitu.analysis import figures
 from insitu.analysis.exceptions import AnalysisInputError
+from insitu.analysis.figure_parts import FEW_VALUES, add_foot, foot_text
 from insitu.analysis.grouping import has_items, has_values, pooled_text, value_text
 from insitu.analysis.load import LoadedStore
 from insitu.analysis.scaling import SIZE_COLUMN, size_axis
@@ -209,7 +209,10 @@ class Plan:
 
     # ------------------------------------------------------------------------- figures
     def draw(self) -> tuple[list[tuple[FigurePlan, Figure]], list[str]]:
-        """Draw every planned figure in memory; one the data cannot support becomes a note."""
+        """Draw every planned figure in memory; one the data cannot support becomes a note.
+
+        What a figure says in its foot (modes whose means coincide, exact values) is added to
+        the caption of the plan returned with it (the planned one is left as it is)."""
         built, notes = [], list(self.notes)
         for plan in self.figures:
             try:
@@ -217,9 +220,11 @@ class Plan:
             except AnalysisInputError as exc:
                 notes.append(f"skipped {plan.name}: {exc}")
                 continue
-            left_out = self.nonfinite_text(plan.metric)
-            if left_out:  # a figure-level x label: constrained layout makes room for it
-                fig.supxlabel(textwrap.fill(left_out, 100), fontsize=6.5, color="#a00000")
+            said = foot_text(fig)  # what the figure found (modes coinciding, exact values)
+            if said:
+                plan = replace(plan, caption=f"{plan.caption} {said}")
+            # a value left out is said in the foot too (the caption says it already)
+            add_foot(fig, self.nonfinite_text(plan.metric), warn=True)
             built.append((plan, fig))
         return built, notes
 
@@ -236,11 +241,12 @@ def _headline(c: Plan) -> list[FigurePlan]:
             build = _bind(figures.gradient_error, rows, x, facet=facet, row=row, metric=metric,
                           pool=[*c.user_pool, *pooled], params=c.params)
             what = (f"{c.label(metric)} against {c.label(x)} per {'protocol' if c.experiment == 'gradient' else 'mode'}: "
-                    "geometric mean over seeds with 95 % log-scale t bands")
+                    f"geometric mean over seeds with 95 % log-scale t {_bands(rows, x)}")
         else:
             build = _bind(figures.metric_vs_axis, rows, x, facet=facet, row=row, metric=metric,
                           pool=[*c.user_pool, *pooled], params=c.params)
-            what = f"{c.label(metric)} against {c.label(x)} per training mode; mean over seeds with 95 % t bands"
+            what = (f"{c.label(metric)} against {c.label(x)} per training mode; mean over seeds with "
+                    f"95 % t {_bands(rows, x)}")
         plans.append(FigurePlan(stem, f"{what}.{c.pooled_note(pooled)}", build, metric))
     if not c.xs:
         facet = next((a for a in c.categorical if a in c.facetable), None)
@@ -322,7 +328,8 @@ def _training_gradient_error(c: Plan) -> list[FigurePlan]:
     return [FigurePlan(
         f"training_grad_error_vs_{x}" + (f"_by_{facet}" if facet else "") + (f"_{row}" if row else ""),
         f"Mean gradient error 1 − cos over the training steps against {c.label(x)}, per in situ "
-        "mode: geometric mean over seeds with 95 % log-scale t bands; exact values named."
+        f"mode: geometric mean over seeds with 95 % log-scale t {_bands(measured, x)}; exact "
+        "values drawn at the axis's floor and named."
         + c.pooled_note(pooled),
         _bind(figures.gradient_error, measured, x, facet=facet, row=row, metric="grad_error_mean",
               pool=[*c.user_pool, *pooled], params=c.params), "grad_error_mean")]
@@ -376,6 +383,11 @@ FIGURES: dict[str, tuple[Callable[[Plan], list[FigurePlan]], ...]] = {
                  _learning_curves, _decision_boundaries),
     "gradient": (_headline,),
 }
+
+
+def _bands(rows: pd.DataFrame, x: str) -> str:
+    """How a figure against ``x`` draws its intervals (see :func:`figure_parts.facet_lines`)."""
+    return "error bars, modes side by side" if rows[x].nunique() <= FEW_VALUES else "bands"
 
 
 def shown(*names):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from matplotlib.collections import PolyCollection
 from matplotlib.colors import to_hex
 
 from insitu.analysis import figures as F
@@ -19,22 +20,33 @@ def _panels(fig):
     return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
 
 
+def _points(ax):
+    """Per error-bar container (one per mode, in order): its drawn x and y."""
+    return [c.lines[0].get_data() for c in ax.containers]
+
+
+def _at(xs, ys, x):
+    """The y drawn nearest to ``x`` (points are moved sideways per mode)."""
+    return ys[int(np.argmin(np.abs(np.asarray(xs, dtype=float) - x)))]
+
+
 @pytest.fixture
 def gp(gradient_store):
     """The declared parameters of the gradient store."""
     return load_params(gradient_store.root)
 
 
-def test_metric_vs_axis_lines_bands_labels(classify_rows, cp):
+def test_metric_vs_axis_points_error_bars_labels(classify_rows, cp):
+    # bs_error takes three values: dodged points with error bars, no lines, no bands
     fig = F.metric_vs_axis(classify_rows, "bs_error", facet="depth", params=cp)
     panels = _panels(fig)
     assert len(panels) == 2  # depth 2 and 4
     for ax in panels:
-        lines = ax.get_lines()
-        assert len(lines) == 3  # digital, insitu, analog
-        assert [to_hex(line.get_color()) for line in lines] == [
+        assert len(ax.containers) == 3  # digital, insitu, analog
+        assert [to_hex(c.lines[0].get_color()) for c in ax.containers] == [
             F.MODE_COLORS["digital"], F.MODE_COLORS["insitu"], F.MODE_COLORS["analog"]]
-        assert len(ax.collections) == 3  # one t band per mode
+        assert not any(isinstance(c, PolyCollection) for c in ax.collections)  # no t bands
+        assert all(c.lines[0].get_linestyle() == "None" for c in ax.containers)  # not joined
         assert ax.get_xlabel() == "splitting error σ (rad)"
     assert panels[0].get_ylabel() == "test accuracy"
     assert [ax.get_title() for ax in panels] == ["mesh depth (MZI columns) = 2",
@@ -43,22 +55,22 @@ def test_metric_vs_axis_lines_bands_labels(classify_rows, cp):
     assert [t.get_text() for t in legend.get_texts()] == ["digital", "insitu", "analog"]
     # the drawn mean at bs_error = 0.1, depth 2, digital equals the data's mean
     part = classify_rows[(classify_rows["depth"] == 2) & (classify_rows["mode"] == "digital")]
-    x, y = panels[0].get_lines()[0].get_data()
-    assert y[list(x).index(0.1)] == pytest.approx(part[part["bs_error"] == 0.1]["test_accuracy"].mean())
+    x, y = _points(panels[0])[0]
+    assert _at(x, y, 0.1) == pytest.approx(part[part["bs_error"] == 0.1]["test_accuracy"].mean())
 
 
 def test_metric_vs_axis_without_facet_pools_only_by_name(classify_rows, cp):
     with pytest.raises(AnalysisInputError, match="would pool over 'depth'"):
         F.metric_vs_axis(classify_rows, "bs_error", params=cp)
     fig = F.metric_vs_axis(classify_rows, "bs_error", pool=["depth"], params=cp)
-    assert len(_panels(fig)) == 1 and len(_panels(fig)[0].get_lines()) == 3
+    assert len(_panels(fig)) == 1 and len(_panels(fig)[0].containers) == 3
     assert "pooled over mesh depth (MZI columns) (2, 4)" in fig.get_suptitle()
     assert "over 3 seeds" in fig.get_suptitle()
     # pooled values are averaged per seed first: the drawn mean is the mean of seed means
     part = classify_rows[(classify_rows["mode"] == "digital") & (classify_rows["bs_error"] == 0.1)]
     expected = part.groupby("seed")["test_accuracy"].mean().mean()
-    x, y = _panels(fig)[0].get_lines()[0].get_data()
-    assert y[list(x).index(0.1)] == pytest.approx(expected)
+    x, y = _points(_panels(fig)[0])[0]
+    assert _at(x, y, 0.1) == pytest.approx(expected)
 
 
 def test_gap_heatmap_cells_match_paired_means(classify_rows, cp):
