@@ -44,8 +44,8 @@ _SPARE_COLORS = ("#e69f00", "#56b4e9", "#f0e442", "#999999", "#882255", "#44aa99
 MODE_MARKERS: dict[str, str] = {"digital": "o", "insitu": "s", "analog": "^", "three_pass": "D",
                                 "ideal": "*"}
 _SPARE_MARKERS = ("P", "X", "h", "<", ">", "p")
-MODE_DASHES: dict[str, object] = {"digital": "-", "insitu": (0, (5, 2)), "analog": (0, (1.2, 1.6)),
-                                  "three_pass": (0, (5, 1.5, 1.2, 1.5)), "ideal": "-"}
+MODE_DASHES: dict[str, object] = {"digital": "-", "insitu": "--", "analog": ":",
+                                  "three_pass": "-.", "ideal": (0, (3, 1, 1, 1, 1, 1))}
 _SPARE_DASHES = ((0, (3, 1)), (0, (8, 2, 1, 2, 1, 2)), (0, (2, 2)), (0, (6, 3)))
 EXACT_MARKER = "v"  # exact values (below EXACT_BELOW), drawn hollow at a log axis's floor
 FEW_VALUES = 3  # an x axis with at most this many values gets dodged points with error bars
@@ -259,8 +259,9 @@ def facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False, p
         title = panel_title(vocab, facet, fvalue, row, rvalue)
         if x_scale is not None:
             set_scale(ax, frame[x], "x", x, **x_scale)
-        if log:
+        if log:  # limits from log_limits, not from autoscaling (constant values would warn)
             ax.set_yscale("log")
+            ax.set_autoscaley_on(False)
         part = stats
         if row is not None:
             part = part[part[row] == rvalue]
@@ -433,17 +434,22 @@ def log_floor(stats: pd.DataFrame) -> float:
 
 def log_limits(ax, stats: pd.DataFrame, exact: bool, extra=()) -> None:
     """Y limits of a log axis from the means and intervals of ``stats`` (and ``extra``
-    values, such as seed dots), never below :func:`log_floor`: exact values (1e-16) or an
-    interval of two seeds reaching 1e-14 do not stretch the axis over a dozen decades. With
-    ``exact`` the floor itself is shown, since the exact values are drawn there."""
+    values, such as seed dots), never below :func:`log_floor` nor more than
+    :data:`FLOOR_DECADES` above the largest mean: exact values (1e-16) or an interval of two
+    seeds reaching from 1e-14 to 1e10 do not stretch the axis over a dozen decades (such a
+    bar runs off the panel). With ``exact`` the floor itself is shown, since the exact
+    values are drawn there."""
     floor = log_floor(stats)
+    means = pd.to_numeric(stats["mean"], errors="coerce").to_numpy(dtype=float)
+    means = means[np.isfinite(means) & (means >= EXACT_BELOW)]
+    ceiling = float(means.max()) * 10 ** FLOOR_DECADES if means.size else floor * 100
     values = np.concatenate([pd.to_numeric(stats[c], errors="coerce").to_numpy(dtype=float)
                              for c in ("mean", "ci_low", "ci_high")] + [np.asarray(extra, dtype=float)])
     values = values[np.isfinite(values) & (values >= EXACT_BELOW)]
     if not values.size:
         values = np.array([floor])
     low = floor if exact else max(floor, float(values.min()))
-    high = max(float(values.max()), low * 10)
+    high = max(min(float(values.max()), ceiling), low * 10)
     margin = 0.04 * (np.log10(high) - np.log10(low)) + 0.08
     ax.set_ylim(low / 10 ** margin, high * 10 ** margin)
 
@@ -454,3 +460,34 @@ def exact_note(exact_at: Sequence[str], floor: float) -> str:
         return ""
     return (f"▽ exact (below {EXACT_BELOW:.0e}), drawn at the floor {floor:.0e}: "
             + "; ".join(exact_at))
+
+
+def fit_titles(fig: Figure) -> None:
+    """Rewrap every panel title and axis label longer than its panel, and the figure's title
+    and foot if wider than the figure, so that neighbouring texts never run into each other (a
+    figure shrunk to a journal's column); draws the figure to measure."""
+    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    texts = []  # (text, room, measured along its height: a y label is turned)
+    for ax in fig.axes:
+        box = ax.get_window_extent(renderer)
+        texts += [(ax.title, box.width, False), (ax.xaxis.label, box.width, False),
+                  (ax.yaxis.label, box.height, True)]
+    for label in (getattr(fig, "_suptitle", None), getattr(fig, "_supxlabel", None)):  # title, foot
+        if label is not None:
+            texts.append((label, 0.97 * fig.bbox.width, False))
+    changed = False
+    for text, room, turned in texts:
+        content = text.get_text()
+        extent = text.get_window_extent(renderer)
+        length = extent.height if turned else extent.width
+        if not content or not text.get_visible() or length <= room:
+            continue
+        longest = max(len(line) for line in content.split("\n"))
+        chars = max(8, int(longest * room / length))
+        text.set_text("\n".join(w for line in content.split("\n")
+                                for w in (textwrap.wrap(line, chars) or [""])))
+        changed = True
+    if changed:
+        canvas.draw()

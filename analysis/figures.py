@@ -74,6 +74,7 @@ from insitu.analysis.figure_parts import (
     pooled_axes,
     facet_lines,
     mode_styles,
+    fit_titles,
     add_foot,
     coinciding,
     coincide_note,
@@ -177,8 +178,9 @@ def metric_by_mode(frame: pd.DataFrame, metric: str | None = None, facet: str | 
         title = panel_title(vocab, facet, fvalue, None, None)
         part = stats if facet is None else stats[stats[facet] == fvalue]
         dots = seeds if facet is None else seeds[seeds[facet] == fvalue]
-        if log:
+        if log:  # limits from log_limits, not from autoscaling
             ax.set_yscale("log")
+            ax.set_autoscaley_on(False)
         for i, mode in enumerate(modes):
             s = part[part["mode"] == mode]
             d = dots[dots["mode"] == mode][metric].to_numpy(dtype=float)
@@ -448,6 +450,7 @@ def fit_width(fig: Figure, width: str | float) -> Figure:
         for ax in fig.axes:  # tick labels are made on drawing: set their size, not theirs
             size = ax.xaxis.get_ticklabels()[0].get_fontsize() if ax.xaxis.get_ticklabels() else 9.0
             ax.tick_params(labelsize=max(MIN_FONT_PT, size * max(scale, 0.55)))
+        fit_titles(fig)
     return fig
 
 
