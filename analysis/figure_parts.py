@@ -269,6 +269,10 @@ def facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False, p
             part = part[part[facet] == fvalue]
         present = [m for m in modes if (part["mode"] == m).any()]
         spacing = scaled_spacing(ax, frame[x]) if few else 0.0
+        pairs = coinciding(part, present, x, log)
+        for pair in pairs:
+            found.setdefault(pair, []).append(title)
+        over = {b for _, b in pairs}  # drawn over a mode it coincides with: hollow, larger
         for mode in present:
             line = part[part["mode"] == mode].sort_values(x)
             marker, dashes = styles[mode]
@@ -297,10 +301,9 @@ def facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False, p
                             capsize=3, elinewidth=1.4, label=mode)
             else:
                 ax.plot(xs, mean, color=colors[mode], marker=marker if markers else None,
-                        markersize=4.5, lw=1.6, ls=dashes, label=mode)
+                        markersize=6.5 if mode in over else 4.5, lw=1.6, ls=dashes, label=mode,
+                        markerfacecolor="none" if mode in over else colors[mode])
                 ax.fill_between(xs, low, high, color=colors[mode], alpha=0.18, lw=0)
-        for pair in coinciding(part, present, x, log):
-            found.setdefault(pair, []).append(title)
         if log:  # the same limits for every panel, from every panel's statistics
             log_limits(ax, stats, exact=any_exact)
         ax.set_title(title)
@@ -315,7 +318,7 @@ def facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False, p
     figure_legend(fig, modes, colors, mode_title(frame, vocab), styles, lines=not few, exact=any_exact,
                   markers=markers or few)
     how = ("drawn side by side with their own markers" if few
-           else "drawn one over the other with their own markers and dashes")
+           else "drawn one over the other with their own markers and dashes, the later hollow")
     add_foot(fig, coincide_note(found, len(combos), how))
     add_foot(fig, exact_note(exact_at, floor) if log else "")
     return fig, np.asarray(panels), stats

@@ -96,6 +96,7 @@ def test_coinciding_modes_get_their_own_markers_dashes_and_a_note(make_store):
     assert insitu.get_ydata() == pytest.approx(analog.get_ydata(), abs=1e-12)  # they coincide
     assert insitu.get_marker() != analog.get_marker()
     assert insitu.get_linestyle() != analog.get_linestyle()
+    assert analog.get_markerfacecolor() == "none" != insitu.get_markerfacecolor()  # drawn over it
     assert "insitu and analog coincide" in _foot(fig)
     assert "digital" not in _foot(fig)
     legend = fig.legends[0].get_lines()
