@@ -14,7 +14,7 @@ Every MZI of a layout is of one kind (``mzi``, :data:`MZI_KINDS`):
   no extra shifter (phi is now internal, between the third and the first coupler); one
   extra coupler with its own splitting error ``e3``. It reaches the full cross state (and
   the full bar state) exactly for splitting errors where the standard MZI cannot
-  (:mod:`photonics.propagation`, docs/matrix-laws.md).
+  (:mod:`photonics.propagation`; docs/design.md section 2).
 
 The layout knows nothing of phases, errors or fields; :mod:`photonics.propagation` does.
 """
