@@ -15,8 +15,11 @@ chip realises, ``U`` (:mod:`insitu.photonics.unitary`):
 One row per method: ``matrix_error = ||U - U_t||_F / sqrt(N)`` (dimensionless: the RMS
 amplitude error of a column), ``fidelity = |tr(U_t^H U)|^2 / N^2`` and ``1 - fidelity``,
 the chip's matrix error along a fit (``curve_matrix_error``, one value before the first step
-and one after each) and the method's wall time (s). Everything is matrix-only: no data set,
-no network; a trial at ``N = 256`` costs ``O(N^3)`` per transfer matrix and per gradient.
+and one after each) and the method's wall time (s, the decomposition it starts from
+included, which the trial computes once). Everything is matrix-only: no data set,
+no network; every transfer matrix and every gradient costs ``O(N^3)``. Measured on one
+loaded core at the defaults (100 fit steps): ``N = 64``: naive 0.7 s, corrected 1.0 s, twin
+38 s, insitu 33 s; ``N = 256``: 4.5 s, 6.4 s, 212 s and 282 s.
 
 Streams (``np.random.default_rng(trial_seed).spawn(4)``): the target, the chip, the
 calibration, the measurement noise; each is used by one thing only, so the chip does not
