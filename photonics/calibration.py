@@ -39,6 +39,7 @@ CALIBRATED_FIELDS: dict[str, str] = {
     "theta_offset": "rad",
     "phi_offset": "rad",
     "gamma_offset": "rad",
+    "bs3": "rad",  # third couplers of 3-splitter MZIs (absent from standard meshes)
 }
 UNITS = ("rad", "dB")
 # Fields of DeviceErrors that are not estimated: the model's statistics and the layout's
@@ -55,13 +56,16 @@ def calibrated_twin(device: DeviceErrors, calibration_error: float, rng: np.rand
     """The digital twin of one device: every static error estimated with std ``calibration_error``.
 
     ``device`` is one mesh's errors (no ensemble axis); ``rng`` supplies the estimation
-    errors, drawn field by field in the order of ``CALIBRATED_FIELDS``.
+    errors, drawn field by field in the order of ``CALIBRATED_FIELDS`` (a field the device
+    does not have, ``bs3`` of a standard mesh, draws nothing).
     """
     sigma = float(calibration_error)
     if not np.isfinite(sigma) or sigma < 0:
         raise ValueError(f"calibration_error must be a finite number >= 0, got {calibration_error!r}")
     estimates = {}
     for name, unit in CALIBRATED_FIELDS.items():
+        if getattr(device, name) is None:
+            continue
         true = np.asarray(getattr(device, name), dtype=float)
         error = sigma * rng.standard_normal(true.shape)
         if unit == "rad":

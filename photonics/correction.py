@@ -27,6 +27,19 @@ converts every ideal setting into the erroneous MZI's closest one, column by col
    next column's target, and after the last column to the output phase screen.
 4. The calibrated static phase offsets are subtracted from every programmed phase.
 
+**3-splitter MZIs** (``layout.mzi = "three_splitter"``, Hamerly, Bandyopadhyay & Englund,
+Nat. Commun. 13, 6831 (2022)): the device block is ``R B(e3)``, so the MZI realises
+``A' = A B(e3)^-1`` instead, and ``theta'`` is solved from the splitting of ``A'`` (which
+depends on the leftover phases handed over, so column by column):
+``|A'_11|^2 - sin^2(e1 + e2) = sin^2(theta'/2) cos(2 e1) cos(2 e2)`` and
+``|A'_21|^2 - sin^2(e1 - e2) = cos^2(theta'/2) cos(2 e1) cos(2 e2)``, so
+``theta' = 2 atan2(sqrt(|A'_11|^2 - sin^2(e1 + e2)), sqrt(|A'_21|^2 - sin^2(e1 - e2)))``,
+reachable when both differences are >= 0 (each clipped at 0 otherwise: the closest
+setting). The same solver, with ideal couplers, turns the 2x2 blocks of a decomposition into
+mesh phases (:func:`realise_blocks`, used by :mod:`photonics.decompose`). For a mesh of
+standard MZIs, :func:`correct_mesh` keeps the closed form of step 1 above (its numbers are
+unchanged).
+
 Modelling choices: the correction uses the calibrated coupler errors and phase offsets
 (not arm losses, crosstalk or DAC steps, which it leaves as they are). In a network the
 output screen of a layer is not needed: the next stage reads ``|y|`` (nonlinearity) or
@@ -40,11 +53,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .errors import DeviceErrors
+from .errors import DeviceErrors, ErrorModel
 from .layout import MeshLayout
 from .propagation import mzi_blocks
 
 QUARTER_PI = np.pi / 4
+_IDEAL = ErrorModel()
 
 
 class CorrectedPhases(NamedTuple):
@@ -77,10 +91,90 @@ def corrected_theta(theta, e1, e2):
     return sign * np.arccos(np.clip(cos_theta, -1.0, 1.0)), reachable
 
 
+def splitting_theta(p11, p21, e1, e2):
+    """``theta'`` in ``[0, pi]`` of an MZI with splitting errors ``e1, e2`` whose block has
+    ``|T_11|^2 = p11`` and ``|T_21|^2 = p21``, and whether that splitting is reachable
+    (module docstring: the atan2 form, accurate at full cross and full bar)."""
+    x = p11 - np.sin(e1 + e2) ** 2
+    y = p21 - np.sin(e1 - e2) ** 2
+    reachable = (x >= -1e-12) & (y >= -1e-12)
+    return 2.0 * np.arctan2(np.sqrt(np.clip(x, 0.0, None)), np.sqrt(np.clip(y, 0.0, None))), reachable
+
+
+def _match_phases(a00, a01, a10, a11, b00, b01, b10, b11):
+    """Step 2: ``(e^{i phi'}, alpha, beta)`` with ``diag(e^{i alpha}, e^{i beta}) M
+    diag(e^{i phi'}, 1) = A`` for target ``A = (a..)`` and core ``M = (b..)``."""
+    e_phi = _phasor(a00 * np.conj(a01) * np.conj(b00 * np.conj(b01))
+                    + a10 * np.conj(a11) * np.conj(b10 * np.conj(b11)))
+    r00, r10 = b00 * e_phi, b10 * e_phi
+    alpha = np.angle(a00 * np.conj(r00) + a01 * np.conj(b01))
+    beta = np.angle(a10 * np.conj(r10) + a11 * np.conj(b11))
+    return e_phi, alpha, beta
+
+
+def _lossless_core(theta, e1, e2):
+    """Blocks of ``B(e2) diag(e^{i theta}, 1) B(e1)`` (an MZI at ``phi = 0``, no loss)."""
+    one, zero = np.ones(np.shape(theta)), np.zeros(np.shape(theta))
+    couplers = DeviceErrors(np.broadcast_to(e1, one.shape), np.broadcast_to(e2, one.shape), one, one, one, zero,
+                            zero, zero, _IDEAL)
+    return mzi_blocks(theta, zero, couplers)
+
+
+class _Solved(NamedTuple):
+    theta: np.ndarray
+    reachable: np.ndarray
+    core: tuple  # the blocks of B(e2) diag(e^{i theta}, 1) B(e1)
+
+
+def realise_blocks(layout: MeshLayout, targets, e1, e2, e3=None, sign=None, solved: _Solved | None = None):
+    """Phases that make the MZIs of ``layout`` (couplers ``e1, e2``, third couplers ``e3``
+    for 3-splitter MZIs) realise 2x2 blocks ``targets``, column by column (steps 1-3).
+
+    ``targets``: ``(t11, t12, t21, t22)``, arrays ``(..., M)``; the mesh of these blocks is
+    realised as ``diag(e^{i left}) U(theta', phi')``. ``sign``: the sign of each ``theta'``
+    (default +1). ``solved``: ``theta'``, reachability and core blocks computed beforehand
+    (standard MZIs whose splitting is known; otherwise each column's comes from its target,
+    :func:`splitting_theta`). Returns ``(theta', phi', left (..., N), reachable)``.
+    """
+    t11, t12, t21, t22 = targets
+    e1, e2 = np.asarray(e1, dtype=float), np.asarray(e2, dtype=float)
+    lead = np.broadcast_shapes(np.shape(t11)[:-1], e1.shape[:-1])
+    left = np.zeros(lead + (layout.n_ports,))  # leftover phase of every mode
+    new_phi = np.empty(lead + (layout.n_mzis,))
+    if solved is None:
+        new_theta = np.empty(lead + (layout.n_mzis,))
+        reachable = np.empty(lead + (layout.n_mzis,), dtype=bool)
+    else:
+        new_theta, reachable = solved.theta, solved.reachable
+    for c in range(layout.depth):
+        r = layout.column_range(c)
+        top, bot = layout.column_modes(c)
+        lt, lb = np.exp(1j * left[..., top]), np.exp(1j * left[..., bot])
+        a00, a01, a10, a11 = t11[..., r] * lt, t12[..., r] * lb, t21[..., r] * lt, t22[..., r] * lb
+        if e3 is not None:  # the MZI is to realise A B(e3)^-1, B(e3)^-1 = [[c3, -i s3], [-i s3, c3]]
+            c3, js3 = np.cos(QUARTER_PI + e3[..., r]), 1j * np.sin(QUARTER_PI + e3[..., r])
+            a00, a01 = c3 * a00 - js3 * a01, c3 * a01 - js3 * a00
+            a10, a11 = c3 * a10 - js3 * a11, c3 * a11 - js3 * a10
+        if solved is None:
+            th, ok = splitting_theta(np.abs(a00) ** 2, np.abs(a10) ** 2, e1[..., r], e2[..., r])
+            if sign is not None:
+                th = th * sign[..., r]
+            new_theta[..., r], reachable[..., r] = th, ok
+            b00, b01, b10, b11 = _lossless_core(th, e1[..., r], e2[..., r])
+        else:
+            b00, b01, b10, b11 = (m[..., r] for m in solved.core)
+        e_phi, alpha, beta = _match_phases(a00, a01, a10, a11, b00, b01, b10, b11)
+        new_phi[..., r] = np.angle(e_phi)
+        left[..., top] = alpha
+        left[..., bot] = beta
+    return new_theta, new_phi, left, np.broadcast_to(reachable, lead + (layout.n_mzis,))
+
+
 def correct_mesh(layout: MeshLayout, theta, phi, twin: DeviceErrors, gamma=None) -> CorrectedPhases:
     """Phases to program on a device with calibrated errors ``twin`` so that it realises the
     ideal mesh ``(theta, phi, gamma)`` as closely as each MZI can (steps 1-4 above).
 
+    The ideal mesh has the layout's MZIs (a 3-splitter layout: ideal 3-splitter MZIs).
     Arrays may carry a leading device axis. ``gamma = None`` is an ideal mesh without an
     output screen; the returned ``gamma`` then holds the leftover phases (minus the
     calibrated screen offsets), which a mesh followed by power detection can ignore.
@@ -88,33 +182,22 @@ def correct_mesh(layout: MeshLayout, theta, phi, twin: DeviceErrors, gamma=None)
     theta = np.asarray(theta, dtype=float)
     phi = np.asarray(phi, dtype=float)
     e1, e2 = np.asarray(twin.bs1), np.asarray(twin.bs2)
-    new_theta, reachable = corrected_theta(theta, e1, e2)
-    lossless = replace(twin, arm_top=np.ones_like(e1), arm_bottom=np.ones_like(e1), arm_input=np.ones_like(e1))
-    m11, m12, m21, m22 = mzi_blocks(new_theta, np.zeros_like(new_theta), lossless)
-    t11, t12, t21, t22 = mzi_blocks(theta, phi, None)
-    lead = np.broadcast_shapes(theta.shape[:-1], e1.shape[:-1])
-    left = np.zeros(lead + (layout.n_ports,))  # leftover phase of every mode
-    new_phi = np.empty(lead + (layout.n_mzis,))
-    for c in range(layout.depth):
-        r = layout.column_range(c)
-        top, bot = layout.column_modes(c)
-        lt, lb = np.exp(1j * left[..., top]), np.exp(1j * left[..., bot])
-        a00, a01, a10, a11 = t11[..., r] * lt, t12[..., r] * lb, t21[..., r] * lt, t22[..., r] * lb
-        b00, b01, b10, b11 = m11[..., r], m12[..., r], m21[..., r], m22[..., r]
-        e_phi = _phasor(a00 * np.conj(a01) * np.conj(b00 * np.conj(b01))
-                        + a10 * np.conj(a11) * np.conj(b10 * np.conj(b11)))
-        r00, r10 = b00 * e_phi, b10 * e_phi
-        alpha = np.angle(a00 * np.conj(r00) + a01 * np.conj(b01))
-        beta = np.angle(a10 * np.conj(r10) + a11 * np.conj(b11))
-        new_phi[..., r] = np.angle(e_phi)
-        left[..., top] = alpha
-        left[..., bot] = beta
+    if layout.three_splitter:
+        targets = mzi_blocks(theta, phi, None, np.zeros_like(theta))
+        sign = np.where(np.sin(theta) < 0, -1.0, 1.0)
+        new_theta, new_phi, left, reachable = realise_blocks(layout, targets, e1, e2, np.asarray(twin.bs3), sign)
+    else:
+        new_theta, reachable = corrected_theta(theta, e1, e2)
+        lossless = replace(twin, arm_top=np.ones_like(e1), arm_bottom=np.ones_like(e1), arm_input=np.ones_like(e1))
+        core = mzi_blocks(new_theta, np.zeros_like(new_theta), lossless)
+        _, new_phi, left, reachable = realise_blocks(layout, mzi_blocks(theta, phi, None), e1, e2,
+                                                     solved=_Solved(new_theta, reachable, core))
     screen = left if gamma is None else np.asarray(gamma, dtype=float) + left
     return CorrectedPhases(
         theta=new_theta - twin.theta_offset,
         phi=new_phi - twin.phi_offset,
         gamma=screen - twin.gamma_offset,
-        reachable=np.broadcast_to(reachable, lead + (layout.n_mzis,)),
+        reachable=reachable,
     )
 
 

@@ -152,7 +152,9 @@ class ErrorModel:
         (:mod:`insitu.photonics.heaters`) come from ``control_rng``, which draws them
         whatever the heater model (training passes a stream of its own, so a chip's static
         errors do not depend on its heater model); without it they are drawn from ``rng``
-        after the rest, and only for a heater model.
+        after the rest, and only for a heater model. A layout of 3-splitter
+        MZIs draws its third couplers' splitting errors after all of these (``bs3``, std
+        ``bs_error``), so its other arrays are those of the standard mesh with the same seed.
         """
         m = layout.n_mzis
         n = layout.n_ports if n_outputs is None else n_outputs
@@ -168,6 +170,7 @@ class ErrorModel:
             draws = (rng if control_rng is None else control_rng).standard_normal((2, m, 3))
             if self.heater != "phase":
                 heaters = heater_coefficients(self.heater, self.heater_spread, draws)
+        bs3 = rng.standard_normal(m) * self.bs_error if layout.three_splitter else None
         return DeviceErrors(
             bs1=bs[0],
             bs2=bs[1],
@@ -182,6 +185,7 @@ class ErrorModel:
             idle_amp=idle_amplitudes(layout, self.idle_loss_db),
             theta_heater=None if heaters is None else heaters[0],
             phi_heater=None if heaters is None else heaters[1],
+            bs3=bs3,
         )
 
 
@@ -216,6 +220,8 @@ class DeviceErrors:
     calibrated crosstalk in ``crosstalk_estimate`` ``(..., 2, 2, P)`` (shifter kind, direction,
     neighbour pair; :func:`insitu.photonics.heaters.calibrate_control`); None: the model's
     ``crosstalk`` for every pair. Arrays may carry a leading device axis (an ensemble).
+    ``bs3`` holds the splitting error of the third coupler of every 3-splitter MZI (``None``
+    for a mesh of standard MZIs).
     """
 
     bs1: np.ndarray
@@ -232,6 +238,7 @@ class DeviceErrors:
     theta_heater: np.ndarray | None = None
     phi_heater: np.ndarray | None = None
     crosstalk_estimate: np.ndarray | None = None  # (..., 2, 2, P): a twin's calibrated crosstalk
+    bs3: np.ndarray | None = None
 
     @staticmethod
     def stack(devices: list["DeviceErrors"]) -> "DeviceErrors":

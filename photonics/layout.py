@@ -5,6 +5,17 @@ non-overlapping MZIs, each named by its top mode ``k`` (it couples modes ``k`` a
 Phase parameters are flat arrays ordered column by column, top to bottom within a column,
 so MZI ``m`` of the flat order has ``theta[m]``, ``phi[m]`` and two couplers.
 
+Every MZI of a layout is of one kind (``mzi``, :data:`MZI_KINDS`):
+
+* ``"standard"``: ``T = B(e2) diag(e^{i theta}, 1) B(e1) diag(e^{i phi}, 1)``;
+* ``"three_splitter"``: the 3-splitter MZI of Hamerly, Bandyopadhyay & Englund (Nat. Commun.
+  13, 6831 (2022)): a third coupler at the input, before the phi shifter,
+  ``T3 = B(e2) diag(e^{i theta}, 1) B(e1) diag(e^{i phi}, 1) B(e3)``. The same two phases,
+  no extra shifter (phi is now internal, between the third and the first coupler); one
+  extra coupler with its own splitting error ``e3``. It reaches the full cross state (and
+  the full bar state) exactly for splitting errors where the standard MZI cannot
+  (:mod:`photonics.propagation`; docs/design.md section 2).
+
 The layout knows nothing of phases, errors or fields; :mod:`photonics.propagation` does.
 """
 
@@ -14,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+
+MZI_KINDS = ("standard", "three_splitter")
 
 
 @dataclass(frozen=True, eq=False)
@@ -26,16 +39,20 @@ class MeshLayout:
         name: ``"rectangular"``, ``"triangular"`` or ``"custom"``.
         sensitivity: per-MZI sensitivity index alpha (>= 1) used by Haar-consistent
             initialisation; it counts how many modes' worth of power a node mixes.
+        mzi: the kind of every MZI, ``"standard"`` or ``"three_splitter"`` (module docstring).
     """
 
     n_ports: int
     columns: tuple[np.ndarray, ...]
     name: str = "custom"
     sensitivity: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    mzi: str = "standard"
 
     def __post_init__(self) -> None:
         if int(self.n_ports) < 2:
             raise ValueError(f"n_ports must be >= 2, got {self.n_ports}")
+        if self.mzi not in MZI_KINDS:
+            raise ValueError(f"unknown MZI kind {self.mzi!r}: expected one of {', '.join(MZI_KINDS)}")
         cols = []
         for c, col in enumerate(self.columns):
             tops = np.sort(np.asarray(col, dtype=np.int64).ravel())
@@ -67,6 +84,11 @@ class MeshLayout:
     def n_mzis(self) -> int:
         """Number of MZIs, i.e. the length of ``theta`` and ``phi``."""
         return int(self._offsets[-1])
+
+    @property
+    def three_splitter(self) -> bool:
+        """True when every MZI carries a third coupler (``mzi = "three_splitter"``)."""
+        return self.mzi == "three_splitter"
 
     @property
     def depth(self) -> int:
@@ -107,7 +129,8 @@ class MeshLayout:
         return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
 
     def __repr__(self) -> str:
-        return f"MeshLayout({self.name}, n_ports={self.n_ports}, n_mzis={self.n_mzis}, depth={self.depth})"
+        kind = "" if self.mzi == "standard" else f", mzi={self.mzi}"
+        return f"MeshLayout({self.name}, n_ports={self.n_ports}, n_mzis={self.n_mzis}, depth={self.depth}{kind})"
 
 
 def _as_slice(tops: np.ndarray) -> slice | None:
@@ -163,28 +186,29 @@ def _light_cone_sensitivity(n_ports: int, columns: Sequence[np.ndarray]) -> np.n
     return np.concatenate(alphas).astype(float)
 
 
-def rectangular(n_ports: int, depth: int | None = None) -> MeshLayout:
+def rectangular(n_ports: int, depth: int | None = None, mzi: str = "standard") -> MeshLayout:
     """Rectangular (Clements) mesh: ``depth`` columns, column ``c`` starts at mode ``c % 2``.
 
-    ``depth = n_ports`` (the default) is universal; any ``depth >= 1`` is allowed.
+    ``depth = n_ports`` (the default) is universal; any ``depth >= 1`` is allowed. ``mzi``:
+    the kind of its MZIs (:data:`MZI_KINDS`).
     """
     n_ports = _check_ports(n_ports)
     depth = n_ports if depth is None else int(depth)
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}")
     cols = tuple(np.arange(c % 2, n_ports - 1, 2) for c in range(depth))
-    return MeshLayout(n_ports, cols, name="rectangular")
+    return MeshLayout(n_ports, cols, name="rectangular", mzi=mzi)
 
 
-def triangular(n_ports: int) -> MeshLayout:
-    """Triangular (Reck) mesh: ``N(N-1)/2`` MZIs in ``2N-3`` columns.
+def triangular(n_ports: int, mzi: str = "standard") -> MeshLayout:
+    """Triangular (Reck) mesh: ``N(N-1)/2`` MZIs in ``2N-3`` columns (``mzi``: their kind).
 
     Diagonal ``j`` (``j = 0 .. N-2``) is a chain of MZIs on top modes ``N-2, N-3, ..., j``
     placed in columns ``2j, 2j+1, ...``; chaining the diagonals gives the Reck triangle.
     """
     n_ports = _check_ports(n_ports)
     if n_ports == 2:
-        return MeshLayout(2, (np.array([0]),), name="triangular", sensitivity=np.ones(1))
+        return MeshLayout(2, (np.array([0]),), name="triangular", sensitivity=np.ones(1), mzi=mzi)
     depth = 2 * n_ports - 3
     cols: list[list[int]] = [[] for _ in range(depth)]
     for j in range(n_ports - 1):
@@ -194,22 +218,22 @@ def triangular(n_ports: int) -> MeshLayout:
     # Along each diagonal the chain has gathered the power of the modes below it: the node
     # on top mode k mixes one new mode into N-1-k others (the Reck nulling order).
     alpha = (n_ports - 1 - np.concatenate(columns)).astype(float)
-    return MeshLayout(n_ports, columns, name="triangular", sensitivity=alpha)
+    return MeshLayout(n_ports, columns, name="triangular", sensitivity=alpha, mzi=mzi)
 
 
-def from_columns(n_ports: int, columns: Sequence[Sequence[int]]) -> MeshLayout:
+def from_columns(n_ports: int, columns: Sequence[Sequence[int]], mzi: str = "standard") -> MeshLayout:
     """Generic mesh from a list of columns, each a list of top-mode indices."""
-    return MeshLayout(_check_ports(n_ports), tuple(np.asarray(c, dtype=np.int64) for c in columns))
+    return MeshLayout(_check_ports(n_ports), tuple(np.asarray(c, dtype=np.int64) for c in columns), mzi=mzi)
 
 
-def make_layout(topology: str, n_ports: int, depth: int | None = None) -> MeshLayout:
-    """Layout by name: ``"rectangular"`` (optional depth) or ``"triangular"``."""
+def make_layout(topology: str, n_ports: int, depth: int | None = None, mzi: str = "standard") -> MeshLayout:
+    """Layout by name: ``"rectangular"`` (optional depth) or ``"triangular"``, of MZIs of kind ``mzi``."""
     if topology == "rectangular":
-        return rectangular(n_ports, depth)
+        return rectangular(n_ports, depth, mzi)
     if topology == "triangular":
         if depth not in (None, 0, 2 * n_ports - 3):
             raise ValueError(f"a triangular mesh of {n_ports} ports has depth {2 * n_ports - 3}, not {depth}")
-        return triangular(n_ports)
+        return triangular(n_ports, mzi)
     raise ValueError(f"unknown topology {topology!r}: expected 'rectangular' or 'triangular'")
 
 

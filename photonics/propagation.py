@@ -8,7 +8,16 @@ a_bottom`` and actual phases ``theta, phi`` is
     T = B(e2) diag(a_top e^{i theta}, a_bottom) B(e1) diag(a_in e^{i phi}, 1),
     B(e) = [[cos(pi/4 + e), i sin(pi/4 + e)], [i sin(pi/4 + e), cos(pi/4 + e)]],
 
-and an optional output phase screen multiplies port ``k`` by ``e^{i gamma_k}``. A mode that
+and an optional output phase screen multiplies port ``k`` by ``e^{i gamma_k}``. A 3-splitter
+MZI (a layout with ``mzi = "three_splitter"``) has a third coupler at its input, before the
+phi shifter, with its own splitting error ``e3``:
+
+    T3 = T B(e3) = B(e2) diag(a_top e^{i theta}, a_bottom) B(e1) diag(a_in e^{i phi}, 1) B(e3),
+
+the same two phases and taps (the phi shifter and its tap now sit between the third and the
+first coupler). Every kernel below treats both kinds: the transfer blocks of a 3-splitter
+MZI are those of ``T`` times ``B(e3)``; the tap kernel couples the two modes through
+``B(e3)`` before the MZI (forward) or after it (backward; ``B`` is its own transpose). A mode that
 no MZI of a column touches (an idle position) is multiplied by that column's idle amplitude
 ``10**(-idle_loss_db/20)`` (1 unless the error model sets ``idle_loss_db``).
 ``y = U x`` for a column vector, so a batch propagates as ``Y = X @ U.T``.
@@ -71,15 +80,18 @@ class _MZIElements(NamedTuple):
     a_top: np.ndarray
     a_bottom: np.ndarray
     e_phi: np.ndarray  # e^{i phi}
+    c3: np.ndarray | None = None  # third coupler of a 3-splitter MZI (None: standard MZI)
+    s3: np.ndarray | None = None
 
 
-def _elements(theta, phi, errors: DeviceErrors | None) -> _MZIElements:
+def _elements(theta, phi, errors: DeviceErrors | None, bs3=None) -> _MZIElements:
     e_phi = np.exp(1j * phi)
     e_theta = np.exp(1j * theta)
+    third = {} if bs3 is None else {"c3": np.cos(QUARTER_PI + bs3), "s3": np.sin(QUARTER_PI + bs3)}
     if errors is None:
         ones = np.ones(np.shape(theta))
         c = np.full(np.shape(theta), np.cos(QUARTER_PI))
-        return _MZIElements(e_phi, e_theta, c, c, c, c, ones, ones, ones, e_phi)
+        return _MZIElements(e_phi, e_theta, c, c, c, c, ones, ones, ones, e_phi, **third)
     return _MZIElements(
         phase_in=errors.arm_input * e_phi,
         phase_top=e_theta,
@@ -91,6 +103,7 @@ def _elements(theta, phi, errors: DeviceErrors | None) -> _MZIElements:
         a_top=errors.arm_top,
         a_bottom=errors.arm_bottom,
         e_phi=e_phi,
+        **third,
     )
 
 
@@ -106,16 +119,30 @@ def _block_factors(el: _MZIElements):
     )
 
 
-def mzi_blocks(theta, phi, errors: DeviceErrors | None = None):
+def mzi_blocks(theta, phi, errors: DeviceErrors | None = None, bs3=None):
     """The 2x2 transfer blocks ``(t11, t12, t21, t22)`` of every MZI (actual phases).
 
     With ``p = a_in e^{i phi}``, ``q = a_top e^{i theta}``, ``b = a_bottom``:
     ``t11 = p (c2 c1 q - s2 s1 b)``, ``t12 = i (c2 s1 q + s2 c1 b)``,
     ``t21 = i p (s2 c1 q + c2 s1 b)``, ``t22 = c2 c1 b - s2 s1 q``.
+    With ``bs3`` (the third couplers' splitting errors), the blocks of 3-splitter MZIs:
+    those times ``B(e3)`` on the right.
     """
-    el = _elements(theta, phi, errors)
+    el = _elements(theta, phi, errors, bs3)
     a, t12, c, t22 = _block_factors(el)
-    return el.phase_in * a, t12, el.phase_in * c, t22
+    t11, t21 = el.phase_in * a, el.phase_in * c
+    if el.c3 is None:
+        return t11, t12, t21, t22
+    c3, js3 = el.c3, 1j * el.s3
+    return c3 * t11 + js3 * t12, js3 * t11 + c3 * t12, c3 * t21 + js3 * t22, js3 * t21 + c3 * t22
+
+
+def _third(layout: MeshLayout, errors: DeviceErrors | None, theta):
+    """Splitting errors of the third couplers (3-splitter MZIs: the device's ``bs3``, or 0
+    for an ideal device), ``None`` for standard MZIs."""
+    if not layout.three_splitter:
+        return None
+    return np.zeros(np.shape(theta)) if errors is None else errors.bs3
 
 
 def _col(arr: np.ndarray, layout: MeshLayout, c: int) -> np.ndarray:
@@ -132,6 +159,9 @@ def _actual(layout, theta, phi, errors, gamma):
         )
     if gamma is not None and np.shape(gamma)[-1] != layout.n_ports:
         raise ValueError(f"gamma needs {layout.n_ports} entries, got {np.shape(gamma)[-1]}")
+    if errors is not None and (errors.bs3 is None) == layout.three_splitter:
+        sampled = "standard" if errors.bs3 is None else "3-splitter"
+        raise ValueError(f"device errors sampled for {sampled} MZIs do not fit {layout!r}")
     return program_phases(errors, theta, phi, gamma)
 
 
@@ -194,7 +224,8 @@ def transfer_matrix(layout: MeshLayout, theta, phi, errors: DeviceErrors | None 
     lead = np.broadcast_shapes(theta.shape[:-1], phi.shape[:-1])
     # Mode-major identity: row = mode, column = launched basis vector; it becomes U itself.
     u = np.broadcast_to(np.eye(n, dtype=complex), lead + (n, n)).copy()
-    _run_blocks(layout, mzi_blocks(theta, phi, errors), u, backward=False, idle=_idle(errors))
+    _run_blocks(layout, mzi_blocks(theta, phi, errors, _third(layout, errors, theta)), u, backward=False,
+                idle=_idle(errors))
     if gamma is not None:
         u *= np.exp(1j * gamma)[..., :, None]
     return u
@@ -225,7 +256,8 @@ def propagate(
         xt = _to_mode_major(x, layout.n_ports)
         if backward and gamma is not None:
             xt *= np.exp(1j * gamma)[..., :, None]
-        _run_blocks(layout, mzi_blocks(theta, phi, errors), xt, backward, _idle(errors))
+        _run_blocks(layout, mzi_blocks(theta, phi, errors, _third(layout, errors, theta)), xt, backward,
+                    _idle(errors))
         if not backward and gamma is not None:
             xt *= np.exp(1j * gamma)[..., :, None]
         return np.swapaxes(xt, -1, -2)
@@ -241,6 +273,8 @@ def _column_coefficients(layout, el: _MZIElements, backward: bool):
     else:
         folded = (el.e_phi, el.phase_top * el.c1 * el.a_in, el.phase_top * 1j * el.s1, el.a_in * a, t12,
                   el.a_in * c, t22)
+    if el.c3 is not None:  # the third coupler of 3-splitter MZIs, applied around the MZI
+        folded = folded + (el.c3, 1j * el.s3)
     # one stacked array (coefficient, ..., MZI, 1): a column's coefficients are one slice of it
     stacked = np.stack(np.broadcast_arrays(*folded))[..., None]
     return [tuple(stacked[..., layout.column_range(c), :]) for c in range(layout.depth)]
@@ -251,6 +285,14 @@ def _combine(out, c1, x1, c2, x2):
     second = c2 * x2
     np.multiply(c1, x1, out=out)
     out += second
+
+
+def _couple(a, b, c, js):
+    """``(a, b) <- (c a + js b, js a + c b)`` in place: a coupler ``[[c, js], [js, c]]``."""
+    top = c * a
+    top += js * b
+    _combine(b, c, b, js, a)
+    a[...] = top
 
 
 def _column_blocks(layout, order, capacity: int):
@@ -321,7 +363,8 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_weight
     measurement needs, without keeping per-example tap fields in memory (they are buffered
     for a block of columns at a time, at most about :data:`_TAP_BLOCK` numbers).
     """
-    el = _elements(theta, phi, errors)
+    el = _elements(theta, phi, errors, _third(layout, errors, theta))
+    third = el.c3 is not None
     xt = _to_mode_major(x, layout.n_ports)
     lead = xt.shape[:-2]
     batch = xt.shape[-1]
@@ -362,13 +405,17 @@ def _propagate_taps(layout, theta, phi, x, errors, gamma, backward, power_weight
             a = xt[..., top, :]
             b = xt[..., bot, :]
             if backward:
-                g11, g12, h11, h12, b21, b22, e_phi = coefficients[c]
+                g11, g12, h11, h12, b21, b22, e_phi = coefficients[c][:7]
                 _combine(t_theta, g11, a, g12, b)
                 _combine(t_phi, h11, a, h12, b)
                 _combine(b, b22, b, b21, a)
                 np.multiply(e_phi, t_phi, out=a)
+                if third:
+                    _couple(a, b, *coefficients[c][7:])
             else:
-                e_phi, k11, k12, f11, f12, f21, f22 = coefficients[c]
+                e_phi, k11, k12, f11, f12, f21, f22 = coefficients[c][:7]
+                if third:
+                    _couple(a, b, *coefficients[c][7:])
                 np.multiply(e_phi, a, out=t_phi)
                 _combine(t_theta, k11, t_phi, k12, b)
                 _combine(a, f11, t_phi, f12, b)

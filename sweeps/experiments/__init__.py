@@ -1,6 +1,7 @@
 """The built-in experiments, registered on import: ``classify``
-(:mod:`~insitu.sweeps.experiments.classify`) and ``gradient``
-(:mod:`~insitu.sweeps.experiments.gradient`). Their parameters derive from the physics'
+(:mod:`~insitu.sweeps.experiments.classify`), ``gradient``
+(:mod:`~insitu.sweeps.experiments.gradient`) and ``unitary``
+(:mod:`~insitu.sweeps.experiments.unitary`). Their parameters derive from the physics'
 declared settings (:mod:`~insitu.sweeps.experiments.declared`)."""
 
-from insitu.sweeps.experiments import classify, gradient  # noqa: F401 (registers them)
+from insitu.sweeps.experiments import classify, gradient, unitary  # noqa: F401 (registers them)

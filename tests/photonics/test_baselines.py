@@ -22,7 +22,8 @@ def test_every_static_error_field_is_calibrated():
 
 
 def test_perfect_calibration_is_the_chip():
-    lay = rectangular(6)
+    # 3-splitter MZIs: every field of CALIBRATED_FIELDS is present (bs3 too)
+    lay = rectangular(6, mzi="three_splitter")
     chip = ErrorModel(bs_error=0.05, loss_db=0.2, loss_imbalance_db=0.1, phase_error=0.1).sample(
         lay, np.random.default_rng(1))
     twin = calibrated_twin(chip, 0.0, np.random.default_rng(2))
@@ -31,7 +32,9 @@ def test_perfect_calibration_is_the_chip():
 
 
 def test_calibration_errors_have_the_stated_std_in_each_unit():
-    lay = rectangular(64)
+    # 3-splitter MZIs, so that bs3 is checked too (it is drawn last: the other fields' draws
+    # are those of the standard mesh)
+    lay = rectangular(64, mzi="three_splitter")
     chip = ErrorModel(bs_error=0.05, loss_db=0.3, loss_imbalance_db=0.1, phase_error=0.2).sample(
         lay, np.random.default_rng(3))
     sigma = 0.02

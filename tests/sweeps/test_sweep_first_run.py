@@ -260,7 +260,7 @@ def test_misspelt_names_get_a_suggestion(cli, write_spec, tmp_path):
 
 
 def test_params_prints_every_declared_parameter(cli):
-    for name in ("classify", "gradient"):
+    for name in ("classify", "gradient", "unitary"):
         code, stdout, _ = cli("params", name)
         assert code == 0
         table = stdout.split("\n\nset them in")[0]
@@ -282,7 +282,7 @@ def test_the_product_registers_no_test_experiment(cli, write_spec):
     spec = write_spec('name = "s"\nexperiment = "nope"\n')
     done = subprocess.run([*INSITU, "run", str(spec), "--dry-run"], capture_output=True, text=True,
                           env=env, timeout=120)
-    assert done.returncode == 2 and done.stderr.rstrip().endswith("(known: classify, gradient)")
+    assert done.returncode == 2 and done.stderr.rstrip().endswith("(known: classify, gradient, unitary)")
     code, stdout, _ = cli("params", "selftest")  # registered in this session
     assert code == 0 and "crash_marker" in stdout
     code, _, _ = cli("run", write_spec(SELFTEST), "--dry-run", "--no-pilot")
