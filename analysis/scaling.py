@@ -34,8 +34,8 @@ from insitu.analysis.summary import gap_summary
 from insitu.analysis.tolerance import tolerance, tolerance_axes
 from insitu.analysis.vocabulary import vocabulary
 
-__all__ = ["EXPONENT_COLUMNS", "SIZE_COLUMN", "advantage_onset", "fit_exponents", "size_axis",
-           "tolerance_vs_size"]
+__all__ = ["EXPONENT_COLUMNS", "SIZE_COLUMN", "advantage_onset", "fit_exponents", "power_law",
+           "size_axis", "tolerance_vs_size"]
 
 SIZE_COLUMN = "n_ports"
 EXPONENT_COLUMNS = ["mode", "exponent", "ci_low", "ci_high", "prefactor", "sizes_fitted",
@@ -170,6 +170,56 @@ def fit_exponents(table: pd.DataFrame, size: str = SIZE_COLUMN,
     out.attrs["by"] = groups
     out.attrs["confidence"] = confidence
     return out
+
+
+EXACT = 1e-12  # a metric below this is exact (rounding), not a point on a power law
+
+
+def power_law(rows: pd.DataFrame, x: str, metric: str, by: Sequence[str] = (),
+              n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95) -> pd.DataFrame:
+    """Exponent ``p`` of ``mean(metric) ~ a x^p`` per mode and group of ``by``.
+
+    The mean over seeds at each value of ``x`` is fitted by least squares in ``(log x,
+    log mean)``. Values of ``x`` whose mean is at most 1e-12 (exact: the method removed the
+    error) are left out of the fit and named. The interval is a percentile bootstrap over
+    seeds: each resample draws seed indices once and uses them at every ``x`` (the chips
+    of a seed are shared along ``x``, so the resample keeps them paired). Returns one row
+    per group and mode: the group, ``mode``, ``exponent``, ``ci_low``, ``ci_high``,
+    ``prefactor``, ``x_fitted``, ``x_left_out``, ``n_seeds``.
+    """
+    for column in (x, metric, "seed", "mode", *by):
+        if column not in rows.columns:
+            raise AnalysisInputError(f"the rows have no {column!r} column")
+    rng = np.random.default_rng(seed)
+    alpha = (1.0 - confidence) / 2.0
+    records = []
+    for key, part in rows.groupby([*by, "mode"], sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        table = part.pivot_table(index="seed", columns=x, values=metric, aggfunc="mean")
+        table = table.sort_index(axis=1)
+        means = table.mean(axis=0)
+        fit = (means > EXACT).to_numpy() & np.isfinite(means.to_numpy(float))
+        xs = table.columns.to_numpy(float)
+        record = {**dict(zip([*by, "mode"], key)), "exponent": math.nan, "ci_low": math.nan,
+                  "ci_high": math.nan, "prefactor": math.nan,
+                  "x_fitted": ", ".join(f"{v:g}" for v in xs[fit]),
+                  "x_left_out": ", ".join(f"{v:g} (exact)" for v in xs[~fit]),
+                  "n_seeds": int(len(table))}
+        if fit.sum() >= 2:
+            log_x = np.log(xs[fit])
+            values = table.to_numpy(float)[:, fit]
+            slope, icpt = _slope(log_x, np.log(means.to_numpy(float)[fit]))
+            draws = rng.integers(0, len(table), size=(n_resamples, len(table)))
+            boot_means = np.nanmean(values[draws], axis=1)  # (resamples, x)
+            ok = np.all(boot_means > EXACT, axis=1)
+            boot, _ = _slope(log_x, np.log(np.where(ok[:, None], boot_means, 1.0)))
+            record.update(exponent=float(slope), prefactor=float(np.exp(icpt)))
+            if ok.any():
+                record.update(ci_low=float(np.quantile(boot[ok], alpha)),
+                              ci_high=float(np.quantile(boot[ok], 1 - alpha)))
+        records.append(record)
+    return pd.DataFrame.from_records(records, columns=[*by, "mode", "exponent", "ci_low", "ci_high",
+                                                      "prefactor", "x_fitted", "x_left_out", "n_seeds"])
 
 
 def advantage_onset(rows: pd.DataFrame, axis: str = "bs_error", mode: str = "insitu",

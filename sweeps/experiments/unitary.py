@@ -141,7 +141,10 @@ def build() -> Experiment:
     return Experiment(
         "unitary", VERSION, _params(), run_trial, validate=validate,
         summary="program a Haar-random unitary onto one sampled chip per trial by each method",
-        modes=tuple(ModeInfo(m, "programming method", METHOD_LABELS[m]) for m in METHODS),
+        # the in situ fit measures with the spec's `protocol` (three_pass by default)
+        modes=tuple(ModeInfo(m, "programming method", METHOD_LABELS[m],
+                             protocol="`protocol` parameter's (three_pass or analog)" if m == "insitu" else None)
+                    for m in METHODS),
         metrics=METRICS, headline_metric="matrix_error", module=__name__)
 
 

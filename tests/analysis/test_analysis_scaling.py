@@ -160,3 +160,24 @@ def test_report_tables_a_size_family_by_ports_in_size_order(make_store, tmp_path
     # the per-size rows of the summary appear in numeric order, not string order (4 < 16)
     positions = [text.find(f"<td>{n}</td>") for n in SIZES]
     assert all(p >= 0 for p in positions) and positions == sorted(positions)
+
+
+def test_power_law_recovers_a_known_exponent_and_names_exact_points():
+    import pandas as pd
+
+    from insitu.analysis.scaling import power_law
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for seed in range(12):
+        chip = np.exp(0.1 * rng.standard_normal())  # one chip per seed, shared along x
+        for x in (4, 8, 16, 32, 64):
+            rows.append({"seed": seed, "mode": "naive", "n": x, "err": 0.01 * x ** 0.5 * chip})
+            rows.append({"seed": seed, "mode": "fixed", "n": x, "err": 0.0 if x < 16 else 1e-3 * x ** 1.5 * chip})
+    table = power_law(pd.DataFrame(rows), "n", "err")
+    naive = table.set_index("mode").loc["naive"]
+    assert abs(naive["exponent"] - 0.5) < 1e-9  # the chip factor cancels in the slope
+    assert naive["ci_low"] <= 0.5 <= naive["ci_high"] and naive["n_seeds"] == 12
+    fixed = table.set_index("mode").loc["fixed"]
+    assert abs(fixed["exponent"] - 1.5) < 1e-9
+    assert fixed["x_left_out"] == "4 (exact), 8 (exact)" and fixed["x_fitted"] == "16, 32, 64"
