@@ -74,7 +74,11 @@ from insitu.analysis.figure_parts import (
     pooled_axes,
     facet_lines,
     mode_styles,
+    COLUMN_WIDTHS,
+    MIN_FONT_PT,
+    figure_width,
     fit_titles,
+    fit_width,
     add_foot,
     coinciding,
     coincide_note,
@@ -94,6 +98,8 @@ __all__ = [
     "MODE_MARKERS",
     "decision_boundaries",
     "figure_png",
+    "figure_width",
+    "fit_width",
     "gap_heatmap",
     "gradient_error",
     "learning_curves",
@@ -411,49 +417,6 @@ def _would_log(values, log: bool | None, name: str) -> bool:
 
 
 PAPER_FONTS = {"pdf.fonttype": 42, "ps.fonttype": 42}
-# Column widths of two-column journals (inches): IEEE, APS and Optica within 0.1 in
-COLUMN_WIDTHS = {"single": 3.5, "double": 7.16}
-MIN_FONT_PT = 5.5  # no text is shrunk below this
-
-
-def figure_width(width: str | float) -> float:
-    """``"single"`` (3.5 in), ``"double"`` (7.16 in) or a width in inches (1 to 20)."""
-    if isinstance(width, str) and width in COLUMN_WIDTHS:
-        return COLUMN_WIDTHS[width]
-    try:
-        inches = float(width)
-    except (TypeError, ValueError):
-        raise AnalysisInputError(f"figure width {width!r}: give single, double or inches (1 to 20)") from None
-    if not 1.0 <= inches <= 20.0:
-        raise AnalysisInputError(f"figure width {inches:g} in is out of range: give 1 to 20 inches")
-    return inches
-
-
-def fit_width(fig: Figure, width: str | float) -> Figure:
-    """Resize ``fig`` to ``width`` (see :func:`figure_width`) as a journal would print it:
-    the height follows the aspect ratio (panels stay as tall as they are wide, at least
-    60 % of it), and every font and line shrinks with the width (fonts to no less than
-    5.5 pt), so the constrained layout fits titles and legends again instead of clipping."""
-    inches = figure_width(width)
-    old_w, old_h = fig.get_size_inches()
-    scale = inches / old_w
-    fig.set_size_inches(inches, old_h * max(scale, 0.6))
-    if scale < 1:
-        from matplotlib.lines import Line2D
-        from matplotlib.text import Text
-
-        for text in fig.findobj(Text):
-            text.set_fontsize(max(MIN_FONT_PT, text.get_fontsize() * max(scale, 0.55)))
-        for line in fig.findobj(Line2D):
-            line.set_linewidth(line.get_linewidth() * max(scale, 0.5))
-            line.set_markersize(line.get_markersize() * max(scale, 0.5))
-        for ax in fig.axes:  # tick labels are made on drawing: set their size, not theirs
-            size = ax.xaxis.get_ticklabels()[0].get_fontsize() if ax.xaxis.get_ticklabels() else 9.0
-            ax.tick_params(labelsize=max(MIN_FONT_PT, size * max(scale, 0.55)))
-        fit_titles(fig)
-    return fig
-
-
 def figure_files(fig: Figure, dpi: int = 150) -> dict[str, bytes]:
     """The figure as PNG (``dpi``) and PDF bytes, keyed by suffix; drawn in memory, so a
     failure writes nothing."""

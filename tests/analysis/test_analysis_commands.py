@@ -242,6 +242,12 @@ def test_figures_at_a_column_width(classify_store, tmp_path):
     from insitu.analysis.figures import fit_width
     from matplotlib.figure import Figure
 
+    from insitu.analysis.figures import metric_vs_axis
+    from insitu.analysis.load import read_store
+
+    store = read_store(str(classify_store.root))
+    at_width = metric_vs_axis(store.rows, "bs_error", facet="depth", params=store.params, width=5.0)
+    assert at_width.get_size_inches()[0] == 5.0  # every figure function takes width=
     fig = Figure(figsize=(10, 4))
     ax = fig.subplots()
     ax.set_title("a title", fontsize=12)
