@@ -27,7 +27,9 @@ def test_every_benchmark_script_has_a_smoke_run():
     assert sorted(p.name for p in BENCHMARKS.glob("*.py")) == sorted(TINY)
 
 
-@pytest.mark.parametrize("script", sorted(TINY))
+# sweep.py starts Ray and builds stores: slow; the others run in the default suite
+@pytest.mark.parametrize("script", [pytest.param(s, marks=pytest.mark.slow) if s == "sweep.py" else s
+                                    for s in sorted(TINY)])
 def test_benchmark_runs_at_a_tiny_size(script, tmp_path):
     args, expected = TINY[script]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

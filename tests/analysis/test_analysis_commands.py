@@ -230,7 +230,8 @@ def test_figures_at_a_column_width(classify_store, tmp_path):
 
     from insitu.analysis.figures import MIN_FONT_PT, figure_width
 
-    paths = figures_command(str(classify_store.root), str(tmp_path / "single"), width="single")
+    paths = figures_command(str(classify_store.root), str(tmp_path / "single"), width="single",
+                            where="depth == 2")
     for png in (p for p in paths if p.suffix == ".png"):
         assert Image.open(png).size[0] == round(3.5 * 150)  # 150 dpi
     assert figure_width("double") == 7.16 and figure_width("4.5") == 4.5

@@ -110,7 +110,7 @@ def test_the_run_after_a_dry_run_skips_the_pilots_trials(cli, write_spec, tmp_pa
 def test_run_finds_a_shipped_spec_by_name(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     # the serial backend: a Ray pilot is covered by the embedded-Ray dry run above
-    code, stdout, err = cli("run", "quick", "--dry-run", "--backend", "serial")
+    code, stdout, err = cli("run", "quick", "--dry-run", "--backend", "serial", "--set", "epochs=1")
     assert code == 0, err
     shipped = catalog.shipped_specs()["quick"]
     assert shipped == ROOT / "sweeps" / "specs" / "quick.toml"
