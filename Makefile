@@ -14,13 +14,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Fast suite (slow tests excluded); Ray tests run inside a loopback-only network namespace
-# when the machine allows one.
+# Fast suite (slow tests excluded) in two processes (pytest-xdist); Ray tests run inside a
+# loopback-only network namespace when the machine allows one.
 test: $(STAMP)
-	sh scripts/netns.sh $(PY) -m pytest -q -m "not slow"
+	sh scripts/netns.sh $(PY) -m pytest -q -n 2 -m "not slow"
 
 test-all: $(STAMP)
-	sh scripts/netns.sh $(PY) -m pytest -q
+	sh scripts/netns.sh $(PY) -m pytest -q -n 2
 
 # The main job: quick study on an embedded local Ray -> results/quick, results/quick-gradient
 study: $(STAMP)
