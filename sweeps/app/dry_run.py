@@ -66,18 +66,8 @@ class FixedChunks:
         self._queue.insert(0, chunk)
 
 
-def unit_seconds(rows: list[dict]) -> float:
-    """The worker time of a unit from its rows (each trial's ``elapsed_s``: its share)."""
-    seen, total = set(), 0.0
-    for row in rows:
-        if row["key"] not in seen:
-            seen.add(row["key"])
-            total += row["elapsed_s"] or 0.0
-    return total
-
-
-def estimate_text(spec: Spec, experiment: Experiment, trials: Sequence[Trial],
-                  pending: Sequence[Trial], pool: Pool, times: Sequence[float],
+def estimate_text(spec: Spec, experiment: Experiment, pending: Sequence[Trial], pool: Pool,
+                  times: Sequence[float],
                   kept: int, failure: str | None) -> list[str]:
     """The estimate's lines: the pilot's times, and the pending units' total over the pool."""
     grouped = uses_ensembles(experiment, spec)
@@ -109,4 +99,4 @@ def print_lines(lines: Sequence[str], stdout: TextIO) -> None:
         print(line, file=stdout)
 
 
-__all__ = ["FixedChunks", "count_line", "estimate_text", "pilot_units", "print_lines", "unit_seconds"]
+__all__ = ["FixedChunks", "count_line", "estimate_text", "pilot_units", "print_lines"]

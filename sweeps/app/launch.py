@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TextIO
 
-from insitu.sweeps.app.dry_run import FixedChunks, count_line, estimate_text, pilot_units, print_lines, unit_seconds
+from insitu.sweeps.app.dry_run import FixedChunks, count_line, estimate_text, pilot_units, print_lines
 from insitu.sweeps.app.interrupts import interrupts_deferred, interrupts_raise
 from insitu.sweeps.app.options import LaunchOptions, Pool
 from insitu.sweeps.app.progress import Progress
@@ -290,11 +290,12 @@ def _pilot(backend, writer: PartWriter, spec: Spec, experiment: Experiment, plan
     trials kept in the store, then the estimate for what remains."""
     units = pilot_units(spec, experiment, plan.pending)
     done: dict[int, list[dict]] = {}
+    seconds: dict[int, float] = {}
     for event in backend.run(FixedChunks(units, backend.workers)):
         if isinstance(event, Waiting):
             continue
-        done[event.chunk.index] = event.rows
-    times = [unit_seconds(done.get(i, [])) for i in range(len(units))]
+        done[event.chunk.index], seconds[event.chunk.index] = event.rows, event.seconds
+    times = [seconds.get(i, 0.0) for i in range(len(units))]
     kept_keys = set()
     for i, unit in enumerate(units):
         new = {t.key for t in unit} - kept_keys
@@ -305,7 +306,7 @@ def _pilot(backend, writer: PartWriter, spec: Spec, experiment: Experiment, plan
     _end_launch(writer, "completed", len(kept_keys))
     failed = next((r["error"] for rows in done.values() for r in rows if r["status"] != "ok"), None)
     left = [t for t in plan.pending if t.key not in kept_keys]
-    print_lines(estimate_text(spec, experiment, plan.trials, left, pool, times, len(kept_keys),
+    print_lines(estimate_text(spec, experiment, left, pool, times, len(kept_keys),
                               failed), stdout)
     return 0
 

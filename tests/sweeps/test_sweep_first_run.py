@@ -82,20 +82,20 @@ def test_dry_run_estimate_extrapolates_ensembles_from_the_two_pilot_units():
     trials = enumerate_trials(spec, experiment)
     pending = trials[2:]  # the pilot kept seeds 0 and 1 of the first grid point
     serial = Pool(backend="serial", address="", workers=1)
-    lines = estimate_text(spec, experiment, trials, pending, serial, [1.0, 1.5], 2, None)
+    lines = estimate_text(spec, experiment, pending, serial, [1.0, 1.5], 2, None)
     # units of 4, 6 and 6 seeds: 2.5 + 3.5 + 3.5 = 9.5 s on one worker (16 x 1 s if not pooled)
     assert lines[0] == "pilot: one trial 1 s, an ensemble of 2 seeds 1.5 s (2 trials kept in the store)"
     assert lines[1].startswith(f"3 ensembles to run: estimated {format_duration(9.5)} on 1 worker")
     two = Pool(backend="ray", address="", workers=2)
     assert f"estimated {format_duration(9.5 / 2)} on 2 workers" in estimate_text(
-        spec, experiment, trials, pending, two, [1.0, 1.5], 2, None)[1]
+        spec, experiment, pending, two, [1.0, 1.5], 2, None)[1]
     # one worker per unit: the longest unit (3.5 s), not the mean, bounds the time
     three = Pool(backend="ray", address="", workers=8)
     assert f"estimated {format_duration(3.5)}" in estimate_text(
-        spec, experiment, trials, pending, three, [1.0, 1.5], 2, None)[1]
+        spec, experiment, pending, three, [1.0, 1.5], 2, None)[1]
     # an ensemble that costs less than one trial alone is never extrapolated downwards
     assert f"estimated {format_duration(3.0)}" in estimate_text(
-        spec, experiment, trials, pending, serial, [1.0, 0.8], 2, None)[1]
+        spec, experiment, pending, serial, [1.0, 0.8], 2, None)[1]
 
 
 def test_the_run_after_a_dry_run_skips_the_pilots_trials(cli, write_spec, tmp_path):
