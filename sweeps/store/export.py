@@ -20,7 +20,6 @@ import io
 import json
 import math
 import os
-import secrets
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from insitu.sweeps.store.errors import StoreError
+from insitu.sweeps.store.fsutil import write_bytes_atomic
 from insitu.sweeps.store.outputs import record_output, store_state
 from insitu.sweeps.store.reading import Rows, read_rows, store_paths
 
@@ -128,14 +128,12 @@ def _check_target(path: Path, defaulted: bool) -> None:
 
 
 def _write_atomic(table: pa.Table, fmt: str, path: Path) -> None:
+    """The table as Parquet or CSV, rendered in memory and written whole or not at all
+    (:func:`insitu.sweeps.store.fsutil.write_bytes_atomic`: temporary name, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        if fmt == "parquet":
-            pq.write_table(table, temp)
-        else:
-            pa_csv.write_csv(csv_table(table), temp)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    sink = pa.BufferOutputStream()
+    if fmt == "parquet":
+        pq.write_table(table, sink)
+    else:
+        pa_csv.write_csv(csv_table(table), sink)
+    write_bytes_atomic(path, sink.getvalue().to_pybytes())
