@@ -171,9 +171,9 @@ def heater_phases(coefficients: np.ndarray, voltage: np.ndarray, pairs: np.ndarr
 
 
 class Compensation(NamedTuple):
-    """Set points that give the target phases, and how many shifters had to be clipped."""
+    """The heat that gives the target phases, and how many shifters had to be clipped."""
 
-    set_points: np.ndarray
+    heat: np.ndarray  # (K, m): V**2 for heater models, the set point (rad) for the phase model
     clipped: np.ndarray  # per leading (device) index: shifters outside [0, v_max] after all rounds
 
 
@@ -200,30 +200,33 @@ def _solve(ab: np.ndarray, rhs: np.ndarray) -> np.ndarray:
 
 
 def compensate(targets: np.ndarray, pairs: np.ndarray, kappa_hat, heat_of_phase, heat_max: float
-               ) -> tuple[np.ndarray, np.ndarray]:
+               ) -> Compensation:
     """The heat per shifter (``u``, V**2 for heater models, rad for the phase model) that
     gives the ``targets`` (rad) under the crosstalk estimate ``kappa_hat``, non-negative by
     the 2 pi freedom of every phase, clipped into ``[0, heat_max]`` when no such heat exists.
 
     ``targets`` is ``(K, m)``; ``kappa_hat`` a number, or ``(K, 2, P)`` per device, direction
     and pair (:func:`_banded`); ``heat_of_phase(phase)`` the calibrated own-heat needed for
-    ``phase`` per shifter (``(K, m)`` in and out). Returns ``(heat (K, m), clipped count (K,))``.
+    ``phase`` per shifter (``(K, m)`` in and out). Returns the heat ``(K, m)`` and the
+    clipped count ``(K,)``.
     """
     t = np.mod(np.asarray(targets, dtype=float), TWO_PI)
     k_hat = np.asarray(kappa_hat, dtype=float)
     per_device = k_hat.ndim == 3
     turns = np.zeros_like(t)
     heat = np.empty_like(t)
+    # I + K_hat is the same in every round: only the targets move by 2 pi
+    bands = [_banded(pairs, t.shape[1], k_hat[d] if per_device else k_hat) for d in range(t.shape[0])]
     for _ in range(COMPENSATION_ROUNDS):
         wanted = heat_of_phase(t + TWO_PI * turns)
-        for d in range(t.shape[0]):  # one banded solve per device: O(m)
-            heat[d] = _solve(_banded(pairs, t.shape[1], k_hat[d] if per_device else k_hat), wanted[d])
+        for d, ab in enumerate(bands):  # one banded solve per device: O(m)
+            heat[d] = _solve(ab, wanted[d])
         negative = heat < 0
         if not negative.any():
             break
         turns += negative
     clipped = np.sum((heat < 0) | (heat > heat_max), axis=-1)
-    return np.clip(heat, 0.0, heat_max), clipped
+    return Compensation(np.clip(heat, 0.0, heat_max), clipped)
 
 
 @dataclass(frozen=True, eq=False)

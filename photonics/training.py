@@ -373,12 +373,10 @@ def train_ensemble(
     control = _control(net, chip, cal_draws, cfg.calibration_error) if twin is not None or compensating else None
     if twin is not None:  # the twin knows heaters and crosstalk as the control layer's calibration does
         twin = [_as_compensated(t) if compensating else _with_control(t, c) for t, c in zip(twin, control)]
+    own = cfg.settings_of()
+    gains = update_gains(own.update_gain_spread, gain_draws) if getattr(own, "analog", False) else None
     run = Run(net, chip, twin, measurement_noise(DeviceNoise(meas_gens), cfg.noise_draws), DeviceNoise(sign_gens), cfg,
-              cfg.settings_of())
-    if compensating:
-        run.control = control
-    if run.settings is not None and getattr(run.settings, "analog", False):
-        run.gains = update_gains(run.settings.update_gain_spread, gain_draws)
+              own, control=control if compensating else None, gains=gains)
     params = np.stack([net.init_params(r) for r in init_rng])
     state = opt.init(params)
     record_errors = cfg.record_gradient_error and mode.on_chip_gradient
