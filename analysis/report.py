@@ -316,8 +316,9 @@ def render_report(plan: Plan, built: Sequence[tuple[FigurePlan, Figure]],
         + (f"; rows where <code>{html.escape(where)}</code>" if where else "") + "</p>",
     ]
     rows, metric = plan.rows, plan.metric
-    if len(rows):
-        headline = headline_sentence(plan.gap_table(), plan.params.is_log(metric), label(metric), label)
+    gaps = plan.gap_table() if len(rows) else None
+    if gaps is not None:
+        headline = headline_sentence(gaps, plan.params.is_log(metric), label(metric), label)
         if headline:
             parts.append(f'<p class="headline">{html.escape(headline)}</p>')
     built = list(built)
@@ -326,9 +327,8 @@ def render_report(plan: Plan, built: Sequence[tuple[FigurePlan, Figure]],
     else:
         parts.append('<p class="muted">No figure could be drawn from this store.</p>')
 
-    if len(rows):
+    if gaps is not None:
         log = plan.params.is_log(metric)
-        gaps = plan.gap_table()
         by = gaps.attrs.get("by", [])
         pooled_line = plan.pooled_line(gaps.attrs.get("pooled", []))
         if len(gaps):
