@@ -146,7 +146,7 @@ def _analog_step(run, params, grad):
     s = run.settings
     if s is None or not s.analog:
         return None
-    return analog_step(params, grad, run.gains, run.config.effective_lr, run.chip[0].model, s)
+    return analog_step(params, grad, run.gains, run.config.rate(run.net.n_ports), run.chip[0].model, s)
 
 
 # The registry, in the order tables and legends show the modes: offline and hybrid

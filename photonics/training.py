@@ -74,6 +74,11 @@ class TrainConfig:
     sgd_lr: float = setting(
         0.0, "learning rate when optimizer = sgd (0: lr); lets one grid compare SGD and Adam each at its own rate",
         label="learning rate with SGD", unit="rad", low=0.0, high=100.0, shares_chips=True)
+    lr_reference_ports: int = setting(
+        0, "0: the rate as given; N0 > 0: the rate is scaled by sqrt(N0 / N) on N-port meshes, so one spec "
+        "trains every size at a comparable step (a step of every phase moves an N-port mesh's output about "
+        "sqrt(N) times as far)", label="learning-rate reference ports N0", low=0, high=1_000_000,
+        shares_chips=True)
     epochs: int = setting(25, "passes over the training set", label="epochs", low=0, high=100_000, shares_chips=True)
     batch_size: int = setting(16, "examples per gradient step", label="batch size M", low=1,
                               high=1_000_000)
@@ -135,8 +140,17 @@ class TrainConfig:
 
     @property
     def effective_lr(self) -> float:
-        """The rate the optimiser runs at: ``sgd_lr`` for SGD when set (> 0), else ``lr``."""
+        """The rate of the chosen optimiser before any size scaling: ``sgd_lr`` for SGD when
+        set (> 0), else ``lr``."""
         return self.sgd_lr if self.optimizer == "sgd" and self.sgd_lr > 0 else self.lr
+
+    def rate(self, n_ports: int) -> float:
+        """The rate the optimiser runs at on meshes of ``n_ports`` ports (rad per unit
+        gradient): ``effective_lr * sqrt(N0 / N)`` with ``N0 = lr_reference_ports``, or
+        ``effective_lr`` when ``N0 = 0``."""
+        if self.lr_reference_ports <= 0:
+            return self.effective_lr
+        return self.effective_lr * float(np.sqrt(self.lr_reference_ports / n_ports))
 
     @property
     def twin_calibration(self) -> float | None:
@@ -352,7 +366,7 @@ def train_ensemble(
     net = default_network(task) if network is None else network
     _check(task, net, cfg)
     mode = MODES[cfg.mode]
-    opt = make_optimizer(cfg.optimizer, cfg.effective_lr)
+    opt = make_optimizer(cfg.optimizer, cfg.rate(net.n_ports))
     seeds = [int(s) for s in seeds]
     k = len(seeds)
     dev_rng, init_rng, order_rng, meas_gens, eval_gens, cal_rng, sign_gens, ctl_rng = zip(*(_streams(s) for s in seeds))

@@ -77,6 +77,22 @@ def test_ensemble_equals_one_by_one(mode):
         np.testing.assert_allclose(r.boundary["grid_prob"], alone.boundary["grid_prob"], atol=1e-12)
 
 
+def test_lr_reference_ports_scales_the_rate_by_sqrt_n0_over_n():
+    # moons runs on 4 ports: N0 = 16 must train exactly as lr * sqrt(16 / 4) = 2 lr does,
+    # N0 = 4 as lr itself, and the SGD rate is scaled the same way.
+    errors = ErrorModel(bs_error=0.05, tap_noise=0.01)
+    kw = dict(errors=errors, mode="insitu", epochs=1, batch_size=8, seed=5)
+    scaled = train("moons", lr=0.01, lr_reference_ports=16, **kw)
+    doubled = train("moons", lr=0.02, **kw)
+    same = train("moons", lr=0.01, lr_reference_ports=4, **kw)
+    plain = train("moons", lr=0.01, **kw)
+    np.testing.assert_allclose(scaled.params, doubled.params, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(same.params, plain.params, rtol=0, atol=1e-12)
+    assert np.abs(scaled.params - plain.params).max() > 1e-3
+    cfg = TrainConfig(optimizer="sgd", lr=0.5, sgd_lr=0.2, lr_reference_ports=16)
+    assert cfg.rate(64) == pytest.approx(0.1) and cfg.rate(16) == pytest.approx(0.2)
+
+
 def test_result_curves_and_boundary_shapes():
     r = train("moons", mode="analog", epochs=3, batch_size=50, lr=0.02, seed=0, boundary_grid=7,
               errors=ErrorModel(tap_noise=0.01))
@@ -158,6 +174,7 @@ def test_every_mode_is_a_registry_entry_with_its_settings():
         (dict(spsa_delta=0.0), "spsa_delta"),
         (dict(spsa_samples=0), "spsa_samples"),
         (dict(launch="sideways"), "launch"),
+        (dict(lr_reference_ports=-4), "lr_reference_ports"),
     ],
 )
 def test_bad_inputs_name_the_problem(kwargs, message):
