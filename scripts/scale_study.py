@@ -16,11 +16,12 @@ loss setting (every other axis that varies):
    which the paired gap ``insitu - mode`` (same chip and seed) has a 95 % t interval above 0.
 
 With ``--figures DIR`` it also writes, per value of the other axes (loss setting),
-``scale_tolerance_vs_ports[...]`` (log-log, one panel per topology) and
-``scale_accuracy_vs_<axis>[...]`` (one panel per size, one row per topology).
+``<prefix>_tolerance_vs_ports[...]`` (log-log, one panel per topology) and
+``<prefix>_accuracy_vs_<axis>[...]`` (one panel per size, one row per topology); the prefix
+is ``scale`` unless ``--prefix`` says otherwise.
 
 usage: python scripts/scale_study.py STORE [--axis bs_error] [--drop 0.05] [--where EXPR]
-       [--figures DIR] [--resamples 2000]
+       [--figures DIR] [--prefix scale] [--resamples 2000]
 """
 
 from __future__ import annotations
@@ -93,8 +94,10 @@ def onset_display(onsets: pd.DataFrame, axis: str) -> pd.DataFrame:
     return shown
 
 
-def write_figures(rows: pd.DataFrame, table: pd.DataFrame, axis: str, out: str, params) -> list:
-    """Per value of the axes other than size and topology: the two scale figures."""
+def write_figures(rows: pd.DataFrame, table: pd.DataFrame, axis: str, out: str, params,
+                  prefix: str = "scale") -> list:
+    """Per value of the axes other than size and topology: the two scale figures, their
+    file names starting with ``prefix``."""
     by = tolerance_axes(table)
     facet = "topology" if "topology" in by else None
     rest = [b for b in by if b not in (SIZE_COLUMN, facet)]
@@ -106,9 +109,9 @@ def write_figures(rows: pd.DataFrame, table: pd.DataFrame, axis: str, out: str, 
             tpart, rpart = tpart[tpart[name] == value], rpart[rpart[name] == value]
         suffix = "".join(f"_{name}{value_text(value)}" for name, value in combo.items())
         at = ", ".join(f"{vocabulary(params).label(k)} = {value_text(v)}" for k, v in combo.items())
-        figs = {"scale_tolerance_vs_ports": tolerance_vs_axis(tpart, SIZE_COLUMN, facet=facet,
+        figs = {f"{prefix}_tolerance_vs_ports": tolerance_vs_axis(tpart, SIZE_COLUMN, facet=facet,
                                                               log_x=True, log_y=True, params=params),
-                f"scale_accuracy_vs_{axis}": metric_vs_axis(rpart, axis, facet=SIZE_COLUMN, row=facet,
+                f"{prefix}_accuracy_vs_{axis}": metric_vs_axis(rpart, axis, facet=SIZE_COLUMN, row=facet,
                                                             metric=METRIC, pool=rest, params=params)}
         for stem, fig in figs.items():
             if at:  # the filtered value, named in the title
@@ -124,6 +127,7 @@ def main(argv=None) -> int:
     parser.add_argument("--drop", type=float, default=0.05, help="accuracy drop of the tolerance (default 0.05)")
     parser.add_argument("--where", help="pandas query selecting rows first")
     parser.add_argument("--figures", metavar="DIR", help="write the scale figures (PNG and PDF) here")
+    parser.add_argument("--prefix", default="scale", help="start of the figures' file names (default scale)")
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples over seeds")
     args = parser.parse_args(argv)
     try:
@@ -159,7 +163,7 @@ def main(argv=None) -> int:
               "the smallest from which it stays above 0 at every larger grid value (held)")
         print(format_table(onset_display(onsets, args.axis)))
         if args.figures:
-            for path in write_figures(sized, table, args.axis, args.figures, sized_params):
+            for path in write_figures(sized, table, args.axis, args.figures, sized_params, args.prefix):
                 print(f"wrote {path}")
     except AnalysisInputError as exc:
         print(f"scale_study: error: {exc}", file=sys.stderr)
