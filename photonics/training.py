@@ -69,7 +69,8 @@ class TrainConfig:
     mode: str = setting("insitu", "training mode (a name in MODES)", label="training mode")
     optimizer: str = setting("adam", "optimiser of the phases", label="optimizer",
                              choices=("adam", "sgd"), shares_chips=True)
-    lr: float = setting(0.02, "learning rate (rad per unit gradient)", label="learning rate",
+    lr: float = setting(0.02, "learning rate (rad per unit gradient; the rate at N0 ports when lr_reference_ports "
+                                  "= N0 > 0)", label="learning rate",
                         unit="rad", low=1e-9, high=100.0, shares_chips=True)
     sgd_lr: float = setting(
         0.0, "learning rate when optimizer = sgd (0: lr); lets one grid compare SGD and Adam each at its own rate",

@@ -38,8 +38,9 @@ IDENTITY_TYPES = {
 }
 INT_LISTS = {"epoch", "points_label"}
 
-# The parameters the real experiments declare (tests/test_schema.py holds these to
-# ``get_experiment(...).params``), with the fixed values of a small store.
+# Parameters of the real experiments as a synthetic store declares them: the ones analysis
+# reads, not every one the registry holds (the control layer's and lr_reference_ports are
+# left out), with the fixed values of a small store.
 CLASSIFY_PARAMS = {
     "task": "str", "mnist_path": "str", "feature_norm": "str", "topology": "str",
     "depth": "int", "n_layers": "int", "launch": "str", "noise_draws": "str", "modes": "str", "optimizer": "str",

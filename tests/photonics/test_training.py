@@ -89,6 +89,11 @@ def test_lr_reference_ports_scales_the_rate_by_sqrt_n0_over_n():
     np.testing.assert_allclose(scaled.params, doubled.params, rtol=0, atol=1e-12)
     np.testing.assert_allclose(same.params, plain.params, rtol=0, atol=1e-12)
     assert np.abs(scaled.params - plain.params).max() > 1e-3
+    # the analog update (written in voltage) steps at the scaled rate too
+    analog = dict(errors=ErrorModel(bs_error=0.05, heater="thermal"), mode="analog", optimizer="sgd",
+                  update="sample_hold", epochs=1, batch_size=8, seed=5)
+    np.testing.assert_allclose(train("moons", lr=0.05, lr_reference_ports=16, **analog).params,
+                               train("moons", lr=0.1, **analog).params, rtol=0, atol=1e-12)
     cfg = TrainConfig(optimizer="sgd", lr=0.5, sgd_lr=0.2, lr_reference_ports=16)
     assert cfg.rate(64) == pytest.approx(0.1) and cfg.rate(16) == pytest.approx(0.2)
 
