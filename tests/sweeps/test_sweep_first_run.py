@@ -354,4 +354,4 @@ def test_shipped_specs_state_their_run_time_for_their_trial_count():
             assert stated[name] == load_spec(path).trial_count, name
     assert {"quick", "quick-gradient", "paper-fig2", "paper-fig3", "errors-vs-depth",
             "baselines", "baselines-digits64", "paper-fig4", "paper-fig4-corners",
-            "paper-fig4-headline", "paper-fig4-lr", "paper-fig4-error-free"} <= set(stated)
+            "paper-fig4-headline", "paper-fig4-lr", "paper-fig4-error-free", "scale-mnist"} <= set(stated)
