@@ -39,18 +39,23 @@ def test_the_readme_has_its_snippets():
     assert _snippets("from insitu.photonics") and _snippets("from insitu.analysis")
 
 
-@pytest.mark.parametrize("block", _snippets("from insitu.photonics"))
-def test_photonics_snippet_runs(block, capsys):
+TRAINING_SNIPPET = re.compile(
+    r"^```python\n(from insitu.photonics import ErrorModel\nfrom insitu.photonics.training import train\n.*?)"
+    r"^```\n\nprints[^\n]*\n\n```\n(.*?)^```", re.M | re.S)
+
+
+QUOTED = TRAINING_SNIPPET.search(TEXT[ROOT / "docs" / "python.md"])
+
+
+# the training snippet is run, and its output compared, by the next test
+@pytest.mark.parametrize("block", [b for b in _snippets("from insitu.photonics") if not QUOTED or b != QUOTED.group(1)])
+def test_photonics_snippet_runs(block):
     exec(compile(block, "README.md", "exec"), {})
-    for line in capsys.readouterr().out.splitlines():  # the training snippet prints accuracies
-        assert re.search(r"test accuracy on the chip: \d\.\d\d  \(ideal model: \d\.\d\d\)$", line)
 
 
 def test_the_training_snippet_prints_what_the_readme_says(capsys):
     """docs/python.md quotes the training snippet's output: it must be this code's output."""
-    text = TEXT[ROOT / "docs" / "python.md"]
-    match = re.search(r"^```python\n(from insitu.photonics import ErrorModel\nfrom insitu.photonics.training import train\n.*?)"
-                      r"^```\n\nprints[^\n]*\n\n```\n(.*?)^```", text, re.M | re.S)
+    match = QUOTED
     assert match, "the training snippet and its quoted output are not found in docs/python.md"
     exec(compile(match.group(1), "README.md", "exec"), {})
     assert capsys.readouterr().out == match.group(2)
