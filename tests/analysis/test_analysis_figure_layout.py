@@ -257,7 +257,9 @@ def test_no_text_overlaps_text_or_data_in_a_stores_figures(classify_store, make_
         check_layout(fig, "exact " + plan.name)
 
 
-@pytest.mark.parametrize("width", ["double", "single"])
+# single column is the tightest width; double (between it and the full width of
+# test_no_text_overlaps_text_or_data_in_a_stores_figures) runs with the slow tests
+@pytest.mark.parametrize("width", [pytest.param("double", marks=pytest.mark.slow), "single"])
 def test_no_text_overlaps_at_a_journals_column_width(classify_store, width):
     built, _ = Plan.build(read_store(classify_store.root)).draw()
     for plan, fig in built:

@@ -45,7 +45,7 @@ def test_digits64_reaches_eighty_five_percent():
 
 def test_in_situ_beats_digital_under_large_splitting_error():
     errors = ErrorModel(bs_error=0.1)
-    kw = dict(epochs=20, batch_size=16, lr=0.02, seeds=range(6), record_gradient_error=False, eval_every=20)
+    kw = dict(epochs=10, batch_size=16, lr=0.02, seeds=range(6), record_gradient_error=False, eval_every=10)
     digital = train_ensemble("moons", errors=errors, mode="digital", **kw)
     insitu = train_ensemble("moons", errors=errors, mode="insitu", **kw)
     gap = np.array([i.test_accuracy[-1] - d.test_accuracy[-1] for i, d in zip(insitu, digital)])
@@ -109,7 +109,7 @@ def test_result_curves_and_boundary_shapes():
     assert np.all((r.boundary["grid_prob"] >= 0) & (r.boundary["grid_prob"] <= 1))
 
 
-BASELINE_KW = dict(epochs=20, batch_size=16, lr=0.02, record_gradient_error=False, eval_every=20)
+BASELINE_KW = dict(epochs=10, batch_size=16, lr=0.02, record_gradient_error=False, eval_every=10)
 
 
 def _final(results):
