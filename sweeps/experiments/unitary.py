@@ -10,7 +10,8 @@ chip realises, ``U`` (:mod:`insitu.photonics.unitary`):
 * ``twin``: phases fitted on the twin (L-BFGS on ``||U - U_t||_F^2``, exact gradients,
   ``fit_steps`` iterations from the corrected phases), then written;
 * ``insitu``: phases fitted on the chip (Adam, rate ``fit_lr``, ``fit_steps`` steps from the
-  naive phases) with gradients measured by ``protocol`` (tap noise and I/O error of the chip).
+  naive phases, or from the twin's corrected phases with ``fit_start = "corrected"``) with
+  gradients measured by ``protocol`` (tap noise and I/O error of the chip).
 
 One row per method: ``matrix_error = ||U - U_t||_F / sqrt(N)`` (dimensionless: the RMS
 amplitude error of a column), ``fidelity = |tr(U_t^H U)|^2 / N^2`` and ``1 - fidelity``,
@@ -52,7 +53,7 @@ TOPOLOGIES = ("rectangular", "triangular")
 # The control layer's heater settings: phases are written as phases here.
 CONTROL = ("heater", "v_max", "heater_spread")
 # Which methods read a parameter (a spec setting one that no chosen method reads is refused).
-USERS = {"calibration_error": ("corrected", "twin"), "fit_steps": ("twin", "insitu"),
+USERS = {"calibration_error": ("corrected", "twin"), "fit_steps": ("twin", "insitu"), "fit_start": ("insitu",),
          "fit_lr": ("insitu",), "protocol": ("insitu",), "tap_noise": ("insitu",),
          "io_amp_error": ("insitu",), "io_phase_error": ("insitu",), "io_placement": ("insitu",)}
 
@@ -79,6 +80,9 @@ def _params() -> tuple[Param, ...]:
               doc="iterations of the twin fit (L-BFGS) and steps of the in situ fit (Adam)"),
         Param("fit_lr", "float", 0.01, low=1e-9, high=100.0, label="in situ learning rate", unit="rad",
               shares_chips=True, doc="Adam rate of the in situ fit (rad per step)"),
+        Param("fit_start", "str", "naive", choices=("naive", "corrected"), label="in situ fit's start",
+              shares_chips=True, omit_at_default=True,
+              doc="phases the in situ fit starts from: naive, or corrected with the twin (calibration_error)"),
         Param("protocol", "str", "three_pass", choices=MEASURED_PROTOCOLS, label="gradient protocol",
               shares_chips=True, doc="how the in situ fit measures gradients: " + ", ".join(MEASURED_PROTOCOLS)),
         param_of(calibration, doc="std of the twin's estimate of every static error (rad, dB): corrected, twin"),
@@ -95,6 +99,8 @@ def validate(values: dict, set_in_spec: frozenset) -> list[tuple[str, str]]:
     chosen = {m.strip() for text in values["modes"] for m in text.split(",") if m.strip()}
     for name in sorted(set_in_spec):
         users = USERS.get(name, ())
+        if name == "calibration_error" and "corrected" in values.get("fit_start", ()):
+            users = (*users, "insitu")  # an in situ fit from corrected phases reads the twin
         if users and not chosen & set(users):
             problems.append((name, f"is set, but no chosen method uses it (used by {', '.join(users)})"))
     return problems
@@ -119,7 +125,8 @@ def run_trial(params: dict, trial_seed: int, cache: dict) -> list[dict]:
         "corrected": lambda: unitary.program_corrected(layout, target, chip, twin, ideal),
         "twin": lambda: unitary.fit_twin(layout, target, chip, twin, steps, ideal=ideal),
         "insitu": lambda: unitary.fit_insitu(layout, target, chip, noise_rng, steps, params["fit_lr"],
-                                             params["protocol"], ideal=ideal),
+                                             params["protocol"], start=params["fit_start"], twin=twin,
+                                             ideal=ideal),
     }
     rows = []
     for method in methods:

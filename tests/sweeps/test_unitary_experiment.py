@@ -42,6 +42,19 @@ def test_methods_order_as_their_information_allows():
         assert 0 < row["fidelity"] <= 1 + 1e-12
 
 
+def test_an_in_situ_fit_starts_where_fit_start_says_and_keeps_its_best_phases():
+    fit = dict(n_ports=8, bs_error=0.05, calibration_error=0.0, fit_steps=20)
+    from_corrected = _run(fit_start="corrected", **fit)
+    curve = from_corrected["insitu"]["curve_matrix_error"]
+    assert curve[0] == pytest.approx(from_corrected["corrected"]["matrix_error"], rel=1e-9)
+    assert from_corrected["insitu"]["matrix_error"] <= curve[0]  # noise-free: measured = true loss
+    from_naive = _run(**fit)
+    assert from_naive["insitu"]["curve_matrix_error"][0] == pytest.approx(from_naive["naive"]["matrix_error"], rel=1e-9)
+    assert curve[0] < 0.5 * from_naive["insitu"]["curve_matrix_error"][0]
+    # the other methods do not depend on where the in situ fit starts
+    assert all(from_corrected[m]["matrix_error"] == from_naive[m]["matrix_error"] for m in ("naive", "corrected"))
+
+
 def test_rows_depend_only_on_the_trial_seed_and_chips_are_shared_along_errors():
     drop = lambda rows: {m: {k: v for k, v in r.items() if k != "program_seconds"} for m, r in rows.items()}  # noqa: E731
     first = _run(seed=11, bs_error=0.02, tap_noise=0.01, fit_steps=5)
@@ -84,6 +97,8 @@ def test_golden_key():
         ({"modes": "naive", "fit_lr": 0.1}, {}, "fixed.fit_lr: is set, but no chosen method uses it (used by insitu)"),
         ({"modes": "naive,insitu"}, {"calibration_error": [0.0, 0.01]},
          "grid.calibration_error: is set, but no chosen method uses it (used by corrected, twin)"),
+        ({"modes": "naive,twin", "fit_start": "corrected"}, {},
+         "fixed.fit_start: is set, but no chosen method uses it (used by insitu)"),
         ({"n_ports": 512}, {}, "n_ports"),
         ({"topology": "diamond"}, {}, "topology"),
     ],
@@ -92,6 +107,12 @@ def test_unitary_refuses_bad_combinations(fixed, grid, message):
     with pytest.raises(SpecError) as info:
         parse_spec({"name": "v", "experiment": "unitary", "seeds": 1, "fixed": fixed, "grid": grid})
     assert any(message in p for p in info.value.problems), info.value.problems
+
+
+def test_an_in_situ_fit_from_corrected_phases_reads_the_calibration():
+    spec = parse_spec({"name": "v", "experiment": "unitary", "seeds": 1,
+                       "fixed": {"modes": "insitu", "fit_start": "corrected", "calibration_error": 0.01}, "grid": {}})
+    assert enumerate_trials(spec, UNITARY)[0].params["fit_start"] == "corrected"
 
 
 def test_one_trial_runs_through_the_serial_engine(tmp_path, write_spec, cli):
