@@ -147,7 +147,13 @@ def measured_matrix_loss(layout: MeshLayout, theta, phi, gamma, target, chip: De
     """The matrix loss as the chip reads it, ``||Y - U_t^T||_F^2`` with ``Y`` the read outputs
     of the ``N`` basis vectors (I/O error of ``chip.model`` drawn from ``rng``; ``None``:
     noise-free). One forward pass of ``N`` launches."""
-    return float(np.sum(np.abs(_read(layout, theta, phi, gamma, target, chip, rng)[3]) ** 2))
+    return _read_loss(layout, theta, phi, gamma, target, chip, rng)[0]
+
+
+def _read_loss(layout, theta, phi, gamma, target, chip, rng) -> tuple[float, np.ndarray]:
+    """:func:`measured_matrix_loss` and the chip's true ``U`` it was read from."""
+    _, u, _, residual = _read(layout, theta, phi, gamma, target, chip, rng)
+    return float(np.sum(np.abs(residual) ** 2)), u
 
 
 def measured_matrix_gradient(layout: MeshLayout, theta, phi, gamma, target, chip: DeviceErrors | None, rng=None,
@@ -162,6 +168,12 @@ def measured_matrix_gradient(layout: MeshLayout, theta, phi, gamma, target, chip
     error of ``chip.model``, drawn from ``rng``; ``None``: noise-free), the screen's from the
     read outputs, ``-Im sum_j Y_jk G_jk``. Every pass meets the whole chip, screen included.
     """
+    return _measure(layout, theta, phi, gamma, target, chip, rng, protocol)[:4]
+
+
+def _measure(layout, theta, phi, gamma, target, chip, rng, protocol):
+    """:func:`measured_matrix_gradient` and the chip's true ``U`` its forward pass ran on:
+    ``(loss, d_theta, d_phi, d_gamma, U)``."""
     if protocol not in MEASURED_PROTOCOLS:
         raise ValueError(f"unknown measured protocol {protocol!r}: expected one of {MEASURED_PROTOCOLS}")
     basis, u, fwd, residual = _read(layout, theta, phi, gamma, target, chip, rng)
@@ -169,7 +181,7 @@ def measured_matrix_gradient(layout: MeshLayout, theta, phi, gamma, target, chip
     flat = layer_gradient(layout, theta, phi, basis, fwd, g, None, chip, rng, protocol, "cotangent", matrix=u)
     m = layout.n_mzis
     d_gamma = -np.imag(np.sum(fwd.field * g, axis=0))
-    return float(np.sum(np.abs(residual) ** 2)), flat[:m], flat[m:], d_gamma
+    return float(np.sum(np.abs(residual) ** 2)), flat[:m], flat[m:], d_gamma, u
 
 
 def _start(layout, target, start, twin, ideal):
@@ -234,15 +246,20 @@ def fit_insitu(layout: MeshLayout, target, chip: DeviceErrors | None, rng=None, 
     p = np.concatenate([theta, phi, gamma])
     opt = Adam(lr)
     state = opt.init(p)
-    history = [float(matrix_error(transfer_matrix(layout, theta, phi, chip, gamma), target))]
+    history = []  # each iterate's true error, from the U its measurement already computed
     best, best_loss = p, np.inf
     for _ in range(int(steps)):
-        loss, d_theta, d_phi, d_gamma = measured_matrix_gradient(layout, p[:m], p[m:2 * m], p[2 * m:], target,
-                                                                 chip, rng, protocol)
+        loss, d_theta, d_phi, d_gamma, u = _measure(layout, p[:m], p[m:2 * m], p[2 * m:], target, chip, rng,
+                                                    protocol)
+        history.append(float(matrix_error(u, target)))
         if loss < best_loss:
             best, best_loss = p, loss
         p = opt.step(p, np.concatenate([d_theta, d_phi, d_gamma]), state)
-        history.append(float(matrix_error(transfer_matrix(layout, p[:m], p[m:2 * m], chip, p[2 * m:]), target)))
-    if steps > 0 and measured_matrix_loss(layout, p[:m], p[m:2 * m], p[2 * m:], target, chip, rng) < best_loss:
-        best = p
+    if steps > 0:
+        loss, u = _read_loss(layout, p[:m], p[m:2 * m], p[2 * m:], target, chip, rng)
+        if loss < best_loss:
+            best = p
+    else:
+        u = transfer_matrix(layout, theta, phi, chip, gamma)
+    history.append(float(matrix_error(u, target)))
     return _result(layout, best[:m], best[m:2 * m], best[2 * m:], chip, target, history)
