@@ -336,8 +336,7 @@ def facet_lines(frame, x, y, facet, row, markers=True, sharey=True, log=False, p
                     xe = line.loc[exact, x].to_numpy(dtype=float)
                     if few:
                         xe = dodge(ax, xe, shift, len(present), spacing)
-                    ax.plot(xe, np.full(xe.size, floor), ls="none", marker=EXACT_MARKER,
-                            markerfacecolor="white", color=colors[mode], markersize=7, clip_on=False)
+                    exact_markers(ax, xe, floor, colors[mode], size=7)
                 line = line[~line["mean"].isna()]
             if not len(line):
                 continue
@@ -505,6 +504,13 @@ def log_limits(ax, stats: pd.DataFrame, exact: bool, extra=()) -> None:
     high = max(min(float(values.max()), ceiling), low * 10)
     margin = 0.04 * (np.log10(high) - np.log10(low)) + 0.08
     ax.set_ylim(low / 10 ** margin, high * 10 ** margin)
+
+
+def exact_markers(ax, xs, floor: float, color: str, size: float, alpha: float = 1.0) -> None:
+    """Exact values at ``xs``, drawn as hollow ▽ at the log axis's ``floor`` (not clipped)."""
+    xs = np.asarray(xs, dtype=float)
+    ax.plot(xs, np.full(xs.size, floor), ls="none", marker=EXACT_MARKER, markerfacecolor="white",
+            color=color, markersize=size, alpha=alpha, clip_on=False)
 
 
 def exact_note(exact_at: Sequence[str], floor: float) -> str:

@@ -53,7 +53,6 @@ from insitu.analysis.figure_parts import (
     MODE_COLORS,
     MODE_DASHES,
     MODE_MARKERS,
-    EXACT_MARKER,
     MAX_COLUMNS,
     MAX_WIDTH_IN,
     mode_palette,
@@ -74,10 +73,8 @@ from insitu.analysis.figure_parts import (
     pooled_axes,
     facet_lines,
     mode_styles,
-    COLUMN_WIDTHS,
     MIN_FONT_PT,
     figure_width,
-    fit_titles,
     fit_width,
     add_foot,
     coinciding,
@@ -85,6 +82,7 @@ from insitu.analysis.figure_parts import (
     log_floor,
     log_limits,
     exact_note,
+    exact_markers,
     data_ticks,
     stat_name,
 )
@@ -194,9 +192,7 @@ def metric_by_mode(frame: pd.DataFrame, metric: str | None = None, facet: str | 
             if log:
                 exact = d < EXACT_BELOW
                 if exact.any():
-                    ax.plot(i + jitter[exact], np.full(exact.sum(), floor), ls="none",
-                            marker=EXACT_MARKER, markerfacecolor="white", color=colors[mode],
-                            markersize=6, alpha=0.8, clip_on=False)
+                    exact_markers(ax, i + jitter[exact], floor, colors[mode], size=6, alpha=0.8)
                     exact_at.append(f"{exact.sum()} of {d.size} seeds of {mode}"
                                     + (f" ({' '.join(title.split())})" if title else ""))
                 d, jitter = d[~exact], jitter[~exact]
