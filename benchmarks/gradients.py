@@ -200,10 +200,11 @@ def main(argv=None) -> int:
             [[f"{bench_fig4_step(args.repeat, args.budget):.1f}"]],
         )
         ks = [int(k) for k in args.ensembles.split(",")]
-        trows = bench_training(ks, max(1, args.iterations // 4))
+        examples = max(1, args.iterations // 4)  # 4 epochs at batch 1
+        trows = bench_training(ks, examples)
         base = trows[0][1]
         print_table(
-            f"paper network (3 x 4 ports, moons), insitu, {4 * max(1, args.iterations // 4)} iterations at batch 1, noisy device",
+            f"paper network (3 x 4 ports, moons), insitu, {4 * examples} iterations at batch 1, noisy device",
             ["devices K", "wall s", "x K=1 wall", "s per device"],
             [[str(k), f"{t:.2f}", f"{t / base:.2f}x", f"{t / k:.3f}"] for k, t in trows],
         )
